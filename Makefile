@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+DVC_VENV := .venv-dvc
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export GEOLOC_ROOT := $(CURDIR)
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo data test lint ui mlflow-ui status clean-outputs
+
+# The project environment (dagster needs antlr4 4.13) ...
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+# ... and DVC in its own environment (its hydra/omegaconf pin antlr4 4.9), linked into .venv/bin.
+$(DVC_VENV)/.installed: dvc-requirements.txt $(VENV)/.installed
+	$(PYTHON) -m venv $(DVC_VENV)
+	$(DVC_VENV)/bin/pip install -r dvc-requirements.txt
+	ln -sf $(CURDIR)/$(DVC_VENV)/bin/dvc $(BIN)/dvc
+	touch $@
+
+install: $(VENV)/.installed $(DVC_VENV)/.installed
+
+# Raw data: the demo world is generated deterministically, so it matches data.dvc byte for byte.
+data: install
+	geoloc demo-world --if-missing
+
+demo: data
+	dvc repro
+	@echo "--- dvc status (expect nothing changed) ---"
+	dvc status
+	dvc metrics show
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+status: install
+	geoloc status
+
+ui: install
+	dagster dev -h 127.0.0.1 -p 3000
+
+mlflow-ui: install
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000

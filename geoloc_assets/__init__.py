@@ -1,0 +1,1 @@
+"""Dagster definitions for geoloc: thin assets that call geoloc_core, plus checks and resources."""

@@ -1,0 +1,1 @@
+"""Assets grouped by domain: data, model, retrieval, evaluation."""

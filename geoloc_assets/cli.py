@@ -1,0 +1,133 @@
+"""The `geoloc` command: generate the demo world, materialize assets, show staleness, predict.
+
+Dagster is imported only by the commands that orchestrate, so `geoloc predict` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from geoloc_core.params import ParamsError, find_root, load_params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="geoloc", description=__doc__)
+    parser.add_argument("--root", type=Path, default=None, help="project root (default: auto)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    world = sub.add_parser("demo-world", help="generate the demo world into params data.root")
+    world.add_argument("--out", type=Path, default=None)
+    world.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
+
+    mat = sub.add_parser("materialize", help="materialize asset groups or assets with Dagster")
+    mat.add_argument("--group", action="append", default=[], help="asset group (repeatable)")
+    mat.add_argument("--asset", action="append", default=[], help="asset name (repeatable)")
+    mat.add_argument("--all", action="store_true", help="every asset")
+    mat.add_argument("--stale", action="store_true", help="only what is stale or missing")
+    mat.add_argument(
+        "--partition",
+        action="append",
+        default=[],
+        help="benchmark partition (default: params benchmarks.names)",
+    )
+
+    sub.add_parser("status", help="which assets Dagster considers stale, and why")
+
+    pred = sub.add_parser("predict", help="geolocate image files with the trained model")
+    pred.add_argument("images", nargs="+", type=Path)
+    pred.add_argument("--top-k", type=int, default=5)
+
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
+    try:
+        root = (args.root or find_root()).resolve()
+        if args.command == "demo-world":
+            return _demo_world(root, args)
+        if args.command == "materialize":
+            return _materialize(root, args)
+        if args.command == "status":
+            return _status(root)
+        return _predict(root, args)
+    except (ParamsError, ValueError, FileNotFoundError) as exc:
+        print(f"geoloc: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _demo_world(root: Path, args: argparse.Namespace) -> int:
+    from geoloc_core.demo_world.generate import DemoWorldConfig, generate_demo_world
+
+    params = load_params(root)
+    out = args.out or root / params["data"]["root"]
+    if args.if_missing and (out / "manifest.csv").is_file():
+        print(f"demo world already at {out}; skipping (delete it to regenerate)")
+        return 0
+    manifest = generate_demo_world(out, DemoWorldConfig.from_mapping(params["demo_world"]))
+    print(f"demo world written: {manifest}")
+    return 0
+
+
+def _materialize(root: Path, args: argparse.Namespace) -> int:
+    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.runner import (
+        materialize_selection,
+        observe_raw_data,
+        project_instance,
+        selected_keys,
+    )
+    from geoloc_assets.staleness import asset_states
+
+    params = load_params(root)
+    partitions = args.partition or list(params["benchmarks"]["names"])
+    defs = build_definitions(root)
+    instance = project_instance(root)
+    groups = args.group
+    if args.all or not (args.group or args.asset):
+        groups = sorted(defs.resolve_asset_graph().all_group_names)
+    keys = selected_keys(defs, groups, args.asset)
+    observe_raw_data(defs, instance)
+    if args.stale:
+        pending = {s.asset for s in asset_states(defs, instance, partitions) if s.status != "fresh"}
+        keys = [k for k in keys if k.to_user_string() in pending]
+    if not keys:
+        print("nothing to materialize: everything selected is fresh")
+        return 0
+    outcomes = materialize_selection(defs, instance, keys, partitions)
+    for outcome in outcomes:
+        where = f"[{outcome.partition}]" if outcome.partition else ""
+        state = "ok" if outcome.success else "FAILED"
+        print(f"{state:6} {', '.join(outcome.assets)}{where}  (dagster run {outcome.run_id})")
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def _status(root: Path) -> int:
+    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.runner import project_instance
+    from geoloc_assets.staleness import asset_states
+
+    params = load_params(root)
+    states = asset_states(
+        build_definitions(root), project_instance(root), params["benchmarks"]["names"]
+    )
+    for state in states:
+        name = state.asset + (f"[{state.partition}]" if state.partition else "")
+        print(
+            f"{state.status:8} {name}" + (f"  <- {'; '.join(state.causes)}" if state.causes else "")
+        )
+    return 0
+
+
+def _predict(root: Path, args: argparse.Namespace) -> int:
+    from geoloc_core.predict_images import predict_images
+
+    results = predict_images(root, args.images, args.top_k)
+    for result in results:
+        print(json.dumps(result))
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The Dagster code location: every asset, check and resource, built from params.yaml."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from geoloc_assets.assets.data import build_data_assets
+from geoloc_assets.assets.evaluation import build_evaluation_assets
+from geoloc_assets.assets.model import build_model_assets
+from geoloc_assets.assets.retrieval import build_retrieval_assets
+from geoloc_assets.resources import MlflowTracker, ProjectResource
+from geoloc_core.params import find_root, load_params
+from geoloc_core.paths import ProjectPaths
+
+
+def build_definitions(root: Path) -> dg.Definitions:
+    """Definitions for the project at root (the tests build them for a temp project)."""
+    root = Path(root).resolve()
+    params = load_params(root)
+    paths = ProjectPaths(root)
+    everything = [
+        *build_data_assets(params),
+        *build_model_assets(params),
+        *build_retrieval_assets(params),
+        *build_evaluation_assets(params),
+    ]
+    assets = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)]
+    checks = [a for a in everything if isinstance(a, dg.AssetChecksDefinition)]
+    tracking = params["tracking"]
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        resources={
+            "project": ProjectResource(root=str(root)),
+            "mlflow_tracker": MlflowTracker(
+                tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", paths.tracking_uri),
+                artifact_root=str(paths.mlruns / "artifacts"),
+                experiment=tracking["experiment"],
+                ui_url=tracking["ui_url"],
+            ),
+        },
+    )
+
+
+def _default_root() -> Path:
+    """$GEOLOC_ROOT, else the working directory's project, else this package's checkout."""
+    try:
+        return find_root()
+    except ValueError:
+        return find_root(Path(__file__).resolve().parent.parent)
+
+
+defs = build_definitions(_default_root())

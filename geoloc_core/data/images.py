@@ -1,0 +1,54 @@
+"""Decode images into RGB arrays; a bad file is reported by id, never fatal to a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    id: str
+    reason: str
+
+
+def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF orientation applied; resized to size x size when given."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        rgb = img.convert("RGB")
+        if size is not None and rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+        return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def load_batch(
+    ids: Sequence[str], paths: Sequence[Path], size: int
+) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
+    """Decode many images: returns (stack of the good ones, their positions, failures)."""
+    good: list[np.ndarray] = []
+    positions: list[int] = []
+    failures: list[ImageFailure] = []
+    for position, (image_id, path) in enumerate(zip(ids, paths, strict=True)):
+        try:
+            good.append(load_rgb(Path(path), size))
+            positions.append(position)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            failures.append(ImageFailure(image_id, f"{type(exc).__name__}: {exc}"))
+    stack = np.stack(good) if good else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return stack, positions, failures
+
+
+def normalize_pixels(
+    images: np.ndarray, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with the tower's own statistics."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t

@@ -1,0 +1,142 @@
+"""Generating the demo world: choose real sites, lay out each site's scene once, render every
+view (optionally in a process pool) and write sites.csv, world.json and, last, manifest.csv."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from geoloc_core.demo_world.layout import build_scene
+from geoloc_core.demo_world.output import write_csv_atomic, write_json_atomic
+from geoloc_core.demo_world.places import load_places
+from geoloc_core.demo_world.plan import ViewJob, plan_views
+from geoloc_core.demo_world.render import MIN_IMAGE_SIZE
+from geoloc_core.demo_world.scene import Scene
+from geoloc_core.demo_world.sites import Site, select_sites
+from geoloc_core.demo_world.worker import init_worker, render_chunk
+
+GENERATOR_VERSION = "geoloc-demo-world/1"
+SITE_COLUMNS = ("site_id", "name", "admin1", "admin2", "country_code", "country", "continent",
+                "lat", "lon", "climate", "density", "coastal", "role")
+MANIFEST_COLUMNS = ("id", "split", "site_id", "lat", "lon", "image", "label", "season",
+                    "weather", "time_of_day", "country_code", "continent")
+CHUNK_SIZE = 32
+MAX_IMAGE_SIZE = 1024
+MAX_JITTER_KM = 25.0
+# Fields that do not change any output file, so world.json leaves them out.
+EXECUTION_FIELDS = ("workers",)
+
+
+@dataclass(frozen=True)
+class DemoWorldConfig:
+    seed: int = 7
+    image_size: int = 64  # square images, pixels
+    reference_sites: int = 300  # sites in the reference (database and training) set
+    reference_views: int = 6  # views per reference site
+    validation_views: int = 1  # further views per reference site, split "validation"
+    street_sites: int = 150  # reference sites revisited in split "demo-street"
+    street_views: int = 2
+    unseen_sites: int = 100  # sites absent from the reference set, split "demo-unseen"
+    unseen_views: int = 2
+    site_jitter_km: float = 2.0  # each site moves by up to this from its GeoNames place
+    label_noise: float = 0.0  # applied downstream by the segmentation provider, not here
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        minimums = {"seed": 0, "image_size": MIN_IMAGE_SIZE, "reference_sites": 1,
+                    "reference_views": 1, "validation_views": 0, "street_sites": 0,
+                    "street_views": 0, "unseen_sites": 0, "unseen_views": 0, "workers": 1}
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r}: must be a whole number")
+            if value < minimum:
+                raise ValueError(f"{name}={value}: must be at least {minimum}; raise {name}")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size={self.image_size}: must be at most {MAX_IMAGE_SIZE}")
+        if self.street_sites > self.reference_sites:
+            raise ValueError(
+                f"street_sites={self.street_sites} exceeds reference_sites="
+                f"{self.reference_sites}: demo-street revisits reference sites; lower street_sites"
+            )
+        for name, upper in (("site_jitter_km", MAX_JITTER_KM), ("label_noise", 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name}={value!r}: must be a number")
+            if not 0.0 <= float(value) <= upper:
+                raise ValueError(f"{name}={value}: must lie between 0 and {upper}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> DemoWorldConfig:
+        """Builds a config from e.g. a params.yaml section; unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown demo world setting(s) {', '.join(unknown)}; "
+                f"known settings: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(mapping))
+
+    def content_settings(self) -> dict[str, Any]:
+        """The settings that determine the files (everything but how many processes ran)."""
+        return {k: v for k, v in asdict(self).items() if k not in EXECUTION_FIELDS}
+
+
+def _site_rows(sites: list[Site]) -> list[list[Any]]:
+    return [[s.site_id, s.name, s.admin1, s.admin2, s.country_code, s.country, s.continent,
+             s.lat, s.lon, s.climate, s.density, s.coastal, s.role] for s in sites]
+
+
+def _manifest_rows(jobs: list[ViewJob], sites: dict[int, Site]) -> list[list[Any]]:
+    rows = []
+    for job in jobs:
+        site = sites[job.site_id]
+        c = job.conditions
+        rows.append([job.image_id, job.split, job.site_id, site.lat, site.lon, job.image_path,
+                     job.label_path, c.season, c.weather, c.time_of_day, site.country_code,
+                     site.continent])
+    return rows
+
+
+def _render_all(jobs: list[ViewJob], scenes: dict[int, Scene], out_dir: Path,
+                config: DemoWorldConfig, progress: bool) -> None:
+    chunks = [jobs[k : k + CHUNK_SIZE] for k in range(0, len(jobs), CHUNK_SIZE)]
+    initargs = (scenes, out_dir, config.image_size)
+    with tqdm(total=len(jobs), desc="demo world", unit="view", disable=not progress) as bar:
+        if config.workers == 1 or len(chunks) <= 1:
+            init_worker(*initargs)
+            for chunk in chunks:
+                bar.update(render_chunk(chunk))
+            return
+        # spawn, not fork: callers (Dagster, pytest) may have threads running.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(config.workers, initializer=init_worker, initargs=initargs) as pool:
+            for done in pool.imap(render_chunk, chunks):
+                bar.update(done)
+
+
+def generate_demo_world(out_dir: Path, config: DemoWorldConfig, progress: bool = True) -> Path:
+    """Writes the world under out_dir and returns the manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.csv"
+    manifest_path.unlink(missing_ok=True)  # no manifest until every view is written
+    sites = select_sites(load_places(), config.reference_sites, config.unseen_sites,
+                         config.seed, config.site_jitter_km)
+    write_csv_atomic(out_dir / "sites.csv", SITE_COLUMNS, _site_rows(sites))
+    write_json_atomic(out_dir / "world.json", {"generator_version": GENERATOR_VERSION,
+                                               "config": config.content_settings()})
+    jobs = plan_views(sites, config.seed, config.reference_views, config.validation_views,
+                      config.street_sites, config.street_views, config.unseen_views)
+    by_id = {s.site_id: s for s in sites}
+    needed = sorted({job.site_id for job in jobs})
+    scenes = {site_id: build_scene(by_id[site_id], config.seed) for site_id in needed}
+    _render_all(jobs, scenes, out_dir, config, progress)
+    write_csv_atomic(manifest_path, MANIFEST_COLUMNS, _manifest_rows(jobs, by_id))
+    return manifest_path

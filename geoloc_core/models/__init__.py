@@ -1,0 +1,1 @@
+"""Alignment models: image (and later segmentation/text) embeddings aligned to GPS."""

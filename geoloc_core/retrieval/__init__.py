@@ -1,0 +1,1 @@
+"""Retrieval: FAISS indexes over embeddings and nearest-neighbour predictions."""

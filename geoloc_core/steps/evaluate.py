@@ -1,0 +1,40 @@
+"""Step: predictions -> accuracy at the distance thresholds, written as metrics/<benchmark>.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from geoloc_core.geo.distance import distance_km
+from geoloc_core.geo.metrics import summarize_errors
+from geoloc_core.paths import ProjectPaths
+
+
+def evaluate_benchmark(
+    paths: ProjectPaths, benchmark: str, evaluation_section: Mapping[str, Any]
+) -> dict[str, Any]:
+    source = paths.predictions(benchmark)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} is missing: materialize predictions[{benchmark}] first")
+    table = pd.read_csv(source)
+    errors = distance_km(
+        table["lat"].to_numpy(),
+        table["lon"].to_numpy(),
+        table["pred_lat"].to_numpy(),
+        table["pred_lon"].to_numpy(),
+        method=evaluation_section["distance"],
+    )
+    metrics = summarize_errors(errors, tuple(evaluation_section["thresholds_km"]))
+    target = paths.metrics(benchmark)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+    target.write_text(json.dumps(rounded, indent=2, sort_keys=True) + "\n")
+    errors_file = paths.artifacts / "errors" / f"{benchmark}.csv"
+    errors_file.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"id": table["id"], "error_km": errors}).to_csv(
+        errors_file, index=False, float_format="%.4f", lineterminator="\n"
+    )
+    return rounded

@@ -1,0 +1,1 @@
+"""Training loops: seeded, resumable, reporting through callbacks (no tracking imports here)."""

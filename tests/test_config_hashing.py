@@ -1,0 +1,77 @@
+"""Changing one params section changes the code_version of exactly the assets that read it."""
+
+from __future__ import annotations
+
+import copy
+
+import dagster as dg
+import pytest
+import yaml
+
+from geoloc_assets.definitions import build_definitions
+from geoloc_assets.settings import ASSET_SECTIONS, code_version
+from geoloc_core.params import ParamsError, sections_hash
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def versions(params: dict) -> dict[str, str]:
+    return {name: code_version(name, params) for name in ASSET_SECTIONS}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("evaluation", "thresholds_km", [1, 25, 200, 750], {"metrics", "report"}),
+        ("evaluation", "distance", "haversine", {"metrics", "report"}),
+        ("retrieval", "top_k", 3, {"predictions"}),
+        ("train", "epochs", 1, {"alignment_model"}),
+        ("model", "embed_dim", 64, {"alignment_model"}),
+        ("index", "batch_size", 64, {"reference_embeddings", "retrieval_index"}),
+        ("data", "root", "elsewhere", {"reference_manifest", "benchmark_manifest"}),
+        ("benchmarks", "names", ["demo-street"], {"report"}),
+    ],
+)
+def test_one_section_changes_only_its_readers(params, section, key, value, expected):
+    before = versions(params)
+    changed = copy.deepcopy(params)
+    changed[section][key] = value
+    after = versions(changed)
+    assert {name for name in before if before[name] != after[name]} == expected
+
+
+def test_hash_ignores_key_order_and_number_spelling(params):
+    reordered = {"evaluation": dict(reversed(list(params["evaluation"].items())))}
+    assert sections_hash(params, ["evaluation"]) == sections_hash(reordered, ["evaluation"])
+    a = {"train": {"lr": 0.001}}
+    b = {"train": {"lr": 1e-3}}
+    assert sections_hash(a, ["train"]) == sections_hash(b, ["train"])
+    assert sections_hash(a, ["train"]) != sections_hash({"train": {"lr": 0.002}}, ["train"])
+
+
+def test_definitions_carry_the_code_versions(tmp_path, params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    graph = build_definitions(tmp_path).resolve_asset_graph()
+    for name in ASSET_SECTIONS:
+        node = graph.get(dg.AssetKey(name))
+        assert node.code_version == code_version(name, params)
+
+
+def test_config_defaults_come_from_params(tmp_path, params):
+    params["retrieval"]["top_k"] = 7
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    defs = build_definitions(tmp_path)
+    predictions = defs.resolve_assets_def("predictions")
+    config_field = predictions.op.config_schema.config_type.fields["retrieval"]
+    assert config_field.default_value["top_k"] == 7
+
+
+def test_missing_section_is_a_clear_error(tmp_path, params):
+    del params["evaluation"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="no section 'evaluation'"):
+        build_definitions(tmp_path)
