@@ -28,26 +28,31 @@ def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
     missing = [c for c in ("id", "split", "lat", "lon", "image") if c not in raw.columns]
     if missing:
         raise ManifestError(f"{source_file} lacks columns {missing}; regenerate the demo world")
-    image_paths = [
-        (demo_root / rel).resolve().relative_to(project_root.resolve()).as_posix()
-        if (demo_root / rel).resolve().is_relative_to(project_root.resolve())
-        else str((demo_root / rel).resolve())
-        for rel in raw["image"]
-    ]
     extra = [c for c in ("site_id", "country_code", "continent") if c in raw.columns]
     manifest = pd.DataFrame(
         {
             "id": raw["id"],
-            "image": image_paths,
+            "image": [project_relative(demo_root / rel, project_root) for rel in raw["image"]],
             "lat": raw["lat"].astype(float),
             "lon": raw["lon"].astype(float),
             "split": raw["split"],
             "source": "demo",
         }
     )
+    if "label" in raw.columns:
+        # The demo world's ground-truth label maps: the `demo` segmentation provider reads them.
+        labels = [project_relative(demo_root / rel, project_root) for rel in raw["label"]]
+        manifest["label"] = labels
     for column in extra:
         manifest[column] = raw[column].values
     return manifest
+
+
+def project_relative(path: Path, project_root: Path) -> str:
+    """Paths inside the project are stored relative to it, so a moved checkout still works."""
+    resolved = path.resolve()
+    root = project_root.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
 
 
 def check_manifest(manifest: pd.DataFrame) -> list[tuple[str, str]]:
