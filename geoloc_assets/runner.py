@@ -86,7 +86,7 @@ def observe_raw_data(defs: dg.Definitions, instance: dg.DagsterInstance) -> None
             "observe_raw_data", selection=dg.AssetSelection.all(include_sources=True)
         )
         observer = dg.Definitions(assets=raw, jobs=[job], resources=defs.resources)
-        observer.get_job_def("observe_raw_data").execute_in_process(instance=instance)
+        observer.resolve_job_def("observe_raw_data").execute_in_process(instance=instance)
 
 
 def materialize_selection(

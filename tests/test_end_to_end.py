@@ -89,7 +89,8 @@ def test_whole_graph_materializes_and_is_tracked(tiny_project, dagster_home):
         assert run.data.params["evaluation.distance"] == "geodesic"
     training = by_asset["alignment_model"][0]
     assert len(client.get_metric_history(training.info.run_id, "train_loss")) >= 2
-    assert client.get_latest_versions("geoloc-alignment")[0].run_id == training.info.run_id
+    versions = client.search_model_versions("name = 'geoloc-alignment'")
+    assert [v.run_id for v in versions] == [training.info.run_id]
 
     states = asset_states(defs, instance, BENCHMARKS)
     assert {s.status for s in states} == {"fresh"}, [s for s in states if s.status != "fresh"]
