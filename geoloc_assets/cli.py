@@ -81,7 +81,7 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     from geoloc_assets.staleness import asset_states
 
     params = load_params(root)
-    partitions = args.partition or list(params["benchmarks"]["names"])
+    benchmarks = args.benchmark or list(params["benchmarks"]["names"])
     defs = build_definitions(root)
     instance = project_instance(root)
     groups = args.group
@@ -90,12 +90,12 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     keys = selected_keys(defs, groups, args.asset)
     observe_raw_data(defs, instance)
     if args.stale:
-        pending = {s.asset for s in asset_states(defs, instance, partitions) if s.status != "fresh"}
+        pending = {s.asset for s in asset_states(defs, instance, benchmarks) if s.status != "fresh"}
         keys = [k for k in keys if k.to_user_string() in pending]
     if not keys:
         print("nothing to materialize: everything selected is fresh")
         return 0
-    outcomes = materialize_selection(defs, instance, keys, partitions)
+    outcomes = materialize_selection(defs, instance, keys, benchmarks)
     for outcome in outcomes:
         where = f"[{outcome.partition}]" if outcome.partition else ""
         state = "ok" if outcome.success else "FAILED"

@@ -1,7 +1,8 @@
 """Materialize asset groups from the command line (what DVC stages and `make demo` call).
 
-Partitioned and unpartitioned assets cannot share a run, so a selection is cut, in topological
-order, into runs of like partitioning; partitioned runs go once per configured benchmark.
+Assets of different partitionings cannot share a run, so a selection is cut, in topological
+order, into runs of like partitioning: benchmark-partitioned runs go once per configured
+benchmark, shard-partitioned runs once per shard.
 """
 
 import os
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+from geoloc_assets.partitions import benchmark_partitions
 
 DAGSTER_HOME_DIR = ".dagster"
 
@@ -59,17 +62,28 @@ def selected_keys(
 
 def run_batches(
     defs: dg.Definitions, keys: Sequence[dg.AssetKey]
-) -> list[tuple[list[dg.AssetKey], bool]]:
-    """Consecutive keys of the same partitioning, in topological order: (keys, partitioned)."""
+) -> list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]]:
+    """Consecutive keys of the same partitioning, in topological order."""
     graph = defs.resolve_asset_graph()
-    batches: list[tuple[list[dg.AssetKey], bool]] = []
+    batches: list[tuple[list[dg.AssetKey], dg.PartitionsDefinition | None]] = []
     for key in keys:
-        partitioned = graph.get(key).partitions_def is not None
-        if batches and batches[-1][1] == partitioned:
+        partitions_def = graph.get(key).partitions_def
+        if batches and batches[-1][1] == partitions_def:
             batches[-1][0].append(key)
         else:
-            batches.append(([key], partitioned))
+            batches.append(([key], partitions_def))
     return batches
+
+
+def partitions_to_run(
+    partitions_def: dg.PartitionsDefinition | None, benchmarks: Sequence[str]
+) -> list[str | None]:
+    """Benchmark partitions: the configured benchmarks; any other partitioning: all its keys."""
+    if partitions_def is None:
+        return [None]
+    if partitions_def == benchmark_partitions:
+        return list(benchmarks)
+    return list(partitions_def.get_partition_keys())
 
 
 def observe_raw_data(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
@@ -93,13 +107,13 @@ def materialize_selection(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     keys: Sequence[dg.AssetKey],
-    partitions: Iterable[str],
+    benchmarks: Iterable[str],
 ) -> list[RunOutcome]:
-    partitions = list(partitions)
+    benchmarks = list(benchmarks)
     everything = list(defs.assets or []) + list(defs.asset_checks or [])
     outcomes: list[RunOutcome] = []
-    for batch, partitioned in run_batches(defs, keys):
-        for partition in partitions if partitioned else [None]:
+    for batch, partitions_def in run_batches(defs, keys):
+        for partition in partitions_to_run(partitions_def, benchmarks):
             result = dg.materialize(
                 everything,
                 instance=instance,

@@ -16,6 +16,7 @@ from geoloc_core.params import section, sections_hash
 LOGIC_VERSIONS: dict[str, str] = {
     "reference_manifest": "1",
     "benchmark_manifest": "1",
+    "segmentation_cache": "1",
     "alignment_model": "1",
     "reference_embeddings": "1",
     "retrieval_index": "1",
@@ -28,6 +29,7 @@ LOGIC_VERSIONS: dict[str, str] = {
 ASSET_SECTIONS: dict[str, tuple[str, ...]] = {
     "reference_manifest": ("data", "manifest"),
     "benchmark_manifest": ("data", "manifest"),
+    "segmentation_cache": ("segmentation", "benchmarks"),
     "alignment_model": ("model", "train"),
     "reference_embeddings": ("index",),
     "retrieval_index": ("index",),

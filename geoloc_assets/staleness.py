@@ -13,6 +13,8 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.definitions.temporal_context import TemporalContext
 from dagster._time import get_current_datetime
 
+from geoloc_assets.runner import partitions_to_run
+
 
 @dataclass(frozen=True)
 class AssetState:
@@ -23,7 +25,7 @@ class AssetState:
 
 
 def asset_states(
-    defs: dg.Definitions, instance: dg.DagsterInstance, partitions: Sequence[str]
+    defs: dg.Definitions, instance: dg.DagsterInstance, benchmarks: Sequence[str]
 ) -> list[AssetState]:
     graph = defs.resolve_asset_graph()
     view = AssetGraphView(
@@ -39,7 +41,7 @@ def asset_states(
         node = graph.get(key)
         if not node.is_materializable:
             continue
-        for partition in list(partitions) if node.partitions_def else [None]:
+        for partition in partitions_to_run(node.partitions_def, benchmarks):
             status = resolver.get_status(key, partition)
             causes = (
                 tuple(

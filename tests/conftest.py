@@ -22,6 +22,7 @@ TINY_OVERRIDES = {
         "workers": 1,
     },
     "train": {"epochs": 2, "batch_size": 16},
+    "segmentation": {"n_shards": 2, "progress": False},
 }
 
 

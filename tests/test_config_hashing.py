@@ -33,7 +33,8 @@ def versions(params: dict) -> dict[str, str]:
         ("model", "embed_dim", 64, {"alignment_model"}),
         ("index", "batch_size", 64, {"reference_embeddings", "retrieval_index"}),
         ("data", "root", "elsewhere", {"reference_manifest", "benchmark_manifest"}),
-        ("benchmarks", "names", ["demo-street"], {"report"}),
+        ("benchmarks", "names", ["demo-street"], {"report", "segmentation_cache"}),
+        ("segmentation", "label_noise", 0.1, {"segmentation_cache"}),
     ],
 )
 def test_one_section_changes_only_its_readers(params, section, key, value, expected):

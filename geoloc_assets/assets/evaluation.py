@@ -23,7 +23,7 @@ def build_evaluation_assets(params: dict[str, Any]) -> list:
         deps=["predictions"],
         partitions_def=benchmark_partitions,
         code_version=code_version("metrics", params),
-        description="metrics/<benchmark>.json: accuracy at each threshold, median and mean error.",
+        description="metrics/{benchmark}.json: accuracy at each threshold, median and mean error.",
     )
     def metrics(
         context: dg.AssetExecutionContext,

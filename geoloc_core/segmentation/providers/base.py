@@ -1,0 +1,44 @@
+"""The one interface every segmentation provider implements.
+
+A provider turns a batch of images into full-resolution ADE20K label maps. It never raises for
+one bad image: the image is returned as a failure naming its id, and the rest of the batch goes on.
+Everything after that (noise, histogram, downsampling, storage) is shared, so providers differ
+only in where the labels come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from geoloc_core.data.images import ImageFailure
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    id: str
+    image: Path  # absolute path of the photo
+    label: Path | None = None  # the demo world's ground-truth label map, when the manifest has one
+
+
+@dataclass
+class Prediction:
+    positions: list[int] = field(default_factory=list)  # batch positions that succeeded
+    label_maps: list[np.ndarray] = field(default_factory=list)  # (H, W) uint8, one per position
+    failures: list[ImageFailure] = field(default_factory=list)
+
+
+class SegmentationProvider(Protocol):
+    name: str
+
+    def predict(self, items: Sequence[WorkItem]) -> Prediction:
+        """Label maps for the items that decode; a failure per item that does not."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Where and how it runs (device, dtype, model): for logs and tracking only."""
+        ...
