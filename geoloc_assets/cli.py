@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--all", action="store_true", help="every asset")
     mat.add_argument("--stale", action="store_true", help="only what is stale or missing")
     mat.add_argument(
-        "--partition",
+        "--benchmark",
         action="append",
         default=[],
         help="benchmark partition (default: params benchmarks.names)",
