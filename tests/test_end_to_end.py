@@ -32,6 +32,7 @@ BENCHMARKS = ["demo-street", "demo-unseen"]
 ASSETS = [
     "reference_manifest",
     "benchmark_manifest",
+    "segmentation_cache",
     "alignment_model",
     "reference_embeddings",
     "retrieval_index",
