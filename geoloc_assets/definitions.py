@@ -10,6 +10,7 @@ from geoloc_assets.assets.evaluation import build_evaluation_assets
 from geoloc_assets.assets.model import build_model_assets
 from geoloc_assets.assets.retrieval import build_retrieval_assets
 from geoloc_assets.assets.segmentation import build_segmentation_assets
+from geoloc_assets.assets.texts import build_text_assets
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_core.params import find_root, load_params
 from geoloc_core.paths import ProjectPaths
@@ -22,6 +23,7 @@ def build_definitions(root: Path) -> dg.Definitions:
     paths = ProjectPaths(root)
     everything = [
         *build_data_assets(params),
+        *build_text_assets(params),
         *build_segmentation_assets(params),
         *build_model_assets(params),
         *build_retrieval_assets(params),

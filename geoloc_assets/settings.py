@@ -14,8 +14,9 @@ from geoloc_core.params import section, sections_hash
 
 # Bump an asset's logic version when its code changes what it produces.
 LOGIC_VERSIONS: dict[str, str] = {
-    "reference_manifest": "1",
-    "benchmark_manifest": "1",
+    "reference_manifest": "2",
+    "benchmark_manifest": "2",
+    "place_texts": "1",
     "segmentation_cache": "1",
     "alignment_model": "1",
     "reference_embeddings": "1",
@@ -29,6 +30,7 @@ LOGIC_VERSIONS: dict[str, str] = {
 ASSET_SECTIONS: dict[str, tuple[str, ...]] = {
     "reference_manifest": ("data", "manifest"),
     "benchmark_manifest": ("data", "manifest"),
+    "place_texts": ("text",),
     "segmentation_cache": ("segmentation", "benchmarks"),
     "alignment_model": ("model", "train"),
     "reference_embeddings": ("index",),

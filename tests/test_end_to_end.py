@@ -33,6 +33,7 @@ ASSETS = [
     "reference_manifest",
     "benchmark_manifest",
     "segmentation_cache",
+    "place_texts",
     "alignment_model",
     "reference_embeddings",
     "retrieval_index",

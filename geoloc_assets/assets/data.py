@@ -1,4 +1,11 @@
-"""Data assets: the raw data's version, the reference manifest and the benchmark manifests."""
+"""Data assets: the raw data's version, the reference manifest and the benchmark manifests,
+each guarded by a blocking asset check that reads the manifest gate's report.
+
+The gate (Great Expectations 1.x, geoloc_core.validation) runs while the manifest is built:
+bad rows go to a quarantine report and the rest are written. The check fails when the failure
+rate is over params manifest.max_quarantine_fraction or a known dataset has the wrong size;
+it is blocking, so nothing downstream runs in that Dagster run.
+"""
 
 import hashlib
 from pathlib import Path
@@ -12,10 +19,19 @@ from geoloc_assets.assets.common import result_metadata
 from geoloc_assets.partitions import benchmark_partitions
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.data.manifest import check_manifest, read_manifest
-from geoloc_core.steps.manifests import build_benchmark_manifest, build_reference_manifest
+from geoloc_core.data.manifest import read_manifest
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.steps.manifests import (
+    REFERENCE,
+    build_benchmark_manifest,
+    build_reference_manifest,
+    quarantine_path,
+    report_path,
+)
+from geoloc_core.validation.gate import GateReport, read_report
 
 GROUP = "data"
+QUARANTINE_PREVIEW_ROWS = 50
 
 
 def raw_data_version(root: Path, data_root: str) -> str:
@@ -29,6 +45,49 @@ def raw_data_version(root: Path, data_root: str) -> str:
     if manifest.is_file():
         return hashlib.md5(manifest.read_bytes()).hexdigest()
     return "absent"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A small frame as a Markdown table for Dagster metadata (no tabulate needed)."""
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, rule, *rows])
+
+
+def gate_check_result(paths: ProjectPaths, name: str) -> dg.AssetCheckResult:
+    """The gate's verdict with its report attached: counts, expectations, quarantined rows."""
+    report: GateReport = read_report(report_path(paths, name))
+    quarantine_file = quarantine_path(paths, name)
+    quarantine = read_manifest(quarantine_file)
+    preview = quarantine.head(QUARANTINE_PREVIEW_ROWS)
+    more = len(quarantine) - len(preview)
+    preview_text = markdown_table(preview) if len(preview) else "(no row quarantined)"
+    if more > 0:
+        preview_text += f"\n\n… and {more} more in {quarantine_file}"
+    expectations = pd.DataFrame(report.expectations)
+    return dg.AssetCheckResult(
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=report.message,
+        metadata={
+            "message": report.message,
+            "rows_in": report.rows_in,
+            "rows_accepted": report.rows_accepted,
+            "rows_quarantined": report.rows_quarantined,
+            "failure_rate": report.failure_rate,
+            "max_failure_rate": report.max_failure_rate,
+            "row_count_ok": report.row_count_ok,
+            "expected_rows": str(report.expected_rows),
+            "failures_by_rule": dg.MetadataValue.json(report.failures_by_rule),
+            "expectations": dg.MetadataValue.md(markdown_table(expectations)),
+            "quarantine": dg.MetadataValue.md(preview_text),
+            "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
+        },
+    )
 
 
 def build_data_assets(params: dict[str, Any]) -> list:
@@ -54,35 +113,25 @@ def build_data_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
-            summary = build_reference_manifest(project.paths, config.data.model_dump())
+            summary = build_reference_manifest(
+                paths, config.data.model_dump(), config.manifest.model_dump()
+            )
             run.log_metrics(summary)
-            run.log_artifact(project.paths.quarantine)
+            run.log_artifact(quarantine_path(paths, REFERENCE), "gate")
+            run.log_artifact(report_path(paths, REFERENCE), "gate")
             context.log.info(f"reference manifest: {summary}")
         return dg.MaterializeResult(metadata=result_metadata(summary, run))
 
     @dg.asset_check(
         asset=reference_manifest,
         blocking=True,
-        description="Blocks training on an empty or invalid manifest or too many quarantined rows.",
+        description="Great Expectations gate: blocks everything downstream when too many rows "
+        "are quarantined or a known dataset has the wrong size.",
     )
-    def reference_manifest_is_usable(project: ProjectResource) -> dg.AssetCheckResult:
-        manifest = read_manifest(project.paths.reference_manifest)
-        quarantined = pd.read_csv(project.paths.quarantine)
-        problems = check_manifest(manifest)
-        total = len(manifest) + len(quarantined)
-        fraction = len(quarantined) / total if total else 1.0
-        limit = float(params["manifest"]["max_quarantine_fraction"])
-        return dg.AssetCheckResult(
-            passed=not problems and len(manifest) > 0 and fraction <= limit,
-            metadata={
-                "rows": len(manifest),
-                "quarantined": len(quarantined),
-                "quarantined_fraction": fraction,
-                "limit": limit,
-                "problems": str(problems[:10]),
-            },
-        )
+    def reference_manifest_gate(project: ProjectResource) -> dg.AssetCheckResult:
+        return gate_check_result(project.paths, REFERENCE)
 
     @dg.asset(
         group_name=GROUP,
@@ -98,11 +147,33 @@ def build_data_assets(params: dict[str, Any]) -> list:
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
         benchmark = context.partition_key
+        paths = project.paths
         with mlflow_tracker.asset_run(
             context, config.model_dump(), {"benchmark": benchmark}
         ) as run:
-            summary = build_benchmark_manifest(project.paths, config.data.model_dump(), benchmark)
+            summary = build_benchmark_manifest(
+                paths, config.data.model_dump(), benchmark, config.manifest.model_dump()
+            )
             run.log_metrics(summary)
+            run.log_artifact(quarantine_path(paths, benchmark), "gate")
+            run.log_artifact(report_path(paths, benchmark), "gate")
         return dg.MaterializeResult(metadata=result_metadata(summary, run))
 
-    return [raw_data, reference_manifest, reference_manifest_is_usable, benchmark_manifest]
+    @dg.asset_check(
+        asset=benchmark_manifest,
+        blocking=True,
+        partitions_def=benchmark_partitions,
+        description="Great Expectations gate for one benchmark (same rules as the reference).",
+    )
+    def benchmark_manifest_gate(
+        context: dg.AssetCheckExecutionContext, project: ProjectResource
+    ) -> dg.AssetCheckResult:
+        return gate_check_result(project.paths, context.partition_key)
+
+    return [
+        raw_data,
+        reference_manifest,
+        reference_manifest_gate,
+        benchmark_manifest,
+        benchmark_manifest_gate,
+    ]

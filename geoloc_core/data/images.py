@@ -1,4 +1,7 @@
-"""Decode images into RGB arrays; a bad file is reported by id, never fatal to a batch."""
+"""Decode images into RGB arrays; a bad file is reported by id, never fatal to a batch.
+
+Each path may be a plain file or a tar member (`<archive>.tar#<member>`, see locations.py).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
+
+from geoloc_core.data.decode import (
+    DECODE_ERRORS,
+    DEFAULT_MAX_PIXELS,
+    decode_rgb,
+    describe_failure,
+    read_image_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -17,18 +28,25 @@ class ImageFailure:
     reason: str
 
 
-def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
-    """RGB uint8 (H, W, 3), EXIF orientation applied; resized to size x size when given."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        rgb = img.convert("RGB")
-        if size is not None and rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(rgb, dtype=np.uint8).copy()
+def load_rgb(
+    path: str | Path, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF orientation applied; resized to size x size when given.
+
+    Raises on a bad image (ImageDecodeError, FileNotFoundError, ...); load_batch turns that
+    into an ImageFailure.
+    """
+    rgb = decode_rgb(read_image_bytes(path), max_pixels)
+    if size is not None and rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(rgb, dtype=np.uint8).copy()
 
 
 def load_batch(
-    ids: Sequence[str], paths: Sequence[Path], size: int
+    ids: Sequence[str],
+    paths: Sequence[str | Path],
+    size: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
     """Decode many images: returns (stack of the good ones, their positions, failures)."""
     good: list[np.ndarray] = []
@@ -36,10 +54,11 @@ def load_batch(
     failures: list[ImageFailure] = []
     for position, (image_id, path) in enumerate(zip(ids, paths, strict=True)):
         try:
-            good.append(load_rgb(Path(path), size))
+            good.append(load_rgb(path, size, max_pixels))
+        except DECODE_ERRORS as exc:
+            failures.append(ImageFailure(str(image_id), describe_failure(exc)))
+        else:
             positions.append(position)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            failures.append(ImageFailure(image_id, f"{type(exc).__name__}: {exc}"))
     stack = np.stack(good) if good else np.zeros((0, size, size, 3), dtype=np.uint8)
     return stack, positions, failures
 

@@ -1,4 +1,10 @@
-"""One manifest schema for every dataset: what downstream steps may rely on."""
+"""One manifest schema for every dataset: what downstream steps may rely on.
+
+Every source (demo world, MP16-Pro, IM2GPS3k, YFCC4k, a folder of geotagged photos) becomes
+rows of MANIFEST_COLUMNS: `image` is a path relative to the project root or a tar member
+(`<archive>.tar#<member>`, see locations.py). Sources that know where a photo was taken in
+words add PLACE_FIELDS (MP16-Pro's columns; `continent` is a name such as "Europe").
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MANIFEST_COLUMNS = ("id", "image", "lat", "lon", "split", "source")
-REFERENCE_SPLITS = ("reference", "validation")
-DEMO_BENCHMARKS = ("demo-street", "demo-unseen")
+from geoloc_core.data.schema import (
+    DEMO_BENCHMARKS,
+    MANIFEST_COLUMNS,
+    PLACE_FIELDS,
+    REFERENCE_SPLITS,
+    TEXT_COLUMNS,
+)
+from geoloc_core.text.names import continent_name
+
+__all__ = [
+    "DEMO_BENCHMARKS",
+    "MANIFEST_COLUMNS",
+    "PLACE_FIELDS",
+    "REFERENCE_SPLITS",
+    "TEXT_COLUMNS",
+    "ManifestError",
+    "check_manifest",
+    "demo_manifest",
+    "project_relative",
+    "read_manifest",
+    "write_manifest",
+]
 
 
 class ManifestError(ValueError):
@@ -24,7 +49,9 @@ def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
             f"{source_file} is missing: generate the demo world with `geoloc demo-world` "
             "(make demo does it) or point params data.root at your data"
         )
-    raw = pd.read_csv(source_file, dtype={"id": str, "split": str})
+    raw = pd.read_csv(
+        source_file, dtype={"id": str, "split": str, "country_code": str}, keep_default_na=False
+    )
     missing = [c for c in ("id", "split", "lat", "lon", "image") if c not in raw.columns]
     if missing:
         raise ManifestError(f"{source_file} lacks columns {missing}; regenerate the demo world")
@@ -33,8 +60,8 @@ def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
         {
             "id": raw["id"],
             "image": [project_relative(demo_root / rel, project_root) for rel in raw["image"]],
-            "lat": raw["lat"].astype(float),
-            "lon": raw["lon"].astype(float),
+            "lat": pd.to_numeric(raw["lat"], errors="coerce"),
+            "lon": pd.to_numeric(raw["lon"], errors="coerce"),
             "split": raw["split"],
             "source": "demo",
         }
@@ -45,6 +72,9 @@ def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
         manifest["label"] = labels
     for column in extra:
         manifest[column] = raw[column].values
+    if "continent" in manifest.columns:
+        # The demo world writes continent codes; the schema holds names, as MP16-Pro does.
+        manifest["continent"] = [continent_name(str(c)) for c in manifest["continent"]]
     return manifest
 
 
@@ -80,6 +110,14 @@ def write_manifest(manifest: pd.DataFrame, path: Path) -> None:
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
+    """A manifest as written: text columns stay text ("" not NaN), numbers are numbers."""
     if not path.is_file():
         raise ManifestError(f"{path} is missing: materialize the data assets first")
-    return pd.read_csv(path, dtype={"id": str, "split": str, "image": str})
+    header = pd.read_csv(path, nrows=0).columns
+    text = [c for c in header if c in TEXT_COLUMNS]
+    return pd.read_csv(
+        path,
+        dtype={c: str for c in text},
+        keep_default_na=False,
+        na_values={c: [""] for c in header if c not in text},
+    )

@@ -1,72 +1,114 @@
-"""Step: raw data -> the reference manifest and one manifest per benchmark."""
+"""Step: raw data -> the reference manifest and one manifest per benchmark, each through the gate.
+
+Each build writes three files: the manifest (accepted rows only), the quarantine report
+(id, reason) and the gate's JSON report, which the blocking asset check reads.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from geoloc_core.data.manifest import (
-    REFERENCE_SPLITS,
-    ManifestError,
-    check_manifest,
-    demo_manifest,
-    write_manifest,
-)
+from geoloc_core.data.manifest import REFERENCE_SPLITS, ManifestError, write_manifest
+from geoloc_core.data.sources import SourceRows, benchmark_rows, reference_rows
+from geoloc_core.params import load_params, section
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.validation.gate import GateOutcome, gate_manifest, write_report
+from geoloc_core.validation.settings import GateSettings
 
-KNOWN_SOURCES = ("demo",)
-
-
-def load_source_manifest(paths: ProjectPaths, data_cfg: Mapping[str, Any]) -> pd.DataFrame:
-    source = data_cfg.get("source")
-    if source not in KNOWN_SOURCES:
-        raise ManifestError(f"params data.source '{source}' is not one of {KNOWN_SOURCES}")
-    return demo_manifest(paths.root / data_cfg["root"], paths.root)
+REFERENCE = "reference"
 
 
-def split_out_problems(
-    manifest: pd.DataFrame, paths: ProjectPaths
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows with a problem go to quarantine (id, reason); the rest proceed."""
-    problems = check_manifest(manifest)
-    missing = [
-        (row.id, f"image file not found: {row.image}")
-        for row in manifest.itertuples()
-        if not (paths.root / row.image).is_file()
-    ]
-    quarantine = pd.DataFrame(problems + missing, columns=["id", "reason"])
-    bad_ids = set(quarantine["id"])
-    return manifest[~manifest["id"].isin(bad_ids)].reset_index(drop=True), quarantine
+def quarantine_path(paths: ProjectPaths, name: str) -> Path:
+    """The quarantine report of the reference manifest or of one benchmark."""
+    if name == REFERENCE:
+        return paths.quarantine
+    return paths.manifests / "quarantine" / f"{name}.csv"
 
 
-def build_reference_manifest(paths: ProjectPaths, data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    manifest, quarantine = split_out_problems(load_source_manifest(paths, data_cfg), paths)
-    reference = manifest[manifest["split"].isin(REFERENCE_SPLITS)].reset_index(drop=True)
-    if reference.empty:
-        raise ManifestError(
-            f"no rows of splits {REFERENCE_SPLITS} in {data_cfg['root']}: nothing to train on"
-        )
-    write_manifest(reference, paths.reference_manifest)
-    write_manifest(quarantine, paths.quarantine)
-    counts = reference["split"].value_counts().to_dict()
+def report_path(paths: ProjectPaths, name: str) -> Path:
+    """The gate's JSON report of the reference manifest or of one benchmark."""
+    return paths.manifests / "validation" / f"{name}.json"
+
+
+def _manifest_settings(
+    paths: ProjectPaths, manifest_cfg: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """The `manifest` section passed in, else the one in the project's params.yaml."""
+    if manifest_cfg is not None:
+        return manifest_cfg
+    return section(load_params(paths.root), "manifest")
+
+
+def _gate_and_write(
+    paths: ProjectPaths,
+    rows: SourceRows,
+    manifest_cfg: Mapping[str, Any],
+    name: str,
+    target: Path,
+) -> GateOutcome:
+    settings = GateSettings.from_params(manifest_cfg, rows.dataset)
+    outcome = gate_manifest(rows.frame, settings, paths.root, rows.dataset)
+    write_manifest(outcome.accepted, target)
+    write_manifest(outcome.quarantine, quarantine_path(paths, name))
+    write_report(outcome.report, report_path(paths, name))
+    return outcome
+
+
+def _summary(outcome: GateOutcome) -> dict[str, Any]:
+    report = outcome.report
     return {
-        "rows": len(reference),
-        "quarantined": len(quarantine),
-        **{f"rows_{k}": v for k, v in counts.items()},
+        "rows": report.rows_accepted,
+        "rows_in": report.rows_in,
+        "quarantined": report.rows_quarantined,
+        "failure_rate": report.failure_rate,
+        "gate_passed": report.passed,
     }
 
 
-def build_benchmark_manifest(
-    paths: ProjectPaths, data_cfg: Mapping[str, Any], benchmark: str
+def build_reference_manifest(
+    paths: ProjectPaths,
+    data_cfg: Mapping[str, Any],
+    manifest_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    manifest, _ = split_out_problems(load_source_manifest(paths, data_cfg), paths)
-    rows = manifest[manifest["split"] == benchmark].reset_index(drop=True)
-    if rows.empty:
+    """Reference and validation rows of params data.source, validated by the gate."""
+    rows = reference_rows(paths.root, data_cfg)
+    selected = rows.frame[rows.frame["split"].isin(REFERENCE_SPLITS)].reset_index(drop=True)
+    if selected.empty:
         raise ManifestError(
-            f"benchmark '{benchmark}' has no rows in {data_cfg['root']}; remove it from "
-            "params benchmarks.names or provide its data"
+            f"no rows of splits {REFERENCE_SPLITS} in source '{data_cfg.get('source')}': "
+            "nothing to train on"
         )
-    write_manifest(rows, paths.benchmark_manifest(benchmark))
-    return {"rows": len(rows)}
+    outcome = _gate_and_write(
+        paths,
+        SourceRows(selected, rows.dataset),
+        _manifest_settings(paths, manifest_cfg),
+        REFERENCE,
+        paths.reference_manifest,
+    )
+    counts = outcome.accepted["split"].value_counts().to_dict()
+    return {**_summary(outcome), **{f"rows_{k}": int(v) for k, v in counts.items()}}
+
+
+def build_benchmark_manifest(
+    paths: ProjectPaths,
+    data_cfg: Mapping[str, Any],
+    benchmark: str,
+    manifest_cfg: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One benchmark's query rows, validated by the gate."""
+    rows = benchmark_rows(paths.root, data_cfg, benchmark)
+    if rows.frame.empty:
+        raise ManifestError(
+            f"benchmark '{benchmark}' has no rows; remove it from params benchmarks.names or "
+            "provide its data"
+        )
+    outcome = _gate_and_write(
+        paths,
+        rows,
+        _manifest_settings(paths, manifest_cfg),
+        benchmark,
+        paths.benchmark_manifest(benchmark),
+    )
+    return _summary(outcome)

@@ -1,0 +1,52 @@
+"""Text assets: MP16-Pro-style place texts for every reference image.
+
+place_texts reads only params section `text` (its code_version hashes nothing else), so
+changing text.* marks place_texts and what depends on it stale, and nothing upstream.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from geoloc_assets.assets.common import result_metadata
+from geoloc_assets.assets.data import markdown_table
+from geoloc_assets.resources import MlflowTracker, ProjectResource
+from geoloc_assets.settings import asset_config, code_version
+from geoloc_core.steps.texts import build_place_texts, place_texts_path
+from geoloc_core.text.table import read_place_texts
+
+GROUP = "texts"
+PREVIEW_ROWS = 20
+
+
+def build_text_assets(params: dict[str, Any]) -> list:
+    text_config = asset_config("place_texts", params)
+
+    @dg.asset(
+        group_name=GROUP,
+        deps=["reference_manifest"],
+        code_version=code_version("place_texts", params),
+        description="Place fields and a caption per reference image (offline reverse geocoding;"
+        " optional LMM descriptions), artifacts/texts/place_texts.csv.",
+    )
+    def place_texts(
+        context: dg.AssetExecutionContext,
+        config: text_config,
+        project: ProjectResource,
+        mlflow_tracker: MlflowTracker,
+    ) -> dg.MaterializeResult:
+        paths = project.paths
+        with mlflow_tracker.asset_run(context, config.model_dump()) as run:
+            summary = build_place_texts(paths, config.text.model_dump())
+            run.log_metrics(summary)
+            sample = read_place_texts(place_texts_path(paths)).head(PREVIEW_ROWS)
+            sample_file = place_texts_path(paths).with_name("place_texts_sample.csv")
+            sample.to_csv(sample_file, index=False, lineterminator="\n")
+            run.log_artifact(sample_file, "texts")
+            context.log.info(f"place texts: {summary}")
+        metadata = result_metadata(summary, run)
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(sample))
+        metadata["path"] = dg.MetadataValue.path(str(place_texts_path(paths)))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [place_texts]

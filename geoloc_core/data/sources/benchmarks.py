@@ -1,0 +1,47 @@
+"""IM2GPS3k and YFCC4k: a *_places365.csv plus a folder of JPEGs named by IMG_ID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from geoloc_core.data.manifest import project_relative
+from geoloc_core.data.schema import SOURCE_PROBLEM
+from geoloc_core.data.sources.places365_csv import (
+    check_lat_lon_headers,
+    read_places365_csv,
+    refuse_wrong_yfcc,
+)
+
+CSV_BENCHMARKS = ("im2gps3k", "yfcc4k")
+
+
+def benchmark_csv_manifest(
+    name: str, csv_path: Path, images_dir: Path, project_root: Path
+) -> pd.DataFrame:
+    """Every row of a benchmark CSV in the common schema (split and source = the benchmark).
+
+    A row whose photo is missing keeps its place here; the manifest gate quarantines it.
+    """
+    if name not in CSV_BENCHMARKS:
+        raise ValueError(f"'{name}' is not one of {CSV_BENCHMARKS}")
+    frame = read_places365_csv(csv_path)
+    if name == "yfcc4k":
+        refuse_wrong_yfcc(frame, csv_path)
+    check_lat_lon_headers(frame, csv_path, dataset=name)
+    folder = project_relative(images_dir, project_root)
+    images = [
+        f"{folder}/{image_id}" if isinstance(image_id, str) else "" for image_id in frame["IMG_ID"]
+    ]
+    return pd.DataFrame(
+        {
+            "id": frame["IMG_ID"],
+            "image": images,
+            "lat": frame["LAT"],
+            "lon": frame["LON"],
+            "split": name,
+            "source": name,
+            SOURCE_PROBLEM: "",
+        }
+    )

@@ -1,0 +1,65 @@
+"""The LMM API key comes only from the environment: after a real Dagster run of place_texts
+(provider openai, against a local server), it appears nowhere in the MLflow store (sqlite db
+and artifacts), the Dagster instance (event and compute logs), the outputs or the captured
+logs, although the server did receive it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from geoloc_assets import settings as asset_settings
+from geoloc_assets.assets.data import build_data_assets
+from geoloc_assets.assets.texts import build_text_assets
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.steps.texts import place_texts_path
+from geoloc_core.text import read_place_texts
+from tests.test_text_lmm import KEY_ENV, FakeLmmServer, openai_text_params
+from tests.test_validation_dagster import photo_project, resources, temp_instance
+
+SECRET = "sk-geoloc-SECRET-3f9c1d7e-never-log-me"
+
+
+@pytest.fixture
+def text_asset_settings(monkeypatch):
+    """place_texts' entries in settings.py (a no-op once settings.py carries them)."""
+    if "place_texts" not in asset_settings.ASSET_SECTIONS:
+        monkeypatch.setitem(asset_settings.ASSET_SECTIONS, "place_texts", ("text",))
+        monkeypatch.setitem(asset_settings.LOGIC_VERSIONS, "place_texts", "1")
+
+
+def files_containing(folder: Path, needle: bytes) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_api_key_never_reaches_mlflow_dagster_or_logs(
+    tmp_path, monkeypatch, caplog, capfd, text_asset_settings
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    caplog.set_level(logging.DEBUG)
+    params = photo_project(tmp_path, with_gps=3, without_gps=0)
+    with FakeLmmServer() as server:
+        params["text"] = openai_text_params(server, lmm_send_image=True)
+        assets = [*build_data_assets(params), *build_text_assets(params)]
+        with temp_instance(tmp_path) as instance:
+            result = dg.materialize(
+                assets,
+                instance=instance,
+                resources=resources(tmp_path),
+                selection=dg.AssetSelection.assets("reference_manifest", "place_texts"),
+            )
+    assert result.success
+    assert set(server.authorizations) == {f"Bearer {SECRET}"}  # the key was used ...
+    assert len(server.requests) == 3
+    texts = read_place_texts(place_texts_path(ProjectPaths(tmp_path)))
+    assert (texts["description"].str.startswith("Seen:")).all()
+
+    captured = capfd.readouterr()
+    assert SECRET not in caplog.text  # ... and written nowhere
+    assert SECRET not in captured.out and SECRET not in captured.err
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert files_containing(tmp_path, SECRET.encode()) == []
+    assert SECRET not in repr(result.all_events)
