@@ -15,6 +15,8 @@ import dagster as dg
 from geoloc_assets.partitions import benchmark_partitions
 
 DAGSTER_HOME_DIR = ".dagster"
+# The console shows INFO and up (progress, results); DEBUG events stay in the instance's logs.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def materialize_selection(
                 selection=dg.AssetSelection.assets(*batch),
                 partition_key=partition,
                 raise_on_error=False,
+                run_config=QUIET_CONSOLE,
             )
             outcome = RunOutcome(
                 tuple(k.to_user_string() for k in batch), partition, result.run_id, result.success
