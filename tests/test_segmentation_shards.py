@@ -21,6 +21,7 @@ from geoloc_core.segmentation.shard import compute_shard
 from geoloc_core.segmentation.shardfile import read_rows
 from geoloc_core.segmentation.step import build_segmentation_shard, parts_directory
 from geoloc_core.segmentation.worklist import shard_items
+from tests.test_segmentation_units import SECTION
 
 BENCHMARKS = ["demo-street", "demo-unseen"]
 REFERENCE_SPLITS = ["reference", "validation"]
@@ -28,21 +29,7 @@ DATA_ROOT = "data/raw/demo"
 
 
 def segmentation_section(**changes) -> dict:
-    section = {
-        "provider": "demo",
-        "model_id": "nvidia/segformer-b5-finetuned-ade-640-640",
-        "input_resolution": 512,
-        "output_resolution": 32,
-        "label_noise": 0.0,
-        "label_noise_unit": "pixel",
-        "seed": 0,
-        "n_shards": 2,
-        "batch_size": 8,
-        "device": "auto",
-        "num_threads": 1,
-        "progress": False,
-    }
-    return {**section, **changes}
+    return {**SECTION, **changes}
 
 
 def demo_rows(root: Path) -> pd.DataFrame:
