@@ -1,13 +1,14 @@
 """Build image/text towers with open_clip's factory, for any architecture name and pretrained tag.
 
 The demo profile uses small architectures shipped in ``model_configs/`` (registered with
-open_clip at import) and trains them from scratch; the full profile names e.g. ``ViT-L-14`` with
-the ``openai`` tag. Both go through ``open_clip.create_model_and_transforms``, so the code that
-loads real weights is the code the tests run.
+open_clip at import) whose weights come from a file that the demo's own CLIP-style pretraining
+wrote; the full profile names ``ViT-L-14`` with the ``openai`` tag. Both go through the same
+``open_clip.create_model`` call, so the code that loads real weights is the code the tests run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,22 +22,37 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 @dataclass(frozen=True)
 class TowerSpec:
+    """An open_clip architecture and where its weights come from.
+
+    pretrained: an open_clip pretrained tag (e.g. ``openai``), an absolute path to a weights
+    file, or None for random weights (tests of the full-profile architecture use that).
+    """
+
     architecture: str
     pretrained: str | None = None
 
 
 @dataclass
 class ClipTowers:
-    model: nn.Module
-    preprocess: object
+    model: nn.Module  # the open_clip CLIP model: .visual, .encode_image, .encode_text
+    tokenizer: Callable[[list[str]], torch.Tensor]
     image_size: int
-    embed_dim: int
+    embed_dim: int  # the joint image-text space
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
 
 def known_architectures() -> list[str]:
     return open_clip.list_models()
+
+
+def architecture_image_size(architecture: str) -> int:
+    """Input side of an architecture's image tower, read from its config (no model built)."""
+    config = open_clip.get_model_config(architecture)
+    if config is None:
+        raise ValueError(f"unknown open_clip architecture '{architecture}'")
+    size = config["vision_cfg"]["image_size"]
+    return int(size[0] if isinstance(size, tuple | list) else size)
 
 
 def build_clip(spec: TowerSpec, device: str | torch.device = "cpu") -> ClipTowers:
@@ -46,11 +62,9 @@ def build_clip(spec: TowerSpec, device: str | torch.device = "cpu") -> ClipTower
             f"unknown open_clip architecture '{spec.architecture}'; choose one of "
             f"open_clip.list_models() or add a JSON config to {MODEL_CONFIG_DIR}"
         )
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        spec.architecture,
-        pretrained=spec.pretrained or None,
-        device=device,
-        pretrained_text=False,
+    pretrained = spec.pretrained or None
+    model = open_clip.create_model(
+        spec.architecture, pretrained=pretrained, device=device, pretrained_text=False
     )
     visual = model.visual
     size = visual.image_size
@@ -58,7 +72,13 @@ def build_clip(spec: TowerSpec, device: str | torch.device = "cpu") -> ClipTower
     cfg = getattr(visual, "preprocess_cfg", {}) or {}
     mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
-    embed_dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else 0
-    if not embed_dim:
-        embed_dim = int(visual.output_dim)
-    return ClipTowers(model, preprocess, image_size, embed_dim, mean, std)
+    embed_dim = int(visual.output_dim)
+    tokenizer = open_clip.get_tokenizer(spec.architecture)
+    return ClipTowers(model, tokenizer, image_size, embed_dim, mean, std)
+
+
+def freeze(towers: ClipTowers) -> ClipTowers:
+    """Frozen towers: no gradients and eval mode, as both papers use CLIP."""
+    towers.model.requires_grad_(False)
+    towers.model.eval()
+    return towers

@@ -1,7 +1,9 @@
 """GPS encoder (GeoCLIP/G3): Mercator -> random Fourier features at several scales -> MLPs, summed.
 
 Several sigmas let one encoder resolve continents (small sigma) and streets (large sigma); the
-Fourier matrices are fixed buffers, seeded, so a checkpoint fully determines the encoder.
+Fourier matrices are fixed buffers, seeded, so a checkpoint fully determines the encoder. Each
+branch has GeoCLIP's shape (Fourier features, `layers` hidden Linear+ReLU, a linear head), so
+GeoCLIP's released location-encoder weights can initialise it (encoders/geoclip.py).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ def mercator_normalized_torch(latlon: torch.Tensor) -> torch.Tensor:
 
 
 class RandomFourierFeatures(nn.Module):
-    """Gaussian RFF: [cos(2 pi B x), sin(2 pi B x)] with B ~ N(0, sigma^2), fixed after init."""
+    """Gaussian RFF: [cos(2 pi x B), sin(2 pi x B)] with B ~ N(0, sigma^2), fixed after init."""
 
     def __init__(self, in_dim: int, n_features: int, sigma: float, generator: torch.Generator):
         super().__init__()
         if n_features % 2:
-            raise ValueError(f"gps_fourier_features must be even, got {n_features}")
+            raise ValueError(f"model.gps_fourier_features must be even, got {n_features}")
         matrix = torch.randn(in_dim, n_features // 2, generator=generator) * sigma
         self.register_buffer("matrix", matrix)
 
@@ -38,32 +40,55 @@ class RandomFourierFeatures(nn.Module):
         return torch.cat([projected.cos(), projected.sin()], dim=-1)
 
 
+class GPSBranch(nn.Module):
+    """One scale: Fourier features, `layers` hidden Linear+ReLU of width `hidden`, a linear head."""
+
+    def __init__(
+        self,
+        sigma: float,
+        n_features: int,
+        hidden: int,
+        layers: int,
+        out_dim: int,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        self.rff = RandomFourierFeatures(2, n_features, sigma, generator)
+        blocks: list[nn.Module] = []
+        width = n_features
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.mlp = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, out_dim)
+
+    def forward(self, xy: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mlp(self.rff(xy)))
+
+
 class GPSEncoder(nn.Module):
     def __init__(
         self,
         embed_dim: int,
         sigmas: Sequence[float] = (2.0**0, 2.0**4, 2.0**8),
-        n_features: int = 256,
-        hidden: int = 256,
+        n_features: int = 512,
+        hidden: int = 1024,
+        layers: int = 3,
         seed: int = 0,
     ):
         super().__init__()
         if not sigmas:
-            raise ValueError("gps_sigmas must name at least one scale")
+            raise ValueError("model.gps_sigmas must name at least one scale")
+        if layers < 1:
+            raise ValueError(f"model.gps_layers must be >= 1, got {layers}")
         generator = torch.Generator().manual_seed(seed)
+        self.sigmas = tuple(float(s) for s in sigmas)
         self.branches = nn.ModuleList(
-            nn.Sequential(
-                RandomFourierFeatures(2, n_features, float(sigma), generator),
-                nn.Linear(n_features, hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, embed_dim),
-            )
+            GPSBranch(float(sigma), n_features, hidden, layers, embed_dim, generator)
             for sigma in sigmas
         )
 
     def forward(self, latlon: torch.Tensor) -> torch.Tensor:
         """latlon: (B, 2) degrees -> (B, embed_dim), not normalised."""
-        x = mercator_normalized_torch(latlon)
-        return torch.stack([branch(x) for branch in self.branches]).sum(dim=0)
+        xy = mercator_normalized_torch(latlon)
+        return torch.stack([branch(xy) for branch in self.branches]).sum(dim=0)

@@ -1,64 +1,175 @@
-"""Image-to-GPS alignment: the first predictor, and the trunk later variants build on.
+"""The geo-alignment model family (image-only, G3, DualGeo, DualGeo+text) over frozen features.
 
-An open_clip image tower feeds a head that maps into the GPS encoder's space; training pulls an
-image towards the encoding of where it was taken (InfoNCE with a learnable temperature).
+Inputs are what a frozen CLIP tower produced (pooled embedding, pooled patch tokens), the
+image's ADE20K label map, and for training its GPS and caption embedding. Trainable parts:
+projection heads (image->GPS space, image->text space), DualGeo's segmentation encoder and
+cross-attention fusion, the GPS encoder, and one learnable temperature per contrastive term.
+Every operation is per sample (MLPs, LayerNorm, attention over one image's tokens), so an
+image's embedding never depends on its batch mates.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_clip
+from geoloc_core.encoders.geoclip import load_geoclip_weights
 from geoloc_core.encoders.gps import GPSEncoder
 from geoloc_core.models.config import ModelConfig
-from geoloc_core.models.losses import multi_positive_info_nce, same_place_mask
+from geoloc_core.models.cross_attention import BidirectionalCrossAttention
+from geoloc_core.models.heads import projection_head
+from geoloc_core.models.inputs import AlignmentBatch
+from geoloc_core.models.losses import multi_positive_info_nce, same_id_mask, same_place_mask
+from geoloc_core.models.segmentation_encoder import SegmentationEncoder
+from geoloc_core.models.variants import FUSED_GPS, IMAGE_GPS, IMAGE_TEXT, SEG_GPS, variant_spec
+
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: temperature never below 0.01
 
 
-class ImageGPSAlignment(nn.Module):
-    def __init__(self, config: ModelConfig, towers: ClipTowers | None = None, seed: int = 0):
+@dataclass(frozen=True)
+class InputShapes:
+    """Sizes fixed by the inputs (backbone and text tower), saved with the model."""
+
+    pooled_dim: int
+    token_dim: int
+    tokens: int
+    text_dim: int  # 0 when the variant has no text term
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor
+    terms: dict[str, float]  # each contrastive term's value
+    temperatures: dict[str, float]
+
+
+class GeoAlignmentModel(nn.Module):
+    def __init__(
+        self,
+        config: ModelConfig,
+        shapes: InputShapes,
+        seed: int = 0,
+        root: Path | None = None,
+    ):
+        """root: the project root that model.gps_init is relative to (None: no GeoCLIP init)."""
         super().__init__()
         self.config = config
+        self.shapes = shapes
+        self.spec = variant_spec(config.variant)
         torch.manual_seed(seed)
-        towers = towers or build_clip(TowerSpec(config.backbone, config.pretrained))
-        self.image_size = towers.image_size
-        self.mean = towers.mean
-        self.std = towers.std
-        self.visual = towers.model.visual
-        if config.freeze_backbone:
-            self.visual.requires_grad_(False)
-        tower_dim = int(self.visual.output_dim)
-        self.image_to_gps = nn.Sequential(
-            nn.Linear(tower_dim, config.embed_dim),
-            nn.ReLU(),
-            nn.Linear(config.embed_dim, config.embed_dim),
-        )
+        if self.spec.uses_text and shapes.text_dim < 1:
+            raise ValueError(f"variant {config.variant} needs caption embeddings (text_dim)")
         self.gps_encoder = GPSEncoder(
             config.embed_dim,
             config.gps_sigmas,
             config.gps_fourier_features,
             config.gps_hidden,
+            config.gps_layers,
             seed=seed,
         )
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.temperature_init)))
+        if config.gps_init and root is not None:
+            load_geoclip_weights(self.gps_encoder, Path(root) / config.gps_init)
+        hidden = config.head_hidden
+        if IMAGE_GPS in self.spec.embeddings:
+            self.image_to_gps = projection_head(shapes.pooled_dim, hidden, config.embed_dim)
+        if self.spec.uses_text:
+            self.image_to_text = projection_head(shapes.pooled_dim, hidden, shapes.text_dim)
+        if self.spec.uses_segmentation:
+            self._build_dual_view(config, shapes)
+        init = math.log(1 / config.temperature_init)
+        self.logit_scales = nn.ParameterDict(
+            {name: nn.Parameter(torch.tensor(init)) for name in self.spec.embeddings}
+        )
 
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised pixels -> (B, D) unit vectors in the GPS space."""
-        return F.normalize(self.image_to_gps(self.visual(pixels)), dim=-1)
+    def _build_dual_view(self, config: ModelConfig, shapes: InputShapes) -> None:
+        width = config.fusion_dim
+        self.token_projection = nn.Linear(shapes.token_dim, width)
+        self.token_positions = nn.Parameter(torch.zeros(1, shapes.tokens, width))
+        nn.init.normal_(self.token_positions, std=0.02)
+        self.seg_encoder = SegmentationEncoder(
+            config.seg_grid, width, config.fusion_heads, config.seg_layers
+        )
+        self.fusion = nn.ModuleList(
+            BidirectionalCrossAttention(width, config.fusion_heads)
+            for _ in range(config.fusion_layers)
+        )
+        self.fused_to_gps = projection_head(2 * width, config.head_hidden, config.embed_dim)
+        self.seg_to_gps = projection_head(width, config.head_hidden, config.embed_dim)
+
+    # --- embeddings -------------------------------------------------------------------------
+
+    def embed(self, batch: AlignmentBatch) -> dict[str, torch.Tensor]:
+        """Unit-norm embeddings of the variant, by name (models/variants.py)."""
+        out: dict[str, torch.Tensor] = {}
+        if IMAGE_GPS in self.spec.embeddings:
+            out[IMAGE_GPS] = F.normalize(self.image_to_gps(batch.pooled), dim=-1)
+        if IMAGE_TEXT in self.spec.embeddings:
+            out[IMAGE_TEXT] = F.normalize(self.image_to_text(batch.pooled), dim=-1)
+        if self.spec.uses_segmentation:
+            fused, seg = self._dual_view(batch)
+            out[FUSED_GPS] = F.normalize(self.fused_to_gps(fused), dim=-1)
+            out[SEG_GPS] = F.normalize(self.seg_to_gps(seg), dim=-1)
+        return out
+
+    def _dual_view(self, batch: AlignmentBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.tokens is None or batch.label_maps is None:
+            raise ValueError(
+                f"variant {self.config.variant} needs patch tokens and segmentation label maps"
+            )
+        image = self.token_projection(batch.tokens) + self.token_positions
+        seg = self.seg_encoder(batch.label_maps)
+        seg_alone = seg.mean(dim=1)  # the pure semantic view, before it sees the pixels
+        for block in self.fusion:
+            image, seg = block(image, seg)[:2]
+        fused = torch.cat([image.mean(dim=1), seg.mean(dim=1)], dim=-1)
+        return fused, seg_alone
+
+    def retrieval_embedding(self, batch: AlignmentBatch) -> torch.Tensor:
+        """What the FAISS index holds and what a query is embedded as (unit norm)."""
+        parts = self.embed(batch)
+        joined = torch.cat([parts[name] for name in self.spec.retrieval], dim=-1)
+        return joined / math.sqrt(len(self.spec.retrieval))
+
+    def gps_aligned_embedding(self, batch: AlignmentBatch) -> torch.Tensor:
+        """The image's embedding in the GPS space (for G3's geo-verification)."""
+        return self.embed(batch)[self.spec.gps_aligned]
 
     def encode_gps(self, latlon: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.gps_encoder(latlon), dim=-1)
 
-    def temperature(self) -> float:
-        return float(1 / self.logit_scale.exp())
+    # --- training ---------------------------------------------------------------------------
 
-    def loss(
-        self, pixels: torch.Tensor, latlon: torch.Tensor, same_place_km: float
-    ) -> torch.Tensor:
-        image = self.encode_image(pixels)
-        gps = self.encode_gps(latlon)
-        logits = self.logit_scale.exp().clamp(max=100) * image @ gps.t()
-        return multi_positive_info_nce(logits, same_place_mask(latlon, same_place_km))
+    def temperatures(self) -> dict[str, float]:
+        return {
+            name: float(1 / scale.detach().exp().clamp(max=MAX_LOGIT_SCALE))
+            for name, scale in self.logit_scales.items()
+        }
+
+    def loss(self, batch: AlignmentBatch, same_place_km: float) -> LossOutput:
+        """Sum of symmetric multi-positive InfoNCE terms, one per embedding of the variant."""
+        if batch.latlon is None:
+            raise ValueError("training batches need coordinates")
+        parts = self.embed(batch)
+        gps = self.encode_gps(batch.latlon)
+        place = same_place_mask(batch.latlon, same_place_km)
+        terms: dict[str, torch.Tensor] = {}
+        for name, embedding in parts.items():
+            scale = self.logit_scales[name].exp().clamp(max=MAX_LOGIT_SCALE)
+            if name == IMAGE_TEXT:
+                if batch.text is None or batch.caption_ids is None:
+                    raise ValueError(f"variant {self.config.variant} needs caption embeddings")
+                logits = scale * embedding @ batch.text.t()
+                positives = same_id_mask(batch.caption_ids)
+            else:
+                logits = scale * embedding @ gps.t()
+                positives = place
+            terms[name] = multi_positive_info_nce(logits, positives)
+        total = torch.stack(list(terms.values())).sum()
+        return LossOutput(
+            total, {k: float(v.detach()) for k, v in terms.items()}, self.temperatures()
+        )

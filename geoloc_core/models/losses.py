@@ -1,4 +1,12 @@
-"""Contrastive losses."""
+"""Contrastive losses.
+
+Difference from the papers: G3, GeoCLIP and DualGeo use plain symmetric InfoNCE, where only the
+diagonal is a positive (GeoCLIP adds a queue of GPS negatives). Here a row may have several
+positives: batch mates taken within `same_place_km` of each other (GPS terms) or sharing a
+caption (the text term), because several views of one place often share a batch and their GPS
+or caption embeddings are identical, so treating them as negatives would ask for the
+impossible. With one positive per row this is exactly the papers' loss. No queue is used.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,9 @@ import torch.nn.functional as F
 
 
 def multi_positive_info_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where a row may have several positives.
+    """Symmetric InfoNCE whose targets spread evenly over each row's positives.
 
-    Several views of one place often share a batch; plain InfoNCE would push them apart as
-    negatives. Targets spread evenly over each row's positives (the diagonal is always one).
+    The diagonal must be positive (each sample matches its own partner).
     """
     targets = positives.float()
     row_targets = targets / targets.sum(dim=1, keepdim=True)
@@ -34,3 +41,8 @@ def same_place_mask(latlon: torch.Tensor, radius_km: float) -> torch.Tensor:
     mask = dist < radius_km
     mask.fill_diagonal_(True)
     return mask
+
+
+def same_id_mask(ids: torch.Tensor) -> torch.Tensor:
+    """Pairs with equal ids (e.g. the same caption): their partners are the same vector."""
+    return ids[:, None] == ids[None, :]

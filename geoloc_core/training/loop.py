@@ -1,38 +1,61 @@
 """Seeded, resumable contrastive training with a checkpoint every epoch.
 
-A run resumed from epoch k's checkpoint continues with the same weights, optimiser, scheduler
-and random state, so it reaches the same final weights as an uninterrupted run.
+One loop serves every trainer (the alignment variants and the demo backbone's pretraining): it
+sees a module, a batch source and a loss function. A run resumed from epoch k's checkpoint
+continues with the same weights, optimiser, scheduler and random state, so it reaches the same
+final weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from geoloc_core.data.images import normalize_pixels
-from geoloc_core.models.alignment import ImageGPSAlignment
-from geoloc_core.models.config import TrainConfig
+from geoloc_core.models.alignment import LossOutput
 
 CHECKPOINT_NAME = "last.pt"
+
+
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, positions: np.ndarray) -> Any:
+        """The samples at positions, ready for the loss function."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    lr_step_gamma: float
+    num_threads: int
+    device: str = "cpu"
 
 
 @dataclass
 class EpochResult:
     epoch: int
     train_loss: float
-    temperature: float
     lr: float
+    terms: dict[str, float] = field(default_factory=dict)
+    temperatures: dict[str, float] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
 
 
-StepCallback = Callable[[int, float, float], None]
+LossFn = Callable[[Any], LossOutput]
+StepCallback = Callable[[int, dict[str, float]], None]  # step, losses and temperatures
 EpochCallback = Callable[[EpochResult], None]
-Validator = Callable[[ImageGPSAlignment], dict[str, float]]
+Validator = Callable[[], dict[str, float]]
 
 
 def seed_everything(seed: int, num_threads: int) -> None:
@@ -42,86 +65,113 @@ def seed_everything(seed: int, num_threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def train_alignment(
-    model: ImageGPSAlignment,
-    images: np.ndarray,
-    latlon: np.ndarray,
-    config: TrainConfig,
+def step_metrics(output: LossOutput) -> dict[str, float]:
+    """Flat MLflow-safe names: loss, loss_<term>, temperature_<term>."""
+    metrics = {"loss": float(output.total.detach())}
+    metrics.update({f"loss_{k}": v for k, v in output.terms.items()})
+    metrics.update({f"temperature_{k}": v for k, v in output.temperatures.items()})
+    return metrics
+
+
+def train(
+    model: torch.nn.Module,
+    data: BatchSource,
+    loss_fn: LossFn,
+    config: LoopConfig,
     checkpoint_dir: Path,
+    fingerprint: str,
     validator: Validator | None = None,
     on_step: StepCallback | None = None,
     on_epoch: EpochCallback | None = None,
     stop_after_epoch: int | None = None,
     progress: bool = True,
-    fingerprint: str = "",
 ) -> list[EpochResult]:
-    """Train in place; resumes from checkpoint_dir/last.pt when it was made with this fingerprint.
+    """Train model in place; resumes from checkpoint_dir/last.pt when it has this fingerprint.
 
-    The fingerprint (a hash of the settings) keeps a checkpoint of other settings from being
-    resumed as if it were this run's.
+    The fingerprint (a hash of the settings and the inputs) keeps a checkpoint of other settings
+    or other data from being resumed as if it were this run's. A batch of one sample (the last
+    one, at most) is skipped: it has no negatives.
     """
-    if len(images) != len(latlon):
-        raise ValueError(f"{len(images)} images but {len(latlon)} coordinates")
-    if len(images) < 2:
-        raise ValueError("contrastive training needs at least 2 reference images")
+    if len(data) < 2:
+        raise ValueError(f"contrastive training needs at least 2 samples, got {len(data)}")
     seed_everything(config.seed, config.num_threads)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_step_gamma)
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[EpochResult] = []
-    start_epoch = 0
-    checkpoint_path = checkpoint_dir / CHECKPOINT_NAME
-    state = torch.load(checkpoint_path, weights_only=False) if checkpoint_path.is_file() else None
-    if state is not None and state.get("fingerprint") == fingerprint:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = [EpochResult(**record) for record in state["history"]]
-        start_epoch = state["epoch"]
-    coords = torch.as_tensor(latlon, dtype=torch.float32)
-    step = start_epoch * ((len(images) + config.batch_size - 1) // config.batch_size)
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
+    start_epoch, history = _resume(
+        checkpoint_path, fingerprint, model, optimizer, scheduler, generator
+    )
+    steps_per_epoch = (len(data) + config.batch_size - 1) // config.batch_size
+    step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        order = torch.randperm(len(images), generator=generator)
-        losses = []
+        order = torch.randperm(len(data), generator=generator).numpy()
+        sums: dict[str, float] = {}
+        count = 0
+        last: LossOutput | None = None
         batches = range(0, len(order), config.batch_size)
-        for start in tqdm(
-            batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=None if progress else True
-        ):
-            batch = order[start : start + config.batch_size]
-            if len(batch) < 2:
+        label = f"epoch {epoch + 1}/{config.epochs}"
+        for start in tqdm(batches, desc=label, disable=None if progress else True):
+            positions = order[start : start + config.batch_size]
+            if len(positions) < 2:
                 continue
-            pixels = normalize_pixels(images[batch.numpy()], model.mean, model.std)
-            loss = model.loss(pixels, coords[batch], config.same_place_km)
+            last = loss_fn(data.batch(positions))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            last.total.backward()
             optimizer.step()
-            losses.append(float(loss))
             step += 1
+            count += 1
+            metrics = step_metrics(last)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
             if on_step:
-                on_step(step, float(loss), model.temperature())
+                on_step(step, metrics)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        result = EpochResult(epoch + 1, float(np.mean(losses)), model.temperature(), lr)
+        means = {k: v / max(count, 1) for k, v in sums.items()}
+        result = EpochResult(
+            epoch + 1,
+            means.get("loss", float("nan")),
+            lr,
+            terms={k[5:]: v for k, v in means.items() if k.startswith("loss_")},
+            temperatures=dict(last.temperatures) if last else {},
+        )
         if validator is not None:
-            result.validation = validator(model)
+            model.eval()
+            result.validation = validator()
+            model.train()
         history.append(result)
-        _save_checkpoint(
+        _save(
             checkpoint_path, model, optimizer, scheduler, generator, epoch + 1, history, fingerprint
         )
         if on_epoch:
             on_epoch(result)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
+    model.eval()
     return history
 
 
-def _save_checkpoint(
-    path, model, optimizer, scheduler, generator, epoch, history, fingerprint
-) -> None:
+def _resume(
+    path, fingerprint, model, optimizer, scheduler, generator
+) -> tuple[int, list[EpochResult]]:
+    """Load a matching checkpoint into the objects: (epochs done, their results); else (0, [])."""
+    if not path.is_file():
+        return 0, []
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    if state.get("fingerprint") != fingerprint:
+        return 0, []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"]), [EpochResult(**record) for record in state["history"]]
+
+
+def _save(path, model, optimizer, scheduler, generator, epoch, history, fingerprint) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
@@ -132,7 +182,7 @@ def _save_checkpoint(
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
-            "history": [vars(record) for record in history],
+            "history": [asdict(record) for record in history],
             "fingerprint": fingerprint,
         },
         tmp,
