@@ -8,7 +8,7 @@ export GEOLOC_ROOT := $(CURDIR)
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo data test lint ui mlflow-ui status clean-outputs
+.PHONY: install demo data test lint ui mlflow-ui status bench
 
 # The project environment (dagster needs antlr4 4.13) ...
 $(VENV)/.installed: pyproject.toml
@@ -45,6 +45,10 @@ lint: install
 
 status: install
 	geoloc status
+
+# Performance measurements (ratios side by side in one run); not part of the tests.
+bench: install
+	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 ui: install
 	dagster dev -h 127.0.0.1 -p 3000
