@@ -7,6 +7,7 @@ import dagster as dg
 
 from geoloc_assets.assets.data import build_data_assets
 from geoloc_assets.assets.evaluation import build_evaluation_assets
+from geoloc_assets.assets.features import build_feature_assets
 from geoloc_assets.assets.model import build_model_assets
 from geoloc_assets.assets.retrieval import build_retrieval_assets
 from geoloc_assets.assets.segmentation import build_segmentation_assets
@@ -25,6 +26,7 @@ def build_definitions(root: Path) -> dg.Definitions:
         *build_data_assets(params),
         *build_text_assets(params),
         *build_segmentation_assets(params),
+        *build_feature_assets(params),
         *build_model_assets(params),
         *build_retrieval_assets(params),
         *build_evaluation_assets(params),

@@ -23,6 +23,8 @@ TINY_OVERRIDES = {
     },
     "train": {"epochs": 2, "batch_size": 16},
     "segmentation": {"n_shards": 2, "progress": False},
+    "backbone": {"pretrain_epochs": 2, "pretrain_batch_size": 32},
+    "features": {"n_shards": 2},
 }
 
 

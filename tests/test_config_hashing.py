@@ -33,7 +33,15 @@ def versions(params: dict) -> dict[str, str]:
         ("model", "embed_dim", 64, {"alignment_model"}),
         ("index", "batch_size", 64, {"reference_embeddings", "retrieval_index"}),
         ("data", "root", "elsewhere", {"reference_manifest", "benchmark_manifest"}),
-        ("benchmarks", "names", ["demo-street"], {"report", "segmentation_cache"}),
+        (
+            "benchmarks",
+            "names",
+            ["demo-street"],
+            {"report", "segmentation_cache", "backbone_features"},
+        ),
+        ("backbone", "pretrain_epochs", 3, {"backbone_weights"}),
+        ("features", "token_grid", 2, {"backbone_features"}),
+        ("model", "variant", "dualgeo", {"alignment_model"}),
         ("segmentation", "label_noise", 0.1, {"segmentation_cache"}),
     ],
 )

@@ -51,7 +51,7 @@ def test_dvc_repro_then_params_change_reruns_only_evaluation(tmp_path):
     run("git", "commit", "-qm", "tiny project")
 
     first = run(dvc, "repro")
-    stages = {"data", "texts", "segmentation", "model", "retrieval", "evaluation"}
+    stages = {"data", "texts", "segmentation", "features", "model", "retrieval", "evaluation"}
     assert ran_stages(first) == stages
     for benchmark in ("demo-street", "demo-unseen"):
         metrics = json.loads((root / "metrics" / f"{benchmark}.json").read_text())

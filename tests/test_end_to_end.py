@@ -34,6 +34,8 @@ ASSETS = [
     "benchmark_manifest",
     "segmentation_cache",
     "place_texts",
+    "backbone_weights",
+    "backbone_features",
     "alignment_model",
     "reference_embeddings",
     "retrieval_index",
@@ -80,10 +82,16 @@ def test_whole_graph_materializes_and_is_tracked(tiny_project, dagster_home):
     by_asset: dict[str, list] = {}
     for run in children:
         by_asset.setdefault(run.data.tags["dagster.asset_key"], []).append(run)
-    per_partition = {"benchmark_manifest", "predictions", "metrics", "segmentation_cache"}
+    per_partition = {
+        "benchmark_manifest",
+        "predictions",
+        "metrics",
+        "segmentation_cache",
+        "backbone_features",
+    }
     assert {a: len(r) for a, r in by_asset.items()} == {
         a: (2 if a in per_partition else 1) for a in ASSETS
-    }  # two benchmarks, and the tiny project's two segmentation shards
+    }  # two benchmarks, and the tiny project's two segmentation and two feature shards
     for run in by_asset["metrics"]:
         benchmark = run.data.tags["dagster.partition"]
         on_disk = json.loads(paths.metrics(benchmark).read_text())

@@ -18,7 +18,13 @@ def build_retrieval_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
-        deps=["retrieval_index", "benchmark_manifest"],
+        deps=[
+            dg.AssetDep("retrieval_index"),
+            dg.AssetDep("benchmark_manifest"),
+            # queries are embedded from the cached backbone outputs and segmentation
+            dg.AssetDep("backbone_features", partition_mapping=dg.AllPartitionMapping()),
+            dg.AssetDep("segmentation_cache", partition_mapping=dg.AllPartitionMapping()),
+        ],
         partitions_def=benchmark_partitions,
         code_version=code_version("predictions", params),
         description="Top-k neighbours and the top-1 coordinates for one benchmark.",

@@ -1,1 +1,1 @@
-"""Alignment models: image (and later segmentation/text) embeddings aligned to GPS."""
+"""The geo-alignment model family (image-only, G3, DualGeo, DualGeo+text) and its parts."""

@@ -49,14 +49,9 @@ class LossOutput:
 
 
 class GeoAlignmentModel(nn.Module):
-    def __init__(
-        self,
-        config: ModelConfig,
-        shapes: InputShapes,
-        seed: int = 0,
-        root: Path | None = None,
-    ):
-        """root: the project root that model.gps_init is relative to (None: no GeoCLIP init)."""
+    def __init__(self, config: ModelConfig, shapes: InputShapes, seed: int = 0):
+        """Random initialisation from seed; GeoCLIP's GPS weights are loaded by the caller
+        (init_gps_from_geoclip), so a model rebuilt from a checkpoint never needs the file."""
         super().__init__()
         self.config = config
         self.shapes = shapes
@@ -72,8 +67,6 @@ class GeoAlignmentModel(nn.Module):
             config.gps_layers,
             seed=seed,
         )
-        if config.gps_init and root is not None:
-            load_geoclip_weights(self.gps_encoder, Path(root) / config.gps_init)
         hidden = config.head_hidden
         if IMAGE_GPS in self.spec.embeddings:
             self.image_to_gps = projection_head(shapes.pooled_dim, hidden, config.embed_dim)
@@ -100,6 +93,12 @@ class GeoAlignmentModel(nn.Module):
         )
         self.fused_to_gps = projection_head(2 * width, config.head_hidden, config.embed_dim)
         self.seg_to_gps = projection_head(width, config.head_hidden, config.embed_dim)
+
+    def init_gps_from_geoclip(self, root: Path) -> None:
+        """Load GeoCLIP's location-encoder weights named by model.gps_init (relative to root)."""
+        if not self.config.gps_init:
+            raise ValueError("model.gps_init is null: there are no GeoCLIP weights to load")
+        load_geoclip_weights(self.gps_encoder, Path(root) / self.config.gps_init)
 
     # --- embeddings -------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Steps: embed the reference split with the trained model, then index it with FAISS."""
+"""Steps: embed the reference split with the trained model, then index it with FAISS.
+
+Reference vectors are the variant's retrieval embedding (models/variants.py) computed from the
+cached backbone features and segmentation: exactly what a query is embedded as.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import numpy as np
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import build_flat_index, save_index
-from geoloc_core.steps.training import load_model, load_split_images
-from geoloc_core.training.embed import embed_images
+from geoloc_core.steps.training import load_trained
+from geoloc_core.training.dataset import AlignmentData
+from geoloc_core.training.embed import embed_retrieval
+from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
 
 EMBEDDINGS_FILE = "reference.npy"
 EMBEDDING_IDS_FILE = "reference_ids.csv"
@@ -19,11 +25,15 @@ EMBEDDING_IDS_FILE = "reference_ids.csv"
 
 def embed_reference(paths: ProjectPaths, index_section: Mapping[str, Any]) -> dict[str, Any]:
     """Embeddings in fp16 (half the disk, retrieval-neutral) with their ids and coordinates."""
-    model = load_model(paths)
+    trained = load_trained(paths)
+    features, segmentation = model_inputs(paths, trained)
     manifest = read_manifest(paths.reference_manifest)
-    images, _, rows, failures = load_split_images(paths, manifest, "reference", model.image_size)
-    embeddings = embed_images(
-        model, images, int(index_section["batch_size"]), progress=True, desc="reference"
+    rows, missing = rows_with_inputs(
+        manifest[manifest["split"] == "reference"], features, segmentation
+    )
+    data = AlignmentData(rows["id"].tolist(), features, segmentation)
+    embeddings = embed_retrieval(
+        trained.model, data, int(index_section["batch_size"]), progress=True, desc="reference"
     )
     paths.embeddings_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.embeddings_dir / "reference.tmp.npy"
@@ -31,9 +41,10 @@ def embed_reference(paths: ProjectPaths, index_section: Mapping[str, Any]) -> di
     tmp.replace(paths.embeddings_dir / EMBEDDINGS_FILE)
     write_manifest(rows[["id", "lat", "lon"]], paths.embeddings_dir / EMBEDDING_IDS_FILE)
     return {
+        "variant": trained.model.config.variant,
         "vectors": len(embeddings),
         "dim": int(embeddings.shape[1]),
-        "failed_images": len(failures),
+        "failed_images": len(missing),
     }
 
 

@@ -66,8 +66,8 @@ def seed_everything(seed: int, num_threads: int) -> None:
 
 
 def step_metrics(output: LossOutput) -> dict[str, float]:
-    """Flat MLflow-safe names: loss, loss_<term>, temperature_<term>."""
-    metrics = {"loss": float(output.total.detach())}
+    """Flat MLflow-safe names: train_loss (the sum), loss_<term>, temperature_<term>."""
+    metrics = {"train_loss": float(output.total.detach())}
     metrics.update({f"loss_{k}": v for k, v in output.terms.items()})
     metrics.update({f"temperature_{k}": v for k, v in output.temperatures.items()})
     return metrics
@@ -133,7 +133,7 @@ def train(
         means = {k: v / max(count, 1) for k, v in sums.items()}
         result = EpochResult(
             epoch + 1,
-            means.get("loss", float("nan")),
+            means.get("train_loss", float("nan")),
             lr,
             terms={k[5:]: v for k, v in means.items() if k.startswith("loss_")},
             temperatures=dict(last.temperatures) if last else {},

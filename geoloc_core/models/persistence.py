@@ -1,0 +1,67 @@
+"""Saving and loading a trained alignment model with what it needs to embed a new image.
+
+config.json holds the model settings, the input sizes and the FeatureSpec (which backbone and
+weights made its inputs), so `geoloc predict` can rebuild the same features for any file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from geoloc_core.encoders.backbone import FeatureSpec
+from geoloc_core.models.alignment import GeoAlignmentModel, InputShapes
+from geoloc_core.models.config import ModelConfig
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class TrainedModel:
+    model: GeoAlignmentModel
+    features: FeatureSpec
+    image_size: int
+
+
+def save_model(directory: Path, trained: TrainedModel) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{MODEL_FILE}.tmp"
+    torch.save(trained.model.state_dict(), tmp)
+    tmp.replace(directory / MODEL_FILE)
+    config = {
+        "model": dataclasses.asdict(trained.model.config),
+        "shapes": dataclasses.asdict(trained.model.shapes),
+        "features": dataclasses.asdict(trained.features),
+        "image_size": trained.image_size,
+    }
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def load_model(directory: Path) -> TrainedModel:
+    """The trained model in eval mode; weights from the saved state only (no GeoCLIP re-init)."""
+    directory = Path(directory)
+    weights, config_file = directory / MODEL_FILE, directory / CONFIG_FILE
+    if not weights.is_file() or not config_file.is_file():
+        raise FileNotFoundError(
+            f"no trained model in {directory}: materialize alignment_model first"
+        )
+    saved = json.loads(config_file.read_text())
+    try:
+        config = ModelConfig.from_mapping(saved["model"])
+        shapes = InputShapes(**saved["shapes"])
+        features = FeatureSpec(**saved["features"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{config_file} was written by an older model format ({exc}): "
+            "re-materialize alignment_model"
+        ) from exc
+    model = GeoAlignmentModel(config, shapes)
+    model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    model.eval()
+    return TrainedModel(model, features, int(saved["image_size"]))

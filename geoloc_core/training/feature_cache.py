@@ -1,0 +1,223 @@
+"""The backbone-features cache: frozen-tower outputs per image id, one directory per shard.
+
+A shard directory holds ids.npy (sorted), pooled.npy (N, D) and tokens.npy (N, T, D) in fp16,
+and meta.json (the FeatureSpec, sizes, failures, content digest). Arrays are memory-mapped on
+read, so training over millions of images touches only the rows of each batch. Shards are
+found by the id's hash (the same sha1 rule as the segmentation cache), so no global index is
+needed and shards are written independently, in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoloc_core.encoders.backbone import FeatureSpec
+from geoloc_core.segmentation.sharding import shard_of
+
+FORMAT = "geoloc-features/1"
+SHARD_DIR = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
+IDS, POOLED, TOKENS, META = "ids.npy", "pooled.npy", "tokens.npy", "meta.json"
+
+
+class FeatureCacheError(ValueError):
+    """A cache directory that cannot be read as one consistent cache; names the fix."""
+
+
+def features_directory(root: Path) -> Path:
+    return Path(root) / "artifacts" / "features"
+
+
+def shard_dir_name(index: int, n_shards: int) -> str:
+    return f"shard-{index:05d}-of-{n_shards:05d}"
+
+
+def spec_fingerprint(spec: FeatureSpec, image_size: int) -> str:
+    """Decides a shard's content: the same fingerprint means the same features per image."""
+    content = {"format": FORMAT, "image_size": image_size, **asdict(spec)}
+    payload = json.dumps(content, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ShardContent:
+    ids: list[str]  # sorted
+    pooled: np.ndarray  # (N, D) float16
+    tokens: np.ndarray  # (N, T, D) float16
+    failures: dict[str, str]  # id -> why its image could not be read
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        h.update("\n".join(self.ids).encode())
+        h.update(np.ascontiguousarray(self.pooled).tobytes())
+        h.update(np.ascontiguousarray(self.tokens).tobytes())
+        h.update(json.dumps(self.failures, sort_keys=True).encode())
+        return h.hexdigest()
+
+
+def write_shard(
+    directory: Path, index: int, n_shards: int, content: ShardContent, meta: dict[str, Any]
+) -> Path:
+    """Write atomically (a temp directory renamed into place); returns the shard directory."""
+    if list(content.ids) != sorted(content.ids):
+        raise ValueError("shard ids must be sorted")
+    target = Path(directory) / shard_dir_name(index, n_shards)
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / IDS, np.array(content.ids, dtype=str))
+    np.save(tmp / POOLED, content.pooled.astype(np.float16))
+    np.save(tmp / TOKENS, content.tokens.astype(np.float16))
+    full_meta = {**meta, "format": FORMAT, "digest": content.digest(), "failures": content.failures}
+    (tmp / META).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def read_meta(shard: Path) -> dict[str, Any]:
+    return json.loads((Path(shard) / META).read_text())
+
+
+@dataclass
+class _Shard:
+    ids: np.ndarray
+    pooled: np.ndarray
+    tokens: np.ndarray
+
+    @classmethod
+    def open(cls, path: Path) -> _Shard:
+        return cls(
+            np.load(path / IDS),
+            np.load(path / POOLED, mmap_mode="r"),
+            np.load(path / TOKENS, mmap_mode="r"),
+        )
+
+    def row(self, image_id: str) -> int:
+        row = int(np.searchsorted(self.ids, image_id))
+        return row if row < len(self.ids) and self.ids[row] == image_id else -1
+
+
+class FeatureCache:
+    """Pooled embeddings and patch tokens by image id (satisfies models.inputs.FeatureSource)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._paths, self._n_shards = _scan(self.directory)
+        self._open: dict[int, _Shard] = {}
+        self._meta = self._common_meta()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Sizes and the FeatureSpec every shard shares (failures and digests left out)."""
+        return dict(self._meta)
+
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(**self._meta["spec"])
+
+    def load(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, D) and (N, T, D) float16 in the order of ids; KeyError naming a missing id."""
+        ids = list(ids)
+        pooled = np.empty((len(ids), self._meta["pooled_dim"]), dtype=np.float16)
+        tokens = np.empty(
+            (len(ids), self._meta["tokens"], self._meta["token_dim"]), dtype=np.float16
+        )
+        by_shard: dict[int, tuple[list[int], list[int]]] = {}
+        for position, image_id in enumerate(ids):
+            index = shard_of(image_id, self._n_shards)
+            row = self._shard(index).row(image_id)
+            if row < 0:
+                raise KeyError(self._missing(image_id, index))
+            by_shard.setdefault(index, ([], []))[0].append(position)
+            by_shard[index][1].append(row)
+        for index, (positions, rows) in by_shard.items():
+            order = np.argsort(rows, kind="stable")
+            at, source = np.asarray(positions)[order], np.asarray(rows)[order]
+            shard = self._open[index]
+            pooled[at] = shard.pooled[source]
+            tokens[at] = shard.tokens[source]
+        return pooled, tokens
+
+    def ids(self) -> list[str]:
+        found: list[str] = []
+        for index in sorted(self._paths):
+            found += self._shard(index).ids.tolist()
+        return sorted(found)
+
+    def failures(self) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for path in self._paths.values():
+            failed.update(read_meta(path)["failures"])
+        return failed
+
+    def _shard(self, index: int) -> _Shard:
+        if index not in self._open:
+            if index not in self._paths:
+                raise FeatureCacheError(
+                    f"{self.directory} lacks {shard_dir_name(index, self._n_shards)}: "
+                    f"materialize backbone_features partition {index:03d}"
+                )
+            self._open[index] = _Shard.open(self._paths[index])
+        return self._open[index]
+
+    def _missing(self, image_id: str, index: int) -> str:
+        reason = read_meta(self._paths[index])["failures"].get(image_id)
+        if reason is not None:
+            return f"{image_id!r} has no backbone features: its image failed ({reason})"
+        return (
+            f"{image_id!r} is not in the backbone-features cache; it is in no manifest the "
+            "cache was built from: re-materialize backbone_features"
+        )
+
+    def _common_meta(self) -> dict[str, Any]:
+        keys = ("spec", "fingerprint", "image_size", "pooled_dim", "token_dim", "tokens")
+        metas = {index: read_meta(path) for index, path in self._paths.items()}
+        first = metas[min(metas)]
+        for index, meta in metas.items():
+            if meta.get("format") != FORMAT or meta.get("fingerprint") != first.get("fingerprint"):
+                raise FeatureCacheError(
+                    f"{self._paths[index]} was made by another backbone or format than "
+                    f"{self._paths[min(metas)]}: re-materialize every backbone_features partition"
+                )
+        return {key: first[key] for key in keys}
+
+
+def _scan(directory: Path) -> tuple[dict[int, Path], int]:
+    layouts: dict[int, dict[int, Path]] = {}
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = SHARD_DIR.match(path.name)
+            if match and (path / META).is_file():
+                layouts.setdefault(int(match.group(2)), {})[int(match.group(1))] = path
+    if not layouts:
+        raise FeatureCacheError(
+            f"no backbone-feature shards in {directory}: materialize backbone_features first"
+        )
+    if len(layouts) > 1:
+        raise FeatureCacheError(
+            f"{directory} mixes shard layouts {sorted(layouts)} (features.n_shards changed): "
+            "re-materialize backbone_features, which removes the old layout"
+        )
+    [(n_shards, paths)] = layouts.items()
+    return paths, n_shards
+
+
+def remove_other_layouts(directory: Path, n_shards: int) -> list[Path]:
+    """Shards of another shard count would shadow nothing but confuse readers: remove them."""
+    removed = []
+    if Path(directory).is_dir():
+        for path in Path(directory).iterdir():
+            match = SHARD_DIR.match(path.name)
+            if match and int(match.group(2)) != n_shards:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed

@@ -1,0 +1,125 @@
+"""Shared builders for the model and training tests (no tests here).
+
+A tiny project carried through the real steps up to the model's inputs: manifests, place
+texts, the backbone's CLIP-style pretraining (1 epoch) and the backbone-features cache. The
+segmentation view comes from an in-memory source built from the demo world's own label PNGs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+from geoloc_core.ade20k import NUM_CLASSES
+from geoloc_core.data.manifest import read_manifest
+from geoloc_core.params import load_params
+from geoloc_core.paths import ProjectPaths
+
+TINY_MODEL = {
+    "variant": "g3",
+    "embed_dim": 32,
+    "head_hidden": 64,
+    "gps_sigmas": [1.0, 16.0, 256.0],
+    "gps_fourier_features": 32,
+    "gps_hidden": 32,
+    "gps_layers": 1,
+    "gps_init": None,
+    "fusion_dim": 32,
+    "fusion_heads": 2,
+    "fusion_layers": 1,
+    "seg_grid": 4,
+    "seg_layers": 1,
+    "temperature_init": 0.07,
+}
+TINY_TRAIN = {
+    "seed": 0,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr_g3": 1e-3,
+    "lr_dualgeo": 1e-3,
+    "weight_decay": 1e-6,
+    "lr_step_gamma": 0.87,
+    "same_place_km": 1.0,
+    "num_threads": 2,
+    "device": "cpu",
+}
+TINY_BACKBONE = {
+    "architecture": "geoloc-demo-vit-tiny",
+    "pretrained": None,
+    "pretrain_epochs": 1,
+    "pretrain_batch_size": 32,
+    "pretrain_lr": 1e-3,
+    "pretrain_weight_decay": 0.1,
+    "seed": 0,
+    "num_threads": 2,
+}
+TINY_FEATURES = {
+    "token_grid": 4,
+    "n_shards": 2,
+    "batch_size": 32,
+    "device": "cpu",
+    "num_threads": 2,
+}
+
+
+class LabelPngSegmentation:
+    """The segmentation contract (load, ids) from the demo world's label PNGs, in memory."""
+
+    def __init__(self, root: Path, manifests: Sequence[Path], resolution: int = 64):
+        self.maps: dict[str, np.ndarray] = {}
+        for file in manifests:
+            table = read_manifest(file)
+            for image_id, label in zip(table["id"], table["label"], strict=True):
+                with Image.open(Path(root) / label) as img:
+                    resized = img.resize((resolution, resolution), Image.Resampling.NEAREST)
+                self.maps[str(image_id)] = np.asarray(resized, dtype=np.uint8)
+
+    def load(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        missing = [i for i in ids if i not in self.maps]
+        if missing:
+            raise KeyError(f"{missing[0]!r} has no label map")
+        maps = np.stack([self.maps[i] for i in ids])
+        counts = np.stack([np.bincount(m.ravel(), minlength=NUM_CLASSES) for m in maps])
+        return maps, (counts / maps[0].size).astype(np.float32)
+
+    def ids(self) -> list[str]:
+        return sorted(self.maps)
+
+
+def build_tiny_inputs(template: Path, target: Path) -> Path:
+    """Copy the tiny demo project and run the steps that make the alignment model's inputs."""
+    from geoloc_core.steps.manifests import build_benchmark_manifest, build_reference_manifest
+    from geoloc_core.steps.texts import build_place_texts
+    from geoloc_core.steps.training import build_backbone_features, build_backbone_weights
+
+    shutil.copytree(template, target)
+    params = load_params(target)
+    params.update(backbone=TINY_BACKBONE, features=TINY_FEATURES)
+    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    paths = ProjectPaths(target)
+    build_reference_manifest(paths, params["data"], params["manifest"])
+    benchmarks = params["benchmarks"]["names"]
+    for name in benchmarks:
+        build_benchmark_manifest(paths, params["data"], name, params["manifest"])
+    build_place_texts(paths, params["text"])
+    build_backbone_weights(paths, TINY_BACKBONE, fingerprint="tiny")
+    for key in ("000", "001"):
+        build_backbone_features(paths, TINY_FEATURES, benchmarks, key, log=lambda _: None)
+    return target
+
+
+def tiny_segmentation(root: Path) -> LabelPngSegmentation:
+    paths = ProjectPaths(root)
+    files = [paths.reference_manifest, *sorted((paths.manifests / "benchmarks").glob("*.csv"))]
+    return LabelPngSegmentation(root, files)
+
+
+def reference_rows(root: Path, split: str = "reference") -> pd.DataFrame:
+    manifest = read_manifest(ProjectPaths(root).reference_manifest)
+    return manifest[manifest["split"] == split].reset_index(drop=True)

@@ -1,0 +1,79 @@
+"""A query is embedded exactly as the index was: a file geolocated by `geoloc predict` (backbone
+run on the fly) gets the same vector as the same image read from the features cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geoloc_core.data.images import load_batch
+from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.predict_images import embed_files, predict_images
+from geoloc_core.steps.indexing import build_index, embed_reference
+from geoloc_core.steps.training import load_trained, train_model
+from geoloc_core.training.dataset import AlignmentData
+from geoloc_core.training.embed import embed_retrieval
+from geoloc_core.training.feature_cache import FeatureCache, features_directory
+from tests.test_training_helpers import (
+    TINY_MODEL,
+    TINY_TRAIN,
+    build_tiny_inputs,
+    reference_rows,
+    tiny_segmentation,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tiny_world_template: Path, tmp_path_factory) -> Path:
+    return build_tiny_inputs(tiny_world_template, tmp_path_factory.mktemp("inputs") / "project")
+
+
+def trained_project(tiny_inputs: Path, target: Path, variant: str) -> ProjectPaths:
+    shutil.copytree(tiny_inputs, target)
+    paths = ProjectPaths(target)
+    train_model(
+        paths,
+        {**TINY_MODEL, "variant": variant},
+        {**TINY_TRAIN, "epochs": 1},
+        DEFAULT_THRESHOLDS_KM,
+        fingerprint="predict",
+        segmentation=tiny_segmentation(target),
+        progress=False,
+    )
+    return paths
+
+
+@pytest.mark.parametrize("variant", ["g3", "dualgeo+text"])
+def test_files_embed_like_cached_images(tiny_inputs, tmp_path, variant):
+    paths = trained_project(tiny_inputs, tmp_path / "project", variant)
+    trained = load_trained(paths)
+    rows = reference_rows(paths.root, "validation").head(5)
+    segmentation = tiny_segmentation(paths.root) if "dualgeo" in variant else None
+    features = FeatureCache(features_directory(paths.root))
+    cached = embed_retrieval(
+        trained.model, AlignmentData(rows["id"].tolist(), features, segmentation)
+    )
+    images, positions, _ = load_batch(
+        rows["id"].tolist(), [paths.root / p for p in rows["image"]], trained.image_size
+    )
+    maps = segmentation.load(rows["id"].tolist())[0] if segmentation else None
+    on_the_fly = embed_files(paths, trained, images, maps)
+    assert positions == list(range(5))
+    assert np.allclose(cached, on_the_fly, atol=1e-5)
+
+
+def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
+    paths = trained_project(tiny_inputs, tmp_path / "project", "g3")
+    embed_reference(paths, {"batch_size": 16})
+    build_index(paths, {"metric": "inner_product", "batch_size": 16})
+    photo, broken = tmp_path / "photo.jpg", tmp_path / "broken.png"
+    Image.fromarray(np.full((90, 120, 3), 128, np.uint8)).save(photo)
+    broken.write_bytes(b"not an image")
+    good, bad = predict_images(paths.root, [photo, broken], top_k=2)
+    assert -90 <= good["lat"] <= 90 and len(good["neighbours"]) == 2
+    assert "error" in bad and "lat" not in bad
