@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
 from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -64,8 +63,9 @@ class MlflowTracker(dg.ConfigurableResource):
     ui_url: str = "http://127.0.0.1:5000"
 
     def client(self) -> MlflowClient:
-        mlflow.set_tracking_uri(self.tracking_uri)
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        # A client of its own, never mlflow.set_tracking_uri: that sets MLFLOW_TRACKING_URI for
+        # the whole process, and the next project built in it would log into this store.
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, client: MlflowClient) -> str:
         found = client.get_experiment_by_name(self.experiment)
