@@ -31,6 +31,7 @@ from geoloc_core.segmentation.sharding import (
     shard_file_name,
     shard_keys,
     shard_of,
+    single_layout,
 )
 
 
@@ -170,14 +171,6 @@ def _scan(directory: Path) -> tuple[dict[int, Path], int]:
             parsed = parse_shard_file_name(path.name)
             if parsed is not None:
                 layouts.setdefault(parsed[1], {})[parsed[0]] = path
-    if not layouts:
-        raise SegmentationError(
-            f"no segmentation shards in {directory}: materialize segmentation_cache first"
-        )
-    if len(layouts) > 1:
-        raise SegmentationError(
-            f"{directory} mixes shard layouts {sorted(layouts)} (segmentation.n_shards changed): "
-            "re-materialize segmentation_cache, which removes the old layout"
-        )
-    [(n_shards, files)] = layouts.items()
-    return files, n_shards
+    return single_layout(
+        layouts, directory, "segmentation_cache", "segmentation.n_shards", SegmentationError
+    )

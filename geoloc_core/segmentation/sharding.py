@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from geoloc_core.segmentation.errors import SegmentationError
 
@@ -43,3 +44,22 @@ def parse_shard_file_name(name: str) -> tuple[int, int] | None:
     """(index, n_shards) of a shard file name, None for any other file."""
     match = SHARD_FILE.match(name)
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def single_layout(
+    layouts: dict[int, dict[int, Path]],
+    directory: Path,
+    asset: str,
+    setting: str,
+    error: type[Exception],
+) -> tuple[dict[int, Path], int]:
+    """The shards of the one layout (shard count) found; none or a mix is an error to fix."""
+    if not layouts:
+        raise error(f"no {asset} shards in {directory}: materialize {asset} first")
+    if len(layouts) > 1:
+        raise error(
+            f"{directory} mixes shard layouts {sorted(layouts)} ({setting} changed): "
+            f"re-materialize {asset}, which removes the old layout"
+        )
+    [(n_shards, shards)] = layouts.items()
+    return shards, n_shards

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from geoloc_core.encoders.backbone import FeatureSpec
-from geoloc_core.segmentation.sharding import shard_of
+from geoloc_core.segmentation.sharding import shard_of, single_layout
 
 FORMAT = "geoloc-features/1"
 SHARD_DIR = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
@@ -198,17 +198,9 @@ def _scan(directory: Path) -> tuple[dict[int, Path], int]:
             match = SHARD_DIR.match(path.name)
             if match and (path / META).is_file():
                 layouts.setdefault(int(match.group(2)), {})[int(match.group(1))] = path
-    if not layouts:
-        raise FeatureCacheError(
-            f"no backbone-feature shards in {directory}: materialize backbone_features first"
-        )
-    if len(layouts) > 1:
-        raise FeatureCacheError(
-            f"{directory} mixes shard layouts {sorted(layouts)} (features.n_shards changed): "
-            "re-materialize backbone_features, which removes the old layout"
-        )
-    [(n_shards, paths)] = layouts.items()
-    return paths, n_shards
+    return single_layout(
+        layouts, directory, "backbone_features", "features.n_shards", FeatureCacheError
+    )
 
 
 def remove_other_layouts(directory: Path, n_shards: int) -> list[Path]:
