@@ -41,6 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     pred.add_argument("images", nargs="+", type=Path)
     pred.add_argument("--top-k", type=int, default=5)
 
+    server = sub.add_parser(
+        "lmm-test-server",
+        help="an OpenAI-compatible server on 127.0.0.1 whose answers come from the prompt's "
+        "coordinates, to try the LMM path without a model",
+    )
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    server.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="fault applied to every request (repeatable): 429, 500, hang, malformed, prose, "
+        "out_of_range, integer, fewer_choices",
+    )
+
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
     try:
@@ -51,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             return _materialize(root, args)
         if args.command == "status":
             return _status(root)
+        if args.command == "lmm-test-server":
+            from geoloc_core.lmm.test_server import serve
+
+            serve("127.0.0.1", args.port, args.latency, args.fault)
+            return 0
         return _predict(root, args)
     except (ParamsError, ValueError, FileNotFoundError) as exc:
         print(f"geoloc: error: {exc}", file=sys.stderr)
@@ -81,7 +101,11 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     from geoloc_assets.staleness import asset_states
 
     params = load_params(root)
-    benchmarks = args.benchmark or list(params["benchmarks"]["names"])
+    configured = list(params["benchmarks"]["names"])
+    unknown = [b for b in args.benchmark if b not in configured]
+    if unknown:
+        raise ValueError(f"--benchmark {unknown}: not in params benchmarks.names {configured}")
+    benchmarks = args.benchmark or configured
     defs = build_definitions(root)
     instance = project_instance(root)
     groups = args.group
@@ -90,6 +114,7 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     keys = selected_keys(defs, groups, args.asset)
     observe_raw_data(defs, instance)
     if args.stale:
+        # asset_states carries staleness all the way down, so this is the downstream closure
         pending = {s.asset for s in asset_states(defs, instance, benchmarks) if s.status != "fresh"}
         keys = [k for k in keys if k.to_user_string() in pending]
     if not keys:

@@ -7,29 +7,40 @@ import dagster as dg
 
 from geoloc_assets.assets.data import build_data_assets
 from geoloc_assets.assets.evaluation import build_evaluation_assets
-from geoloc_assets.assets.features import build_feature_assets
+from geoloc_assets.assets.features import build_feature_assets, feature_shard_partitions
+from geoloc_assets.assets.lmm import build_lmm_assets
 from geoloc_assets.assets.model import build_model_assets
+from geoloc_assets.assets.refinement import build_refinement_assets
 from geoloc_assets.assets.retrieval import build_retrieval_assets
 from geoloc_assets.assets.segmentation import build_segmentation_assets
 from geoloc_assets.assets.texts import build_text_assets
+from geoloc_assets.partitions import configured_benchmarks
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_core.params import find_root, load_params
+from geoloc_core.params_check import validate_params
 from geoloc_core.paths import ProjectPaths
+
+AUTOMATION_SENSOR = "geoloc_automation"
 
 
 def build_definitions(root: Path) -> dg.Definitions:
     """Definitions for the project at root (the tests build them for a temp project)."""
     root = Path(root).resolve()
     params = load_params(root)
+    validate_params(params, root)
     paths = ProjectPaths(root)
+    benchmarks = configured_benchmarks(params["benchmarks"]["names"])
+    shards = feature_shard_partitions(params)
     everything = [
-        *build_data_assets(params),
+        *build_data_assets(params, benchmarks),
         *build_text_assets(params),
         *build_segmentation_assets(params),
-        *build_feature_assets(params),
-        *build_model_assets(params),
-        *build_retrieval_assets(params),
-        *build_evaluation_assets(params),
+        *build_feature_assets(params, shards),
+        *build_model_assets(params, shards),
+        *build_retrieval_assets(params, benchmarks),
+        *build_refinement_assets(params, benchmarks),
+        *build_lmm_assets(params, benchmarks),
+        *build_evaluation_assets(params, benchmarks),
     ]
     assets = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)]
     checks = [a for a in everything if isinstance(a, dg.AssetChecksDefinition)]
@@ -37,6 +48,15 @@ def build_definitions(root: Path) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
+        sensors=[
+            # Evaluates the assets' automation conditions; on by default, so `make ui`
+            # (dagster dev, with its daemon) follows a changed asset all the way down.
+            dg.AutomationConditionSensorDefinition(
+                AUTOMATION_SENSOR,
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+            )
+        ],
         resources={
             "project": ProjectResource(root=str(root)),
             "mlflow_tracker": MlflowTracker(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from geoloc_assets.partitions import benchmark_partitions
+from geoloc_assets.partitions import is_benchmark_partitioning
 
 DAGSTER_HOME_DIR = ".dagster"
 # The console shows INFO and up (progress, results); DEBUG events stay in the instance's logs.
@@ -80,11 +80,13 @@ def run_batches(
 def partitions_to_run(
     partitions_def: dg.PartitionsDefinition | None, benchmarks: Sequence[str]
 ) -> list[str | None]:
-    """Benchmark partitions: the configured benchmarks; any other partitioning: all its keys."""
+    """Benchmark partitions: those of the benchmarks asked for; any other partitioning: all
+    its keys."""
     if partitions_def is None:
         return [None]
-    if partitions_def == benchmark_partitions:
-        return list(benchmarks)
+    if is_benchmark_partitioning(partitions_def):
+        known = set(partitions_def.get_partition_keys())
+        return [b for b in benchmarks if b in known]
     return list(partitions_def.get_partition_keys())
 
 

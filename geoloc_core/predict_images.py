@@ -27,6 +27,7 @@ from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import load_index
 from geoloc_core.retrieval.predict import predict_nearest
+from geoloc_core.steps.indexing import index_record
 from geoloc_core.steps.training import load_trained
 from geoloc_core.training.backbone_weights import BackboneRecord, load_towers
 from geoloc_core.training.project_inputs import segmentation_source
@@ -58,7 +59,8 @@ def predict_images(root: Path, images: Sequence[Path], top_k: int = 5) -> list[d
         label_maps = label_maps[good]
         if not positions:
             return results
-    queries = embed_files(paths, trained, stack, label_maps)
+    parts = tuple(index_record(paths)["parts"])
+    queries = embed_files(paths, trained, stack, label_maps, parts)
     predicted = predict_nearest(index, meta[["lat", "lon"]].to_numpy(np.float64), queries, top_k)
     for row, position in enumerate(positions):
         results[position].update(
@@ -76,8 +78,10 @@ def embed_files(
     trained: TrainedModel,
     images: np.ndarray,
     label_maps: np.ndarray | None,
+    parts: tuple[str, ...] | None = None,
 ) -> np.ndarray:
-    """Retrieval embeddings of decoded images, via the frozen towers the model was trained on."""
+    """Retrieval embeddings (of parts, default the variant's) of decoded images, via the
+    frozen towers the model was trained on."""
     spec = trained.features
     record = BackboneRecord(spec.architecture, str(spec.pretrained), spec.weights_sha256)
     towers = freeze(load_towers(paths.root, record))
@@ -93,7 +97,7 @@ def embed_files(
             tokens=outputs.tokens.half().float(),
             label_maps=maps,
         )
-        chunks.append(trained.model.retrieval_embedding(batch).numpy())
+        chunks.append(trained.model.retrieval_embedding(batch, parts).numpy())
     return np.concatenate(chunks).astype(np.float32)
 
 

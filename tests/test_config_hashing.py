@@ -26,12 +26,15 @@ def versions(params: dict) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
-        ("evaluation", "thresholds_km", [1, 25, 200, 750], {"metrics", "report"}),
-        ("evaluation", "distance", "haversine", {"metrics", "report"}),
-        ("retrieval", "top_k", 3, {"predictions"}),
+        ("evaluation", "thresholds_km", [1, 25, 200, 750], {"metrics", "report", "baselines"}),
+        ("evaluation", "distance", "haversine", {"metrics", "report", "baselines"}),
+        ("retrieval", "top_k", 3, {"candidates"}),
+        ("rerank", "eps_km", 10.0, {"rerank"}),
+        ("verification", "method", "top1", {"verification"}),
+        ("embeddings", "parts", ["frozen"], {"reference_embeddings"}),
+        ("index", "type", "hnsw", {"retrieval_index", "candidates"}),
         ("train", "epochs", 1, {"alignment_model"}),
         ("model", "embed_dim", 64, {"alignment_model"}),
-        ("index", "batch_size", 64, {"reference_embeddings", "retrieval_index"}),
         ("data", "root", "elsewhere", {"reference_manifest", "benchmark_manifest"}),
         (
             "benchmarks",
@@ -74,8 +77,8 @@ def test_config_defaults_come_from_params(tmp_path, params):
     params["retrieval"]["top_k"] = 7
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     defs = build_definitions(tmp_path)
-    predictions = defs.resolve_assets_def("predictions")
-    config_field = predictions.op.config_schema.config_type.fields["retrieval"]
+    candidates = defs.resolve_assets_def("candidates")
+    config_field = candidates.op.config_schema.config_type.fields["retrieval"]
     assert config_field.default_value["top_k"] == 7
 
 

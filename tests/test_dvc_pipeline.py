@@ -15,6 +15,7 @@ from tests.conftest import make_tiny_project
 from tests.test_tooling import dvc_executable
 
 BIN = Path(sys.executable).parent
+BENCHMARKS = ("validation", "demo-street", "demo-unseen")
 
 
 def ran_stages(output: str) -> set[str]:
@@ -22,7 +23,7 @@ def ran_stages(output: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_then_params_change_reruns_only_evaluation(tmp_path):
+def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path):
     dvc = dvc_executable()
     root = make_tiny_project(tmp_path / "project", with_code=True)
     env = {
@@ -51,9 +52,20 @@ def test_dvc_repro_then_params_change_reruns_only_evaluation(tmp_path):
     run("git", "commit", "-qm", "tiny project")
 
     first = run(dvc, "repro")
-    stages = {"data", "texts", "segmentation", "features", "model", "retrieval", "evaluation"}
+    stages = {
+        "data",
+        "texts",
+        "segmentation",
+        "features",
+        "model",
+        "index",
+        "retrieval",
+        "rerank",
+        "verification",
+        "evaluation",
+    }
     assert ran_stages(first) == stages
-    for benchmark in ("demo-street", "demo-unseen"):
+    for benchmark in BENCHMARKS:
         metrics = json.loads((root / "metrics" / f"{benchmark}.json").read_text())
         assert {"acc_1km", "acc_2500km", "median_km", "n"} <= set(metrics)
     status = run(dvc, "status")
@@ -61,11 +73,14 @@ def test_dvc_repro_then_params_change_reruns_only_evaluation(tmp_path):
     assert ran_stages(run(dvc, "repro")) == set()
 
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("distance: geodesic", "distance: haversine"))
+    params.write_text(params.read_text().replace("eps_km: 50.0", "eps_km: 10.0"))
     changed = run(dvc, "status")
-    assert "evaluation:" in changed and "model:" not in changed and "data:" not in changed
+    assert "rerank:" in changed and "model:" not in changed and "retrieval:" not in changed
     dagster_view = run("geoloc", "status")
     stale = {line.split()[1] for line in dagster_view.splitlines() if line.startswith("stale")}
-    assert stale == {"metrics[demo-street]", "metrics[demo-unseen]", "report"}
-    assert ran_stages(run(dvc, "repro")) == {"evaluation"}
+    below = {f"{a}[{b}]" for a in ("rerank", "verification", "metrics") for b in BENCHMARKS}
+    assert stale == below | {"report"}
+    assert ran_stages(run(dvc, "repro")) == {"rerank", "verification", "evaluation"}
     assert "up to date" in run(dvc, "status")
+    after = run("geoloc", "status")
+    assert all(line.startswith("fresh") for line in after.splitlines()), after

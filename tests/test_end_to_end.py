@@ -1,11 +1,16 @@
-"""The whole graph at tiny size: real Dagster instance, real MLflow sqlite store, real FAISS."""
+"""The whole graph at tiny size: real Dagster instance, real MLflow sqlite store, real FAISS;
+then what a changed setting re-runs, through params.yaml, the run config, and automation."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from geoloc_assets.definitions import build_definitions
@@ -16,7 +21,9 @@ from geoloc_assets.runner import (
     selected_keys,
 )
 from geoloc_assets.staleness import asset_states
+from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
+from tests.conftest import make_tiny_project
 
 METRIC_KEYS = {
     "acc_1km",
@@ -27,29 +34,30 @@ METRIC_KEYS = {
     "median_km",
     "mean_km",
     "n",
+    "stages",
 }
-BENCHMARKS = ["demo-street", "demo-unseen"]
-ASSETS = [
-    "reference_manifest",
+BENCHMARKS = ["validation", "demo-street", "demo-unseen"]
+PER_BENCHMARK = {
     "benchmark_manifest",
-    "segmentation_cache",
+    "baselines",
+    "candidates",
+    "rerank",
+    "lmm_diversification",
+    "lmm_reasoning",
+    "verification",
+    "metrics",
+}
+PER_SHARD = {"segmentation_cache", "backbone_features", "reference_embeddings"}
+ASSETS = {
+    "reference_manifest",
     "place_texts",
     "backbone_weights",
-    "backbone_features",
     "alignment_model",
-    "reference_embeddings",
     "retrieval_index",
-    "predictions",
-    "metrics",
     "report",
-]
-
-
-@pytest.fixture
-def dagster_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster_home"
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
+    *PER_BENCHMARK,
+    *PER_SHARD,
+}
 
 
 def materialize_all(root: Path):
@@ -61,64 +69,222 @@ def materialize_all(root: Path):
     return defs, instance, materialize_selection(defs, instance, keys, BENCHMARKS)
 
 
-@pytest.mark.slow
-def test_whole_graph_materializes_and_is_tracked(tiny_project, dagster_home):
-    defs, instance, outcomes = materialize_all(tiny_project)
+def pending(root: Path) -> set[tuple[str, str | None]]:
+    defs = build_definitions(root)
+    states = asset_states(defs, project_instance(root), BENCHMARKS)
+    return {(s.asset, s.partition) for s in states if s.status != "fresh"}
+
+
+def materialize_stale(root: Path) -> list[str]:
+    """What `geoloc materialize --stale` does; the assets it ran."""
+    defs = build_definitions(root)
+    instance = project_instance(root)
+    names = {asset for asset, _ in pending(root)}
+    keys = selected_keys(defs, [], sorted(names))
+    outcomes = materialize_selection(defs, instance, keys, BENCHMARKS)
     assert all(o.success for o in outcomes), outcomes
-    assert dagster_home.is_dir()
-    paths = ProjectPaths(tiny_project)
-    for benchmark in BENCHMARKS:
+    return sorted({a for o in outcomes for a in o.assets})
+
+
+def edit_params(root: Path, section: str, **values) -> None:
+    params_file = root / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params[section].update(values)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def materialized_template(tmp_path_factory) -> Path:
+    root = make_tiny_project(tmp_path_factory.mktemp("e2e") / "project")
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(root / ".dagster")
+    try:
+        _, _, outcomes = materialize_all(root)
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+    assert all(o.success for o in outcomes), outcomes
+    return root
+
+
+@pytest.fixture
+def project(materialized_template, tmp_path, monkeypatch) -> Path:
+    """A copy of the materialized project (instance and MLflow store included) per test."""
+    root = tmp_path / "project"
+    shutil.copytree(materialized_template, root)
+    monkeypatch.setenv("DAGSTER_HOME", str(root / ".dagster"))
+    return root
+
+
+@pytest.mark.slow
+def test_whole_graph_materializes_and_is_tracked(project):
+    paths = ProjectPaths(project)
+    sizes = {"validation": 18, "demo-street": 6, "demo-unseen": 6}
+    for benchmark, n in sizes.items():
         metrics = json.loads(paths.metrics(benchmark).read_text())
         assert set(metrics) == METRIC_KEYS
-        assert metrics["n"] == 6
+        assert metrics["n"] == n
+        assert set(metrics["stages"]) == {"retrieval", "rerank"}
         accs = [metrics[f"acc_{t}km"] for t in (1, 25, 200, 750, 2500)]
         assert accs == sorted(accs) and all(0 <= a <= 100 for a in accs)
     assert (paths.reports / "error_curves.png").stat().st_size > 10_000
+    candidates = (paths.artifacts / "candidates" / "demo-street.csv").read_text().splitlines()
+    assert len(candidates) == 1 + 6 * 20 * 2  # 20 similar and 20 dissimilar per query
 
     client = MlflowClient(paths.tracking_uri)
     experiment = client.get_experiment_by_name("geoloc")
-    runs = client.search_runs([experiment.experiment_id], max_results=500)
-    children = [r for r in runs if "dagster.asset_key" in r.data.tags]
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
     by_asset: dict[str, list] = {}
-    for run in children:
-        by_asset.setdefault(run.data.tags["dagster.asset_key"], []).append(run)
-    per_partition = {
-        "benchmark_manifest",
-        "predictions",
-        "metrics",
-        "segmentation_cache",
-        "backbone_features",
-    }
-    assert {a: len(r) for a, r in by_asset.items()} == {
-        a: (2 if a in per_partition else 1) for a in ASSETS
-    }  # two benchmarks, and the tiny project's two segmentation and two feature shards
+    for run in runs:
+        if "dagster.asset_key" in run.data.tags:
+            by_asset.setdefault(run.data.tags["dagster.asset_key"], []).append(run)
+    expected = {a: 3 if a in PER_BENCHMARK else 2 if a in PER_SHARD else 1 for a in ASSETS}
+    assert {a: len(r) for a, r in by_asset.items()} == expected
     for run in by_asset["metrics"]:
         benchmark = run.data.tags["dagster.partition"]
         on_disk = json.loads(paths.metrics(benchmark).read_text())
         assert run.data.metrics["acc_2500km"] == pytest.approx(on_disk["acc_2500km"])
-        assert run.data.params["evaluation.distance"] == "geodesic"
-    training = by_asset["alignment_model"][0]
-    assert len(client.get_metric_history(training.info.run_id, "train_loss")) >= 2
-    versions = client.search_model_versions("name = 'geoloc-alignment'")
-    assert [v.run_id for v in versions] == [training.info.run_id]
-
-    states = asset_states(defs, instance, BENCHMARKS)
-    assert {s.status for s in states} == {"fresh"}, [s for s in states if s.status != "fresh"]
+        assert run.data.metrics["stage_retrieval.acc_2500km"] == pytest.approx(
+            on_disk["stages"]["retrieval"]["acc_2500km"]
+        )
+    assert pending(project) == set()
 
 
 @pytest.mark.slow
-def test_changing_evaluation_marks_only_evaluation_stale(tiny_project, dagster_home):
-    _, _, outcomes = materialize_all(tiny_project)
-    assert all(o.success for o in outcomes)
-    params_file = tiny_project / "params.yaml"
-    params_file.write_text(
-        params_file.read_text().replace("distance: geodesic", "distance: haversine")
-    )
-    defs = build_definitions(tiny_project)
-    instance = project_instance(tiny_project)
-    stale = {
-        (s.asset, s.partition)
-        for s in asset_states(defs, instance, BENCHMARKS)
-        if s.status != "fresh"
+def test_eps_change_reruns_exactly_rerank_and_below(project):
+    edit_params(project, "rerank", eps_km=5.0)
+    below = {
+        (a, b) for a in ("rerank", "lmm_reasoning", "verification", "metrics") for b in BENCHMARKS
     }
-    assert stale == {("metrics", "demo-street"), ("metrics", "demo-unseen"), ("report", None)}
+    assert pending(project) == below | {("report", None)}
+    ran = materialize_stale(project)
+    assert ran == ["lmm_reasoning", "metrics", "report", "rerank", "verification"]
+    assert pending(project) == set()
+
+
+@pytest.mark.slow
+def test_variant_change_marks_everything_below_the_model_stale(project):
+    edit_params(project, "model", variant="image-only")
+    stale = {asset for asset, _ in pending(project)}
+    assert stale == {
+        "alignment_model",
+        "reference_embeddings",
+        "retrieval_index",
+        "candidates",
+        "rerank",
+        "lmm_diversification",
+        "lmm_reasoning",
+        "verification",
+        "metrics",
+        "report",
+    }
+
+
+@pytest.mark.slow
+def test_lmm_model_change_reruns_the_lmm_and_below(project):
+    edit_params(project, "lmm", model="another-model")
+    stale = {asset for asset, _ in pending(project)}
+    assert stale == {"lmm_diversification", "lmm_reasoning", "verification", "metrics", "report"}
+
+
+@pytest.mark.slow
+def test_run_config_override_marks_downstream_stale(project):
+    """As the launchpad does it: same code version, other config, so other content."""
+    defs = build_definitions(project)
+    instance = project_instance(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    evaluation = {**params["evaluation"], "distance": "haversine"}
+    result = dg.materialize(
+        list(defs.assets),
+        instance=instance,
+        resources=defs.resources,
+        selection=dg.AssetSelection.assets("metrics"),
+        partition_key="demo-street",
+        run_config={"ops": {"metrics": {"config": {"evaluation": evaluation}}}},
+    )
+    assert result.success
+    assert pending(project) == {("report", None)}
+
+
+@pytest.mark.slow
+def test_automation_follows_a_changed_asset_downstream(project):
+    """Dagster's own evaluation of the eager conditions: after rerank is re-materialized with
+    another eps, what reads the re-ranked candidates is requested for every benchmark, and
+    nothing above them."""
+    defs = build_definitions(project)
+    instance = project_instance(project)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0
+    edit_params(project, "rerank", eps_km=5.0)
+    defs = build_definitions(project)
+    outcomes = materialize_selection(defs, instance, [dg.AssetKey("rerank")], BENCHMARKS)
+    assert all(o.success for o in outcomes)
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {
+        (name, partition)
+        for name in ("lmm_reasoning", "verification", "metrics", "report", "candidates")
+        for partition in second.get_requested_partitions(dg.AssetKey(name))
+    }
+    assert requested == {("lmm_reasoning", b) for b in BENCHMARKS} | {
+        ("verification", b) for b in BENCHMARKS
+    }
+
+
+FAKE_KEY = "sk-geoloc-FAKE-0123456789abcdef"
+
+
+@pytest.mark.slow
+def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatch):
+    """Both LMM modes end to end against the local OpenAI-compatible server: G3's answers join
+    the verification pool, DualGeo's answer becomes the decision, a re-run asks nothing, and
+    the key set in the environment is written nowhere."""
+    monkeypatch.setenv("GEOLOC_LMM_API_KEY", FAKE_KEY)
+    with LmmTestServer() as server:
+        edit_params(
+            project,
+            "lmm",
+            provider="openai",
+            base_url=server.base_url,
+            n=2,
+            g3_rag_sizes=[0, 5],
+        )
+        ran = materialize_stale(project)
+        assert {"lmm_diversification", "lmm_reasoning", "verification"} <= set(ran)
+        paths = ProjectPaths(project)
+        g3 = json.loads((paths.artifacts / "lmm" / "demo-street.summary.json").read_text())
+        assert g3["skipped"] is False and g3["requests_sent"] == 6 * 2
+        assert g3["answers_by_source"] == {"lmm-rag-5": 12, "lmm-zero-shot": 12}
+        predictions = (paths.predictions("demo-street")).read_text()
+        sent = server.stats()["requests"]
+
+        again = materialize_selection(
+            build_definitions(project),
+            project_instance(project),
+            [dg.AssetKey("lmm_diversification")],
+            BENCHMARKS,
+        )
+        assert all(o.success for o in again)
+        assert server.stats()["requests"] == sent  # every answer came from the cache
+
+        edit_params(project, "lmm", mode="dualgeo")
+        materialize_stale(project)
+        reasoning = json.loads(
+            (paths.artifacts / "lmm_reasoning" / "demo-street.summary.json").read_text()
+        )
+        assert reasoning["skipped"] is False and reasoning["answers_kept"] == 6 * 2
+        decided = (paths.predictions("demo-street")).read_text()
+        assert decided != predictions and "lmm-dualgeo" in decided
+
+    leaked = [p for p in project.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+    assert leaked == []
+    client = MlflowClient(ProjectPaths(project).tracking_uri)
+    for run in client.search_runs(
+        [client.get_experiment_by_name("geoloc").experiment_id], max_results=1000
+    ):
+        assert FAKE_KEY not in json.dumps([run.data.params, run.data.tags, list(run.data.metrics)])
+    instance = project_instance(project)
+    for record in instance.get_run_records():
+        for event in instance.all_logs(record.dagster_run.run_id):
+            assert FAKE_KEY not in str(event)

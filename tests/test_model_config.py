@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from geoloc_core.models.config import BackboneConfig, FeaturesConfig, ModelConfig, TrainConfig
-from geoloc_core.models.variants import VARIANTS, variant_spec
+from geoloc_core.models.variants import FROZEN, VARIANTS, variant_spec
 
 
 def section_of(cls) -> dict:
@@ -55,7 +55,8 @@ def test_clear_errors():
 
 def test_variants_retrieve_with_what_they_train():
     for spec in VARIANTS.values():
-        assert set(spec.retrieval) <= set(spec.embeddings)
+        assert set(spec.retrieval) <= {FROZEN, *spec.embeddings}
+        assert FROZEN in spec.retrieval  # both papers index the frozen embedding
         assert spec.gps_aligned in spec.embeddings
     assert variant_spec("dualgeo+text").uses_text and variant_spec("dualgeo").uses_segmentation
     assert not variant_spec("g3").uses_segmentation

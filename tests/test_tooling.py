@@ -47,8 +47,12 @@ def test_selection_strings_parse_with_the_installed_antlr_runtime():
     graph = defs.resolve_asset_graph()
     selected = dg.AssetSelection.from_string("group:evaluation").resolve(graph)
     assert selected == {dg.AssetKey("metrics"), dg.AssetKey("report")}
-    downstream = dg.AssetSelection.from_string("key:predictions+").resolve(graph)
-    assert downstream == {dg.AssetKey("predictions"), dg.AssetKey("metrics"), dg.AssetKey("report")}
+    downstream = dg.AssetSelection.from_string("key:verification+").resolve(graph)
+    assert downstream == {
+        dg.AssetKey("verification"),
+        dg.AssetKey("metrics"),
+        dg.AssetKey("report"),
+    }
 
 
 def test_dvc_exp_run_with_set_param(tmp_path):

@@ -3,6 +3,7 @@ run on the fly) gets the same vector as the same image read from the features ca
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from geoloc_core.data.images import load_batch
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict_images import embed_files, predict_images
-from geoloc_core.steps.indexing import build_index, embed_reference
+from geoloc_core.retrieval.index_settings import IndexSettings
+from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import load_trained, train_model
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
@@ -69,8 +71,8 @@ def test_files_embed_like_cached_images(tiny_inputs, tmp_path, variant):
 
 def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
     paths = trained_project(tiny_inputs, tmp_path / "project", "g3")
-    embed_reference(paths, {"batch_size": 16})
-    build_index(paths, {"metric": "inner_product", "batch_size": 16})
+    embed_reference_shard(paths, {"parts": "auto", "batch_size": 16}, "000", 1)
+    build_index(paths, dataclasses.asdict(IndexSettings()), ["000"])
     photo, broken = tmp_path / "photo.jpg", tmp_path / "broken.png"
     Image.fromarray(np.full((90, 120, 3), 128, np.uint8)).save(photo)
     broken.write_bytes(b"not an image")

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from geoloc_assets.assets.data import build_data_assets
+from geoloc_assets.partitions import benchmark_partitions
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from tests.test_data_params import layer_params
 from tests.test_data_sources import geotagged_jpeg
@@ -45,7 +46,7 @@ def downstream_assets():
     def trained_on_manifest() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"ran": True})
 
-    partitions = dg.StaticPartitionsDefinition(["demo-street", "demo-unseen", "im2gps3k", "yfcc4k"])
+    partitions = benchmark_partitions  # what build_data_assets uses without a benchmarks section
 
     @dg.asset(deps=["benchmark_manifest"], partitions_def=partitions)
     def evaluated_on_benchmark() -> dg.MaterializeResult:

@@ -15,8 +15,8 @@ import dagster as dg
 import pandas as pd
 import yaml
 
-from geoloc_assets.assets.common import result_metadata
-from geoloc_assets.partitions import benchmark_partitions
+from geoloc_assets.assets.common import AUTOMATION, materialized
+from geoloc_assets.partitions import KNOWN_BENCHMARKS, configured_benchmarks
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.data.manifest import read_manifest
@@ -49,6 +49,7 @@ def raw_data_version(root: Path, data_root: str) -> str:
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A small frame as a Markdown table for Dagster metadata (no tabulate needed)."""
+
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -90,7 +91,12 @@ def gate_check_result(paths: ProjectPaths, name: str) -> dg.AssetCheckResult:
     )
 
 
-def build_data_assets(params: dict[str, Any]) -> list:
+def build_data_assets(
+    params: dict[str, Any], benchmark_partitions: dg.PartitionsDefinition | None = None
+) -> list:
+    if benchmark_partitions is None:  # the data layer alone (its tests): every known benchmark
+        names = params.get("benchmarks", {}).get("names", KNOWN_BENCHMARKS)
+        benchmark_partitions = configured_benchmarks(names)
     reference_config = asset_config("reference_manifest", params)
     benchmark_config = asset_config("benchmark_manifest", params)
 
@@ -103,6 +109,7 @@ def build_data_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=[raw_data],
         code_version=code_version("reference_manifest", params),
         description="Reference (database + training) and validation rows in the common schema.",
@@ -122,7 +129,9 @@ def build_data_assets(params: dict[str, Any]) -> list:
             run.log_artifact(quarantine_path(paths, REFERENCE), "gate")
             run.log_artifact(report_path(paths, REFERENCE), "gate")
             context.log.info(f"reference manifest: {summary}")
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+        return materialized(
+            summary, run, [paths.reference_manifest, quarantine_path(paths, REFERENCE)]
+        )
 
     @dg.asset_check(
         asset=reference_manifest,
@@ -135,6 +144,7 @@ def build_data_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=[raw_data],
         partitions_def=benchmark_partitions,
         code_version=code_version("benchmark_manifest", params),
@@ -157,7 +167,11 @@ def build_data_assets(params: dict[str, Any]) -> list:
             run.log_metrics(summary)
             run.log_artifact(quarantine_path(paths, benchmark), "gate")
             run.log_artifact(report_path(paths, benchmark), "gate")
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+        return materialized(
+            summary,
+            run,
+            [paths.benchmark_manifest(benchmark), quarantine_path(paths, benchmark)],
+        )
 
     @dg.asset_check(
         asset=benchmark_manifest,

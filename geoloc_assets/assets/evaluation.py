@@ -4,26 +4,68 @@ from typing import Any
 
 import dagster as dg
 
-from geoloc_assets.assets.common import result_metadata
-from geoloc_assets.partitions import benchmark_partitions
+from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.evaluate import evaluate_benchmark
+from geoloc_core.steps.baselines import compute_baselines
+from geoloc_core.steps.evaluate import evaluate_benchmark, flat_metrics
 from geoloc_core.steps.report import build_report
 
 GROUP = "evaluation"
+BASELINES_GROUP = "baselines"
+ALL = dg.AllPartitionMapping()
 
 
-def build_evaluation_assets(params: dict[str, Any]) -> list:
+def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition) -> list:
     metrics_config = asset_config("metrics", params)
     report_config = asset_config("report", params)
+    baselines_config = asset_config("baselines", params)
+
+    @dg.asset(
+        group_name=BASELINES_GROUP,
+        deps=[
+            dg.AssetDep("reference_manifest"),
+            dg.AssetDep("benchmark_manifest"),
+            dg.AssetDep("segmentation_cache", partition_mapping=ALL),
+            dg.AssetDep("backbone_features", partition_mapping=ALL),
+        ],
+        partitions_def=benchmarks,
+        code_version=code_version("baselines", params),
+        automation_condition=AUTOMATION,
+        description=(
+            "metrics/baselines/{benchmark}.json: a random reference image, and 1-NN over raw "
+            "colour features, label histograms and the frozen backbone embedding."
+        ),
+    )
+    def baselines(
+        context: dg.AssetExecutionContext,
+        config: baselines_config,
+        project: ProjectResource,
+        mlflow_tracker: MlflowTracker,
+    ) -> dg.MaterializeResult:
+        benchmark = context.partition_key
+        paths = project.paths
+        with mlflow_tracker.asset_run(
+            context, config.model_dump(), {"benchmark": benchmark}
+        ) as run:
+            summary = compute_baselines(
+                paths, benchmark, config.baselines.model_dump(), config.evaluation.model_dump()
+            )
+            run.log_metrics(summary)
+            context.log.info(f"baselines[{benchmark}]: {summary}")
+        target = paths.root / "metrics" / "baselines" / f"{benchmark}.json"
+        return materialized(summary, run, [target])
 
     @dg.asset(
         group_name=GROUP,
-        deps=["predictions"],
-        partitions_def=benchmark_partitions,
+        deps=["verification"],
+        partitions_def=benchmarks,
         code_version=code_version("metrics", params),
-        description="metrics/{benchmark}.json: accuracy at each threshold, median and mean error.",
+        automation_condition=AUTOMATION,
+        description=(
+            "metrics/{benchmark}.json: accuracy at each threshold, median and mean error, and "
+            "the same for the retrieval top-1 and the re-ranked top-1 (stages)."
+        ),
     )
     def metrics(
         context: dg.AssetExecutionContext,
@@ -32,20 +74,30 @@ def build_evaluation_assets(params: dict[str, Any]) -> list:
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
         benchmark = context.partition_key
+        paths = project.paths
         with mlflow_tracker.asset_run(
             context, config.model_dump(), {"benchmark": benchmark}
         ) as run:
-            values = evaluate_benchmark(project.paths, benchmark, config.evaluation.model_dump())
-            run.log_metrics(values)
-            run.log_artifact(project.paths.metrics(benchmark))
-            context.log.info(f"{benchmark}: {values}")
-        return dg.MaterializeResult(metadata=result_metadata(values, run))
+            values = evaluate_benchmark(paths, benchmark, config.evaluation.model_dump())
+            flat = flat_metrics(values)
+            run.log_metrics(flat)
+            run.log_artifact(paths.metrics(benchmark))
+            context.log.info(f"{benchmark}: {flat}")
+        errors = paths.artifacts / "errors" / f"{benchmark}.csv"
+        return materialized(flat, run, [paths.metrics(benchmark), errors])
 
     @dg.asset(
         group_name=GROUP,
-        deps=[metrics],
+        deps=[
+            dg.AssetDep(metrics, partition_mapping=ALL),
+            dg.AssetDep(baselines, partition_mapping=ALL),
+        ],
         code_version=code_version("report", params),
-        description="Error curves and prediction maps for every evaluated benchmark.",
+        automation_condition=AUTOMATION,
+        description=(
+            "reports/report.md: per benchmark the baselines, each stage and the decision; "
+            "error curves and prediction maps."
+        ),
     )
     def report(
         context: dg.AssetExecutionContext,
@@ -59,9 +111,8 @@ def build_evaluation_assets(params: dict[str, Any]) -> list:
             )
             for path in files:
                 run.log_artifact(path, "report")
-        metadata = result_metadata({"files": len(files)}, run)
         curves = project.paths.reports / "error_curves.png"
-        metadata["error_curves"] = dg.MetadataValue.path(str(curves))
-        return dg.MaterializeResult(metadata=metadata)
+        extra = {"error_curves": dg.MetadataValue.path(str(curves))}
+        return materialized({"files": len(files)}, run, files, extra)
 
-    return [metrics, report]
+    return [baselines, metrics, report]

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from geoloc_assets import settings as asset_settings
-from geoloc_assets.assets.common import result_metadata
+from geoloc_assets.assets.common import AUTOMATION, result_metadata
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.models.config import FeaturesConfig
@@ -46,7 +46,15 @@ def require_wiring(assets: dict[str, tuple[str, str]]) -> None:
             )
 
 
-def build_feature_assets(params: dict[str, Any]) -> list:
+def feature_shard_partitions(params: dict[str, Any]) -> dg.StaticPartitionsDefinition:
+    """Shards of image ids shared by backbone_features and reference_embeddings (identity)."""
+    n_shards = FeaturesConfig.from_mapping(section(params, "features")).n_shards
+    return dg.StaticPartitionsDefinition(shard_keys(n_shards))
+
+
+def build_feature_assets(
+    params: dict[str, Any], feature_shards: dg.StaticPartitionsDefinition
+) -> list:
     require_wiring(WIRING)
     weights_config = asset_config("backbone_weights", params)
     features_config = asset_config("backbone_features", params)
@@ -55,6 +63,7 @@ def build_feature_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=["reference_manifest", "place_texts"],
         code_version=weights_version,
         description=(
@@ -106,12 +115,13 @@ def build_feature_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=[
             dg.AssetDep(backbone_weights),
             dg.AssetDep("reference_manifest"),
             dg.AssetDep("benchmark_manifest", partition_mapping=dg.AllPartitionMapping()),
         ],
-        partitions_def=dg.StaticPartitionsDefinition(shard_keys(n_shards)),
+        partitions_def=feature_shards,
         code_version=code_version("backbone_features", params),
         description=(
             "Frozen image tower outputs (pooled embedding + pooled patch-token grid, fp16) for "

@@ -1,4 +1,5 @@
-"""Model assets: the trained alignment model, reference embeddings and the retrieval index."""
+"""Model assets: the trained alignment model, the reference embeddings (one partition per shard
+of image ids, as the backbone features) and the retrieval index over all of them."""
 
 import json
 from typing import Any
@@ -6,28 +7,34 @@ from typing import Any
 import dagster as dg
 from mlflow.exceptions import MlflowException
 
-from geoloc_assets.assets.common import result_metadata
+from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
-from geoloc_core.steps.indexing import build_index, embed_reference
+from geoloc_core.models.config import FeaturesConfig
+from geoloc_core.params import section
+from geoloc_core.segmentation.sharding import shard_keys
+from geoloc_core.steps.indexing import INDEX_RECORD, build_index, embed_reference_shard, shard_files
 from geoloc_core.steps.training import HISTORY_FILE, train_model
 from geoloc_core.training.loop import CHECKPOINT_NAME, EpochResult
 from geoloc_core.training.project_inputs import checkpoint_directory
 
-GROUP = "model"
+MODEL_GROUP = "model"
+INDEX_GROUP = "index"
 REGISTERED_MODEL = "geoloc-alignment"
 ALL_SHARDS = dg.AllPartitionMapping()
 
 
-def build_model_assets(params: dict[str, Any]) -> list:
+def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefinition) -> list:
     train_config = asset_config("alignment_model", params)
     embed_config = asset_config("reference_embeddings", params)
     index_config = asset_config("retrieval_index", params)
     train_version = code_version("alignment_model", params)
+    n_shards = FeaturesConfig.from_mapping(section(params, "features")).n_shards
+    keys = shard_keys(n_shards)
 
     @dg.asset(
-        group_name=GROUP,
+        group_name=MODEL_GROUP,
         deps=[
             dg.AssetDep("reference_manifest"),
             dg.AssetDep("place_texts"),
@@ -35,6 +42,7 @@ def build_model_assets(params: dict[str, Any]) -> list:
             dg.AssetDep("backbone_features", partition_mapping=ALL_SHARDS),
         ],
         code_version=train_version,
+        automation_condition=AUTOMATION,
         description=(
             "Geo-alignment heads of model.variant (image-only, g3, dualgeo, dualgeo+text) "
             "trained contrastively on the cached backbone features of the reference split."
@@ -82,17 +90,23 @@ def build_model_assets(params: dict[str, Any]) -> list:
             checkpoint = checkpoint_directory(paths, "alignment") / CHECKPOINT_NAME
             run.log_artifact(checkpoint, "checkpoint")
             summary["registered_version"] = register_model(run, variant, paths.model_dir)
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+        return materialized(summary, run, [paths.model_weights, paths.model_dir / "config.json"])
 
     @dg.asset(
-        group_name=GROUP,
+        group_name=INDEX_GROUP,
         deps=[
             dg.AssetDep(alignment_model),
             dg.AssetDep("segmentation_cache", partition_mapping=ALL_SHARDS),
-            dg.AssetDep("backbone_features", partition_mapping=ALL_SHARDS),
+            dg.AssetDep("backbone_features"),  # the same shard
         ],
+        partitions_def=feature_shards,
         code_version=code_version("reference_embeddings", params),
-        description="Reference images as the variant's retrieval embedding (fp16).",
+        automation_condition=AUTOMATION,
+        description=(
+            "One shard of reference images as retrieval vectors (fp16): embeddings.parts, by "
+            "default each paper's own (G3: frozen | image->text | image->GPS; DualGeo: "
+            "fused | frozen)."
+        ),
     )
     def reference_embeddings(
         context: dg.AssetExecutionContext,
@@ -100,16 +114,21 @@ def build_model_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        with mlflow_tracker.asset_run(context, config.model_dump()) as run:
-            summary = embed_reference(project.paths, config.index.model_dump())
+        shard = context.partition_key
+        with mlflow_tracker.asset_run(context, config.model_dump(), {"shard": shard}) as run:
+            summary = embed_reference_shard(
+                project.paths, config.embeddings.model_dump(), shard, n_shards
+            )
             run.log_metrics(summary)
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+            context.log.info(f"reference embeddings shard {shard}: {summary}")
+        return materialized(summary, run, shard_files(project.paths, shard))
 
     @dg.asset(
-        group_name=GROUP,
-        deps=[reference_embeddings],
+        group_name=INDEX_GROUP,
+        deps=[dg.AssetDep(reference_embeddings, partition_mapping=ALL_SHARDS)],
         code_version=code_version("retrieval_index", params),
-        description="FAISS inner-product index over the reference embeddings.",
+        automation_condition=AUTOMATION,
+        description="FAISS index (index.type: flat, ivfpq or hnsw) over every embedding shard.",
     )
     def retrieval_index(
         context: dg.AssetExecutionContext,
@@ -117,10 +136,17 @@ def build_model_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
-            summary = build_index(project.paths, config.index.model_dump())
+            summary = build_index(paths, config.index.model_dump(), keys, context.log.info)
             run.log_metrics(summary)
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+            run.log_artifact(paths.index_dir / INDEX_RECORD)
+        # The index file of IVF-PQ or HNSW need not be byte-stable; what it holds is fixed by
+        # its settings and the shards it was built from.
+        record = paths.index_dir / INDEX_RECORD
+        settings_file = paths.index_dir / "settings.json"
+        settings_file.write_text(json.dumps(config.index.model_dump(), sort_keys=True))
+        return materialized(summary, run, [record, settings_file, paths.index_meta])
 
     return [alignment_model, reference_embeddings, retrieval_index]
 

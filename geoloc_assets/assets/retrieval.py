@@ -1,47 +1,57 @@
-"""Retrieval assets: each benchmark's predictions from the index."""
+"""Retrieval assets: each benchmark's candidates from the index (similar and dissimilar)."""
 
 from typing import Any
 
 import dagster as dg
 
-from geoloc_assets.assets.common import result_metadata
-from geoloc_assets.partitions import benchmark_partitions
+from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.predict import predict_benchmark
+from geoloc_core.steps.candidates import build_candidates, candidates_file, query_embeddings_files
 
 GROUP = "retrieval"
+ALL_SHARDS = dg.AllPartitionMapping()
 
 
-def build_retrieval_assets(params: dict[str, Any]) -> list:
-    predict_config = asset_config("predictions", params)
+def build_retrieval_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition) -> list:
+    candidates_config = asset_config("candidates", params)
 
     @dg.asset(
         group_name=GROUP,
         deps=[
             dg.AssetDep("retrieval_index"),
+            dg.AssetDep("alignment_model"),
             dg.AssetDep("benchmark_manifest"),
+            dg.AssetDep("place_texts"),
             # queries are embedded from the cached backbone outputs and segmentation
-            dg.AssetDep("backbone_features", partition_mapping=dg.AllPartitionMapping()),
-            dg.AssetDep("segmentation_cache", partition_mapping=dg.AllPartitionMapping()),
+            dg.AssetDep("backbone_features", partition_mapping=ALL_SHARDS),
+            dg.AssetDep("segmentation_cache", partition_mapping=ALL_SHARDS),
         ],
-        partitions_def=benchmark_partitions,
-        code_version=code_version("predictions", params),
-        description="Top-k neighbours and the top-1 coordinates for one benchmark.",
+        partitions_def=benchmarks,
+        code_version=code_version("candidates", params),
+        automation_condition=AUTOMATION,
+        description=(
+            "Per query: the top retrieval.top_k similar and retrieval.dissimilar_k least "
+            "similar reference images, with coordinates, scores and place names."
+        ),
     )
-    def predictions(
+    def candidates(
         context: dg.AssetExecutionContext,
-        config: predict_config,
+        config: candidates_config,
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
         benchmark = context.partition_key
+        paths = project.paths
         with mlflow_tracker.asset_run(
             context, config.model_dump(), {"benchmark": benchmark}
         ) as run:
-            summary = predict_benchmark(project.paths, benchmark, config.retrieval.model_dump())
+            summary = build_candidates(
+                paths, benchmark, config.retrieval.model_dump(), config.index.model_dump()
+            )
             run.log_metrics(summary)
-            run.log_artifact(project.paths.predictions(benchmark))
-        return dg.MaterializeResult(metadata=result_metadata(summary, run))
+            context.log.info(f"candidates[{benchmark}]: {summary}")
+        files = [candidates_file(paths, benchmark), *query_embeddings_files(paths, benchmark)]
+        return materialized(summary, run, files)
 
-    return [predictions]
+    return [candidates]

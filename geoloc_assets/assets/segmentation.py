@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 
 from geoloc_assets import settings as asset_settings
-from geoloc_assets.assets.common import result_metadata
+from geoloc_assets.assets.common import AUTOMATION, result_metadata
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.params import section
@@ -32,6 +32,7 @@ def build_segmentation_assets(params: dict[str, Any]) -> list:
     @dg.asset(
         name=ASSET,
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=[
             dg.AssetDep("reference_manifest"),
             dg.AssetDep("benchmark_manifest", partition_mapping=dg.AllPartitionMapping()),

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from geoloc_assets.assets.common import result_metadata
+from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.assets.data import markdown_table
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
@@ -24,6 +24,7 @@ def build_text_assets(params: dict[str, Any]) -> list:
 
     @dg.asset(
         group_name=GROUP,
+        automation_condition=AUTOMATION,
         deps=["reference_manifest"],
         code_version=code_version("place_texts", params),
         description="Place fields and a caption per reference image (offline reverse geocoding;"
@@ -44,9 +45,10 @@ def build_text_assets(params: dict[str, Any]) -> list:
             sample.to_csv(sample_file, index=False, lineterminator="\n")
             run.log_artifact(sample_file, "texts")
             context.log.info(f"place texts: {summary}")
-        metadata = result_metadata(summary, run)
-        metadata["preview"] = dg.MetadataValue.md(markdown_table(sample))
-        metadata["path"] = dg.MetadataValue.path(str(place_texts_path(paths)))
-        return dg.MaterializeResult(metadata=metadata)
+        extra = {
+            "preview": dg.MetadataValue.md(markdown_table(sample)),
+            "path": dg.MetadataValue.path(str(place_texts_path(paths))),
+        }
+        return materialized(summary, run, [place_texts_path(paths)], extra)
 
     return [place_texts]

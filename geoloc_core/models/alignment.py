@@ -26,7 +26,14 @@ from geoloc_core.models.heads import projection_head
 from geoloc_core.models.inputs import AlignmentBatch
 from geoloc_core.models.losses import multi_positive_info_nce, same_id_mask, same_place_mask
 from geoloc_core.models.segmentation_encoder import SegmentationEncoder
-from geoloc_core.models.variants import FUSED_GPS, IMAGE_GPS, IMAGE_TEXT, SEG_GPS, variant_spec
+from geoloc_core.models.variants import (
+    FROZEN,
+    FUSED_GPS,
+    IMAGE_GPS,
+    IMAGE_TEXT,
+    SEG_GPS,
+    variant_spec,
+)
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: temperature never below 0.01
 
@@ -128,11 +135,23 @@ class GeoAlignmentModel(nn.Module):
         fused = torch.cat([image.mean(dim=1), seg.mean(dim=1)], dim=-1)
         return fused, seg_alone
 
-    def retrieval_embedding(self, batch: AlignmentBatch) -> torch.Tensor:
-        """What the FAISS index holds and what a query is embedded as (unit norm)."""
-        parts = self.embed(batch)
-        joined = torch.cat([parts[name] for name in self.spec.retrieval], dim=-1)
-        return joined / math.sqrt(len(self.spec.retrieval))
+    def retrieval_embedding(
+        self, batch: AlignmentBatch, parts: tuple[str, ...] | None = None
+    ) -> torch.Tensor:
+        """What the FAISS index holds and what a query is embedded as (unit norm): the named
+        parts (default: the variant's, models/variants.py), each unit norm, concatenated."""
+        names = parts or self.spec.retrieval
+        computed = self.embed(batch)
+        if FROZEN in names:
+            computed[FROZEN] = F.normalize(batch.pooled, dim=-1)
+        missing = [name for name in names if name not in computed]
+        if missing:
+            raise ValueError(
+                f"variant {self.config.variant} does not compute {missing}; "
+                f"it offers {sorted(computed)}"
+            )
+        joined = torch.cat([computed[name] for name in names], dim=-1)
+        return joined / math.sqrt(len(names))
 
     def gps_aligned_embedding(self, batch: AlignmentBatch) -> torch.Tensor:
         """The image's embedding in the GPS space (for G3's geo-verification)."""

@@ -12,6 +12,11 @@ IMAGE_GPS = "image_gps"  # image head -> GPS space (G3's image-GPS alignment)
 IMAGE_TEXT = "image_text"  # image head -> text space (G3's image-text alignment)
 FUSED_GPS = "fused_gps"  # image x segmentation cross-attention -> GPS space (DualGeo)
 SEG_GPS = "seg_gps"  # segmentation tokens alone -> GPS space (DualGeo's seg-GPS term)
+FROZEN = "frozen"  # the frozen backbone's own pooled image embedding (no training)
+
+# What a retrieval vector can be made of (params embeddings.parts): the frozen embedding and any
+# embedding the variant computes.
+RETRIEVAL_PARTS = (FROZEN, IMAGE_GPS, IMAGE_TEXT, FUSED_GPS, SEG_GPS)
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,7 @@ class VariantSpec:
     name: str
     family: str  # "g3" or "dualgeo": which learning rate applies
     embeddings: tuple[str, ...]  # what the model computes; one contrastive term each
-    retrieval: tuple[str, ...]  # concatenated (each unit norm, / sqrt(n)) into the FAISS vector
+    retrieval: tuple[str, ...]  # default embeddings.parts: each unit norm, concatenated, / sqrt(n)
     gps_aligned: str  # the embedding compared with candidate GPS embeddings (geo-verification)
 
     @property
@@ -34,14 +39,18 @@ class VariantSpec:
 VARIANTS: dict[str, VariantSpec] = {
     spec.name: spec
     for spec in (
-        VariantSpec("image-only", "g3", (IMAGE_GPS,), (IMAGE_GPS,), IMAGE_GPS),
-        VariantSpec("g3", "g3", (IMAGE_GPS, IMAGE_TEXT), (IMAGE_GPS, IMAGE_TEXT), IMAGE_GPS),
-        VariantSpec("dualgeo", "dualgeo", (FUSED_GPS, SEG_GPS), (FUSED_GPS, SEG_GPS), FUSED_GPS),
+        # Retrieval defaults follow each paper's code: G3 indexes [CLIP | image->text |
+        # image->GPS], DualGeo [fused | raw CLIP]; the frozen embedding is never left out.
+        VariantSpec("image-only", "g3", (IMAGE_GPS,), (FROZEN, IMAGE_GPS), IMAGE_GPS),
+        VariantSpec(
+            "g3", "g3", (IMAGE_GPS, IMAGE_TEXT), (FROZEN, IMAGE_TEXT, IMAGE_GPS), IMAGE_GPS
+        ),
+        VariantSpec("dualgeo", "dualgeo", (FUSED_GPS, SEG_GPS), (FUSED_GPS, FROZEN), FUSED_GPS),
         VariantSpec(
             "dualgeo+text",
             "dualgeo",
             (FUSED_GPS, SEG_GPS, IMAGE_TEXT),
-            (FUSED_GPS, SEG_GPS, IMAGE_TEXT),
+            (FUSED_GPS, FROZEN, IMAGE_TEXT),
             FUSED_GPS,
         ),
     )
@@ -53,3 +62,30 @@ def variant_spec(name: str) -> VariantSpec:
         return VARIANTS[name]
     except KeyError:
         raise ValueError(f"model.variant={name!r} is not one of {list(VARIANTS)}") from None
+
+
+def retrieval_parts(variant: str, parts: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """embeddings.parts resolved for a variant: "auto" is the paper's default; anything else must
+    be parts the variant computes (or the frozen embedding), each once."""
+    spec = variant_spec(variant)
+    if parts == "auto":
+        return spec.retrieval
+    if isinstance(parts, str) or not parts:
+        raise ValueError(
+            f"embeddings.parts={parts!r} must be 'auto' or a non-empty list drawn from "
+            f"{list(RETRIEVAL_PARTS)}"
+        )
+    chosen = tuple(parts)
+    unknown = [p for p in chosen if p not in RETRIEVAL_PARTS]
+    if unknown:
+        raise ValueError(f"embeddings.parts: unknown {unknown}; allowed {list(RETRIEVAL_PARTS)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"embeddings.parts={list(chosen)} names a part twice")
+    available = (FROZEN, *spec.embeddings)
+    absent = [p for p in chosen if p not in available]
+    if absent:
+        raise ValueError(
+            f"embeddings.parts: model.variant={variant!r} does not compute {absent}; "
+            f"it offers {list(available)}"
+        )
+    return chosen

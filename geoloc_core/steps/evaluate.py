@@ -12,6 +12,12 @@ from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
 from geoloc_core.paths import ProjectPaths
 
+# What each stage alone would have predicted (columns of the predictions file).
+STAGE_COLUMNS = {
+    "retrieval": ("top1_lat", "top1_lon"),
+    "rerank": ("rerank_lat", "rerank_lon"),
+}
+
 
 def evaluate_benchmark(
     paths: ProjectPaths, benchmark: str, evaluation_section: Mapping[str, Any]
@@ -27,10 +33,23 @@ def evaluate_benchmark(
         table["pred_lon"].to_numpy(),
         method=evaluation_section["distance"],
     )
-    metrics = summarize_errors(errors, tuple(evaluation_section["thresholds_km"]))
+    thresholds = tuple(evaluation_section["thresholds_km"])
+    rounded = _rounded(summarize_errors(errors, thresholds))
+    stages = {}
+    for stage, (lat, lon) in STAGE_COLUMNS.items():
+        if lat in table.columns:
+            stage_errors = distance_km(
+                table["lat"].to_numpy(),
+                table["lon"].to_numpy(),
+                table[lat].to_numpy(),
+                table[lon].to_numpy(),
+                method=evaluation_section["distance"],
+            )
+            stages[stage] = _rounded(summarize_errors(stage_errors, thresholds))
+    if stages:
+        rounded["stages"] = stages
     target = paths.metrics(benchmark)
     target.parent.mkdir(parents=True, exist_ok=True)
-    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
     target.write_text(json.dumps(rounded, indent=2, sort_keys=True) + "\n")
     errors_file = paths.artifacts / "errors" / f"{benchmark}.csv"
     errors_file.parent.mkdir(parents=True, exist_ok=True)
@@ -38,3 +57,15 @@ def evaluate_benchmark(
         errors_file, index=False, float_format="%.4f", lineterminator="\n"
     )
     return rounded
+
+
+def _rounded(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics file as MLflow metrics: stages become 'stage_<name>.<metric>'."""
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, Mapping)}
+    for stage, values in metrics.get("stages", {}).items():
+        flat.update({f"stage_{stage}.{k}": v for k, v in values.items()})
+    return flat

@@ -1,63 +1,153 @@
-"""Steps: embed the reference split with the trained model, then index it with FAISS.
+"""Steps: embed the reference split with the trained model, one shard at a time, then index
+every shard with FAISS.
 
-Reference vectors are the variant's retrieval embedding (models/variants.py) computed from the
-cached backbone features and segmentation: exactly what a query is embedded as.
+Reference vectors are made of params embeddings.parts (the frozen image embedding and the
+trained embeddings the variant computes), from the cached backbone features and segmentation:
+exactly what a query is embedded as. Each shard records the parts and the model it came from,
+and the index refuses shards that disagree, so a query is never compared with vectors of
+another model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.models.variants import retrieval_parts
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.retrieval.index import build_flat_index, save_index
+from geoloc_core.retrieval.index import build_index_from_shards, save_index
+from geoloc_core.retrieval.index_settings import IndexSettings
+from geoloc_core.retrieval.settings import EmbeddingSettings
+from geoloc_core.segmentation.sharding import shard_index, shard_of
 from geoloc_core.steps.training import load_trained
+from geoloc_core.training.backbone_weights import file_sha256
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
 from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
 
-EMBEDDINGS_FILE = "reference.npy"
-EMBEDDING_IDS_FILE = "reference_ids.csv"
+INDEX_RECORD = "index.json"
 
 
-def embed_reference(paths: ProjectPaths, index_section: Mapping[str, Any]) -> dict[str, Any]:
-    """Embeddings in fp16 (half the disk, retrieval-neutral) with their ids and coordinates."""
+def shard_files(paths: ProjectPaths, shard_key: str) -> tuple[Path, Path, Path]:
+    """(vectors .npy, ids .csv, record .json) of one embedding shard."""
+    base = paths.embeddings_dir / f"shard-{shard_key}"
+    return base.with_suffix(".npy"), base.with_suffix(".csv"), base.with_suffix(".json")
+
+
+def embed_reference_shard(
+    paths: ProjectPaths,
+    embeddings_section: Mapping[str, Any],
+    shard_key: str,
+    n_shards: int,
+) -> dict[str, Any]:
+    """One shard of reference embeddings in fp16 (half the disk, retrieval-neutral)."""
+    settings = EmbeddingSettings.from_section(embeddings_section)
     trained = load_trained(paths)
+    parts = retrieval_parts(trained.model.config.variant, settings.parts)
     features, segmentation = model_inputs(paths, trained)
     manifest = read_manifest(paths.reference_manifest)
-    rows, missing = rows_with_inputs(
-        manifest[manifest["split"] == "reference"], features, segmentation
-    )
-    data = AlignmentData(rows["id"].tolist(), features, segmentation)
-    embeddings = embed_retrieval(
-        trained.model, data, int(index_section["batch_size"]), progress=True, desc="reference"
-    )
-    paths.embeddings_dir.mkdir(parents=True, exist_ok=True)
-    tmp = paths.embeddings_dir / "reference.tmp.npy"
-    np.save(tmp, embeddings.astype(np.float16))
-    tmp.replace(paths.embeddings_dir / EMBEDDINGS_FILE)
-    write_manifest(rows[["id", "lat", "lon"]], paths.embeddings_dir / EMBEDDING_IDS_FILE)
-    return {
+    shard = shard_index(shard_key, n_shards)
+    reference = manifest[manifest["split"] == "reference"]
+    mine = reference[[shard_of(str(i), n_shards) == shard for i in reference["id"]]]
+    rows, missing = rows_with_inputs(mine, features, segmentation)
+    vectors_file, ids_file, record_file = shard_files(paths, shard_key)
+    vectors_file.parent.mkdir(parents=True, exist_ok=True)
+    if rows.empty:
+        vectors = np.zeros((0, 0), np.float16)
+    else:
+        data = AlignmentData(rows["id"].tolist(), features, segmentation)
+        vectors = embed_retrieval(
+            trained.model,
+            data,
+            settings.batch_size,
+            progress=True,
+            desc=f"reference {shard_key}",
+            parts=parts,
+        ).astype(np.float16)
+    tmp = vectors_file.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(vectors_file)
+    write_manifest(rows[["id", "lat", "lon"]], ids_file)
+    record = {
+        "parts": list(parts),
         "variant": trained.model.config.variant,
-        "vectors": len(embeddings),
-        "dim": int(embeddings.shape[1]),
+        "model_sha256": file_sha256(paths.model_weights),
+        "shard": shard_key,
+        "n_shards": n_shards,
+        "vectors": len(vectors),
+    }
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return {
+        "variant": record["variant"],
+        "parts": "+".join(parts),
+        "vectors": record["vectors"],
+        "dim": int(vectors.shape[1]) if len(vectors) else 0,
         "failed_images": len(missing),
     }
 
 
-def build_index(paths: ProjectPaths, index_section: Mapping[str, Any]) -> dict[str, Any]:
-    if index_section["metric"] != "inner_product":
-        raise ValueError(
-            f"index.metric '{index_section['metric']}' is not supported; use inner_product"
-        )
-    source = paths.embeddings_dir / EMBEDDINGS_FILE
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} is missing: materialize reference_embeddings first")
-    embeddings = np.load(source).astype(np.float32)
-    index = build_flat_index(embeddings)
+def build_index(
+    paths: ProjectPaths,
+    index_section: Mapping[str, Any],
+    shard_keys: Sequence[str],
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The FAISS index over every embedding shard, added shard by shard in key order."""
+    settings = IndexSettings.from_section(index_section)
+    records = [_shard_record(paths, key) for key in shard_keys]
+    model_sha = file_sha256(paths.model_weights)
+    for key, record in zip(shard_keys, records, strict=True):
+        if record["model_sha256"] != model_sha or record["parts"] != records[0]["parts"]:
+            raise ValueError(
+                f"embedding shard {key} was made by another model or other parts "
+                f"({record['parts']}): re-materialize reference_embeddings"
+            )
+    filled = [key for key, record in zip(shard_keys, records, strict=True) if record["vectors"]]
+    loaders = [_vector_loader(paths, key) for key in filled]
+    index = build_index_from_shards(loaders, settings, log)
     save_index(index, paths.index_file)
-    write_manifest(read_manifest(paths.embeddings_dir / EMBEDDING_IDS_FILE), paths.index_meta)
-    return {"vectors": int(index.ntotal), "dim": int(index.d)}
+    ids = [read_manifest(shard_files(paths, key)[1]) for key in filled]
+    write_manifest(pd.concat(ids, ignore_index=True), paths.index_meta)
+    summary = {
+        "type": settings.type,
+        "parts": records[0]["parts"],
+        "variant": records[0]["variant"],
+        "model_sha256": model_sha,
+        "vectors": int(index.ntotal),
+        "dim": int(index.d),
+    }
+    (paths.index_dir / INDEX_RECORD).write_text(json.dumps(summary, indent=2) + "\n")
+    return {**summary, "parts": "+".join(summary["parts"])}
+
+
+def index_record(paths: ProjectPaths) -> dict[str, Any]:
+    """What the index holds (parts, variant, model); checked against the model a query uses."""
+    path = paths.index_dir / INDEX_RECORD
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: materialize retrieval_index first")
+    record = json.loads(path.read_text())
+    if record["model_sha256"] != file_sha256(paths.model_weights):
+        raise ValueError(
+            f"the index in {paths.index_dir} was built from another model than "
+            f"{paths.model_weights}: re-materialize reference_embeddings and retrieval_index"
+        )
+    return record
+
+
+def _shard_record(paths: ProjectPaths, key: str) -> dict[str, Any]:
+    record_file = shard_files(paths, key)[2]
+    if not record_file.is_file():
+        raise FileNotFoundError(
+            f"{record_file} is missing: materialize reference_embeddings[{key}] first"
+        )
+    return json.loads(record_file.read_text())
+
+
+def _vector_loader(paths: ProjectPaths, key: str) -> Callable[[], np.ndarray]:
+    return lambda: np.load(shard_files(paths, key)[0])

@@ -70,6 +70,24 @@ def plot_prediction_map(
     plt.close(fig)
 
 
+STAGE_LABELS = {"retrieval": "retrieval top-1", "rerank": "+ re-rank"}
+
+
+def report_rows(
+    paths: ProjectPaths, benchmark: str, metrics: dict
+) -> list[tuple[str, dict]]:
+    """(label, metrics) rows of one benchmark: baselines, then each stage, then the decision."""
+    rows: list[tuple[str, dict]] = []
+    baselines_file = paths.root / "metrics" / "baselines" / f"{benchmark}.json"
+    if baselines_file.is_file():
+        for name, values in json.loads(baselines_file.read_text()).items():
+            rows.append((f"baseline: {name}", values))
+    for stage, values in metrics.get("stages", {}).items():
+        rows.append((STAGE_LABELS.get(stage, stage), values))
+    rows.append(("decision (verification)", metrics))
+    return rows
+
+
 def build_report(
     paths: ProjectPaths, benchmarks: Sequence[str], thresholds_km: Sequence[float]
 ) -> list[Path]:
@@ -79,8 +97,10 @@ def build_report(
     lines = [
         "# geoloc report",
         "",
-        "| benchmark | n | " + " | ".join(f"<{t:g} km" for t in thresholds_km) + " | median km |",
-        "|---|---|" + "---|" * (len(thresholds_km) + 1),
+        "| benchmark | row | n | "
+        + " | ".join(f"<{t:g} km" for t in thresholds_km)
+        + " | median km |",
+        "|---|---|---|" + "---|" * (len(thresholds_km) + 1),
     ]
     for name in benchmarks:
         metrics_file = paths.metrics(name)
@@ -89,8 +109,11 @@ def build_report(
             raise FileNotFoundError(f"{metrics_file} is missing: materialize metrics[{name}] first")
         metrics = json.loads(metrics_file.read_text())
         errors[name] = pd.read_csv(errors_file)["error_km"].to_numpy()
-        accs = " | ".join(f"{metrics[f'acc_{t:g}km']:.2f}" for t in thresholds_km)
-        lines.append(f"| {name} | {metrics['n']} | {accs} | {metrics['median_km']:.1f} |")
+        for label, values in report_rows(paths, name, metrics):
+            accs = " | ".join(f"{values[f'acc_{t:g}km']:.2f}" for t in thresholds_km)
+            lines.append(
+                f"| {name} | {label} | {values['n']} | {accs} | {values['median_km']:.1f} |"
+            )
         map_file = paths.reports / f"map_{name}.png"
         plot_prediction_map(
             pd.read_csv(paths.predictions(name)), f"{name}: true vs predicted", map_file

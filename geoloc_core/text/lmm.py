@@ -2,8 +2,8 @@
 
 - answers are cached on disk by a hash of the request (lmm_cache.py): a re-run sends nothing;
 - at most `max_concurrency` requests are in flight (a thread pool);
-- 429, 5xx, timeouts and dropped connections are retried with exponential backoff (or the
-  server's Retry-After), up to `max_retries` times per row;
+- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter
+  (or the server's Retry-After), up to `max_retries` times per row (lmm/retry.py);
 - every request sent, retries included, spends one unit of a budget; when it runs out the run
   stops with an error saying how far it got (answers so far stay cached), rows are never
   filled with anything else;
@@ -24,19 +24,14 @@ from typing import Any
 
 import openai
 
+from geoloc_core.lmm.budget import RequestBudget
+from geoloc_core.lmm.retry import TRANSIENT_ERRORS, retry_delay
 from geoloc_core.params import ParamsError
 from geoloc_core.text.captions import template_fields
 from geoloc_core.text.lmm_cache import ResponseCache, request_key
 from geoloc_core.text.settings import LmmSettings
 
 PROMPT_FIELDS = ("place", "lat", "lon")
-MAX_BACKOFF_S = 60.0
-_TRANSIENT = (
-    openai.RateLimitError,
-    openai.InternalServerError,
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-)
 
 
 class LmmError(RuntimeError):
@@ -81,22 +76,6 @@ class LmmStats:
         }
 
 
-class RequestBudget:
-    """Thread-safe count of requests still allowed in this run."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def spend(self) -> bool:
-        with self._lock:
-            if self._used >= self.limit:
-                return False
-            self._used += 1
-            return True
-
-
 def check_prompt(prompt: str) -> None:
     unknown = sorted(set(template_fields(prompt)) - set(PROMPT_FIELDS))
     if unknown:
@@ -137,16 +116,6 @@ def client_from_environment(settings: LmmSettings) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
     )
-
-
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
 
 
 class LmmDescriber:
@@ -222,7 +191,7 @@ class LmmDescriber:
             self.stats.add(requests=1)
             try:
                 completion = self.client.chat.completions.create(**request)
-            except _TRANSIENT as exc:
+            except TRANSIENT_ERRORS as exc:
                 if attempt == self.settings.max_retries:
                     raise LmmError(
                         f"LMM request for image {query.id} failed {attempt + 1} times, last "
@@ -231,7 +200,7 @@ class LmmDescriber:
                         "text.lmm_max_retries"
                     ) from None  # the server's error body is not echoed: it may quote the key
                 self.stats.add(retries=1)
-                self._sleep(self._delay(attempt, exc))
+                self._sleep(retry_delay(attempt, self.settings.backoff_s, exc))
                 continue
             except openai.APIStatusError as exc:
                 raise LmmError(
@@ -249,9 +218,3 @@ class LmmDescriber:
             self.stats.add(answered=1)
             return text
         raise AssertionError("unreachable: the loop returns or raises")
-
-    def _delay(self, attempt: int, exc: Exception) -> float:
-        after = _retry_after(exc)
-        if after is not None:
-            return min(max(after, 0.0), MAX_BACKOFF_S)
-        return min(self.settings.backoff_s * (2**attempt), MAX_BACKOFF_S)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from geoloc_core.lmm.cache import JsonRecordCache
 
 
 def request_key(payload: Mapping[str, Any]) -> str:
@@ -26,21 +26,11 @@ class ResponseCache:
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = Path(cache_dir)
-
-    def _path(self, key: str) -> Path:
-        return self.cache_dir / key[:2] / f"{key}.json"
+        self._records = JsonRecordCache(self.cache_dir)
 
     def get(self, key: str) -> str | None:
-        path = self._path(key)
-        if not path.is_file():
-            return None
-        return str(json.loads(path.read_text())["text"])
+        record = self._records.get(key)
+        return None if record is None else str(record["text"])
 
     def put(self, key: str, model: str, text: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = json.dumps({"key": key, "model": model, "text": text}, ensure_ascii=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(record)
-        Path(tmp).replace(path)
+        self._records.put(key, {"model": model, "text": text})

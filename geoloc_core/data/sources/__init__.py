@@ -21,7 +21,9 @@ from geoloc_core.data.sources.folder import folder_manifest
 from geoloc_core.data.sources.mp16pro import mp16pro_manifest
 
 REFERENCE_SOURCES = ("demo", "mp16pro", "folder")
-BENCHMARK_SOURCES = (*DEMO_BENCHMARKS, *CSV_BENCHMARKS)
+# The reference source's held-out split, evaluated like a benchmark (tuning happens there).
+VALIDATION = "validation"
+BENCHMARK_SOURCES = (VALIDATION, *DEMO_BENCHMARKS, *CSV_BENCHMARKS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ def benchmark_rows(
     project_root: Path, data_cfg: Mapping[str, Any], benchmark: str
 ) -> SourceRows:
     """The query rows of one benchmark."""
+    if benchmark == VALIDATION:
+        rows = reference_rows(project_root, data_cfg)
+        frame = rows.frame[rows.frame["split"] == VALIDATION].reset_index(drop=True)
+        return SourceRows(frame, rows.dataset)
     if benchmark in DEMO_BENCHMARKS:
         frame = _demo(project_root, data_cfg)
         return SourceRows(frame[frame["split"] == benchmark].reset_index(drop=True), "demo")

@@ -1,0 +1,1 @@
+"""Re-ranking of retrieved GPS candidates (DualGeo's geographic clustering)."""

@@ -1,0 +1,181 @@
+"""DualGeo's geographic-clustering re-rank of a query's top-k GPS candidates.
+
+Retrieved neighbours that agree on a place form a dense cluster; isolated hits are usually
+look-alikes from elsewhere. DBSCAN (haversine, eps in km) finds the clusters; every candidate is
+then re-sorted by great-circle distance to the largest cluster's centre, so the consensus place
+comes first and the retrieval rank breaks ties. Unlike the published code, the centre is the
+spherical mean (a cluster across the dateline stays there) and the sort is stable.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn import config_context
+from sklearn.cluster import DBSCAN
+
+from geoloc_core.geo.distance import (
+    LATITUDE_LIMIT_DEG,
+    LONGITUDE_LIMIT_DEG,
+    MEAN_EARTH_RADIUS_KM,
+    haversine_km,
+    validated_lat_lon,
+)
+from geoloc_core.geo.spherical import spherical_means
+
+RERANK_METHODS = ("none", "dbscan")
+NOISE = -1
+# Distances to the centre that agree to a millimetre are ties (the better retrieval rank wins).
+# Without this, the two members of a two-point cluster, equidistant from their midpoint, would
+# be ordered by rounding noise, differently on different machines.
+DISTANCE_TIE_KM = 1e-6
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """The `rerank` params section; the defaults are DualGeo's."""
+
+    method: str = "dbscan"  # none (keep the retrieval order) | dbscan
+    eps_km: float = 50.0  # DBSCAN neighbourhood radius, great-circle km
+    min_samples: int = 2  # DBSCAN core point: this many candidates within eps, itself included
+
+    @classmethod
+    def from_section(cls, m: Mapping[str, Any]) -> RerankSettings:
+        """Build from params.yaml's `rerank` section: every key present, no unknown key."""
+        known = [f.name for f in fields(cls)]
+        missing = [name for name in known if name not in m]
+        unknown = sorted(str(name) for name in set(m) - set(known))
+        if missing or unknown:
+            raise ValueError(
+                "params.yaml section 'rerank': "
+                + (f"missing {missing}; " if missing else "")
+                + (f"unknown {unknown}; " if unknown else "")
+                + f"the keys are {known}"
+            )
+        return cls(**{name: m[name] for name in known})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or self.method not in RERANK_METHODS:
+            raise ValueError(f"rerank.method={self.method!r} is not one of {list(RERANK_METHODS)}")
+        eps = self.eps_km
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+            raise ValueError(f"rerank.eps_km={eps!r} must be a number > 0")
+        if not np.isfinite(eps):
+            raise ValueError(f"rerank.eps_km={eps!r} must be a finite number > 0")
+        samples = self.min_samples
+        if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
+            raise ValueError(f"rerank.min_samples={samples!r} must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One query's re-rank: `order[j]` is the original index of the candidate now at rank j."""
+
+    order: np.ndarray  # int, a permutation of range(k)
+    labels: np.ndarray  # DBSCAN cluster per candidate, in the original order; -1 = noise
+    centre: tuple[float, float] | None  # (lat, lon) of the largest cluster; None: no cluster
+
+
+def rerank_one(lat: ArrayLike, lon: ArrayLike, eps_km: float, min_samples: int) -> RerankResult:
+    """Re-rank one query's k candidates (1-D lat/lon in degrees, best retrieval rank first)."""
+    lat_array, lon_array = validated_lat_lon(lat, lon)
+    if lat_array.ndim != 1 or lat_array.shape != lon_array.shape:
+        raise ValueError(
+            f"lat and lon must be 1-D arrays of one length; "
+            f"got {lat_array.shape} and {lon_array.shape}"
+        )
+    settings = RerankSettings("dbscan", eps_km, min_samples)
+    order, labels, centres = rerank_batch(lat_array[None, :], lon_array[None, :], settings)
+    centre = None if np.isnan(centres[0, 0]) else (float(centres[0, 0]), float(centres[0, 1]))
+    return RerankResult(order=order[0], labels=labels[0], centre=centre)
+
+
+def rerank_batch(
+    lat: ArrayLike, lon: ArrayLike, settings: RerankSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-rank n queries' candidates, given as (n, k) lat/lon arrays in degrees.
+
+    Returns order (n, k) int (row i: original candidate indices in their new order), labels
+    (n, k) int (DBSCAN clusters in the original order, -1 = noise) and centres (n, 2) float
+    (lat, lon of the largest cluster; NaN where a query has no cluster and keeps its order).
+    Method "none" keeps every order and runs no clustering.
+    """
+    lat_array, lon_array = _validated_candidates(lat, lon)
+    n, k = lat_array.shape
+    order = np.tile(np.arange(k, dtype=np.int64), (n, 1))
+    centres = np.full((n, 2), np.nan)
+    if settings.method == "none" or k == 0:
+        return order, np.full((n, k), NOISE, dtype=np.int64), centres
+
+    labels = _dbscan_labels(lat_array, lon_array, settings.eps_km, settings.min_samples)
+    chosen = _largest_cluster(labels)
+    rows = np.flatnonzero(chosen != NOISE)
+    if rows.size:
+        members = labels[rows] == chosen[rows, None]
+        centre_lat, centre_lon = spherical_means(lat_array[rows], lon_array[rows], members)
+        centres[rows, 0], centres[rows, 1] = centre_lat, centre_lon
+        distance = haversine_km(
+            lat_array[rows], lon_array[rows], centre_lat[:, None], centre_lon[:, None]
+        )
+        order[rows] = np.argsort(np.rint(distance / DISTANCE_TIE_KM), axis=1, kind="stable")
+    return order, labels, centres
+
+
+def _dbscan_labels(lat: np.ndarray, lon: np.ndarray, eps_km: float, min_samples: int) -> np.ndarray:
+    """DBSCAN labels per row; one small fit per query, with sklearn's per-call checks skipped
+    because the whole batch has been validated once."""
+    clusterer = DBSCAN(
+        eps=eps_km / MEAN_EARTH_RADIUS_KM,
+        min_samples=min_samples,
+        metric="haversine",
+        algorithm="ball_tree",
+    )
+    radians = np.radians(np.stack([lat, lon], axis=-1))  # (n, k, 2): haversine wants [lat, lon]
+    labels = np.empty(lat.shape, dtype=np.int64)
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        for row in range(lat.shape[0]):
+            labels[row] = clusterer.fit(radians[row]).labels_
+    return labels
+
+
+def _largest_cluster(labels: np.ndarray) -> np.ndarray:
+    """Per row, the label of the cluster with the most members; among equally large clusters,
+    the one holding the best-ranked (lowest-index) candidate. NOISE where a row has no cluster."""
+    n, k = labels.shape
+    # Per-row histogram of labels shifted by one so noise lands in column 0.
+    flat = (np.arange(n)[:, None] * (k + 1) + labels + 1).ravel()
+    sizes = np.bincount(flat, minlength=n * (k + 1)).reshape(n, k + 1)[:, 1:]
+    largest = sizes.max(axis=1)
+    is_largest = (sizes == largest[:, None]) & (largest[:, None] > 0)
+    in_largest = is_largest[np.arange(n)[:, None], np.maximum(labels, 0)] & (labels != NOISE)
+    first = np.argmax(in_largest, axis=1)
+    return np.where(largest > 0, labels[np.arange(n), first], NOISE)
+
+
+def _validated_candidates(lat: ArrayLike, lon: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) float arrays, or ValueError naming the first bad row and column."""
+    lat_array = np.asarray(lat, dtype=np.float64)
+    lon_array = np.asarray(lon, dtype=np.float64)
+    if lat_array.ndim != 2 or lat_array.shape != lon_array.shape:
+        raise ValueError(
+            f"candidate lat and lon must be (n queries, k candidates) arrays of one shape; "
+            f"got {lat_array.shape} and {lon_array.shape}"
+        )
+    for name, values, limit in (
+        ("lat", lat_array, LATITUDE_LIMIT_DEG),
+        ("lon", lon_array, LONGITUDE_LIMIT_DEG),
+    ):
+        bad = ~(np.abs(values) <= limit)  # NaN fails the comparison too
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"candidate {name} of query row {row}, column {column} is "
+                f"{float(values[row, column])!r}: must be finite and within "
+                f"[-{limit:g}, {limit:g}] ({int(bad.any(axis=1).sum())} row(s) affected)"
+            )
+    return lat_array, lon_array

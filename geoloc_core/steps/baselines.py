@@ -1,0 +1,208 @@
+"""Step: score the simple baselines on one benchmark, as metrics/baselines/<benchmark>.json.
+
+Every baseline guesses one reference image's coordinates per query; a trained model's numbers
+mean something only next to these. Queries whose input cannot be read (an undecodable image,
+an image the caches failed on) are counted as `failed` and left out of the scores, as the
+trained model's predictions step does; `n` is the number of queries scored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geoloc_core.baselines import METHODS
+from geoloc_core.baselines.colour_features import ColourFeatureSource
+from geoloc_core.baselines.nearest import (
+    BaselinePrediction,
+    HistogramSource,
+    PooledEmbeddingSource,
+    VectorSource,
+    predict_nearest,
+    predict_random,
+)
+from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.geo.distance import distance_km
+from geoloc_core.geo.metrics import summarize_errors
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.section_fields import strict_values
+
+MAX_IMAGE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """The `baselines` params section; every key required, none unknown."""
+
+    methods: tuple[str, ...]  # which baselines to compute, in this order
+    seed: int  # seeds the random baseline
+    image_size: int  # raw_pixels: images resized to this square side before the features
+    batch_size: int  # images (or cache rows) per batch over queries and reference set
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> BaselineSettings:
+        values = strict_values(cls, section, "baselines")
+        if not isinstance(values["methods"], tuple):
+            raise ValueError(
+                f"baselines.methods={values['methods']!r} must be a list of {list(METHODS)}"
+            )
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError(f"baselines.methods is empty: list some of {list(METHODS)}")
+        for method in self.methods:
+            if method not in METHODS:
+                raise ValueError(
+                    f"baselines.methods: {method!r} is not a baseline; allowed: {list(METHODS)}"
+                )
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"baselines.methods={list(self.methods)} names a baseline twice")
+        _whole("seed", self.seed, 0, 2**63 - 1)
+        _whole("image_size", self.image_size, 2, MAX_IMAGE_SIZE)
+        _whole("batch_size", self.batch_size, 1, 1_000_000)
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"baselines.{name}={value!r} must be a whole number in [{low}, {high}]")
+
+
+def compute_baselines(
+    paths: ProjectPaths,
+    benchmark: str,
+    baselines_section: Mapping[str, Any],
+    evaluation_section: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Predict, score and write every enabled baseline; a flat summary for MLflow."""
+    settings = BaselineSettings.from_section(baselines_section)
+    reference = read_manifest(paths.reference_manifest)
+    reference = reference[reference["split"] == "reference"].reset_index(drop=True)
+    if reference.empty:
+        raise ValueError(f"{paths.reference_manifest} has no rows of split 'reference'")
+    queries = read_manifest(paths.benchmark_manifest(benchmark))
+    if queries.empty:
+        raise ValueError(f"{paths.benchmark_manifest(benchmark)} has no rows to score")
+    results: dict[str, dict[str, Any]] = {}
+    for method in settings.methods:
+        prediction = _predict(method, paths, settings, queries, reference, benchmark)
+        table = _prediction_table(queries, reference, prediction)
+        _write_tables(paths, benchmark, method, table, prediction.failures)
+        results[method] = _score(method, benchmark, table, prediction, evaluation_section)
+    target = baselines_metrics_file(paths, benchmark)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return {f"{m}.{k}": v for m, scores in results.items() for k, v in scores.items()}
+
+
+def baselines_metrics_file(paths: ProjectPaths, benchmark: str) -> Path:
+    return paths.root / "metrics" / "baselines" / f"{benchmark}.json"
+
+
+def baseline_predictions_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
+    return paths.artifacts / "baselines" / benchmark / f"{method}.csv"
+
+
+def baseline_failures_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
+    return paths.artifacts / "baselines" / benchmark / f"{method}.failed.csv"
+
+
+def _predict(
+    method: str,
+    paths: ProjectPaths,
+    settings: BaselineSettings,
+    queries: pd.DataFrame,
+    reference: pd.DataFrame,
+    benchmark: str,
+) -> BaselinePrediction:
+    if method == "random":
+        return predict_random(len(queries), len(reference), settings.seed)
+    return predict_nearest(
+        queries["id"].to_numpy(),
+        queries["image"].to_numpy(),
+        reference["id"].to_numpy(),
+        reference["image"].to_numpy(),
+        _source(method, paths, settings),
+        settings.batch_size,
+        desc=f"{method} {benchmark}",
+    )
+
+
+def _source(method: str, paths: ProjectPaths, settings: BaselineSettings) -> VectorSource:
+    """The vectors a 1-NN baseline compares; each cache is opened only when asked for."""
+    if method == "raw_pixels":
+        return ColourFeatureSource(paths.root, settings.image_size)
+    if method == "label_histogram":
+        from geoloc_core.segmentation.cache import SegmentationCache
+        from geoloc_core.training.project_inputs import segmentation_directory
+
+        return HistogramSource(SegmentationCache(segmentation_directory(paths)))
+    if method == "frozen_backbone":
+        from geoloc_core.training.feature_cache import FeatureCache, features_directory
+
+        return PooledEmbeddingSource(FeatureCache(features_directory(paths.root)))
+    raise ValueError(f"no vector source for baseline {method!r}; allowed: {list(METHODS)}")
+
+
+def _prediction_table(
+    queries: pd.DataFrame, reference: pd.DataFrame, prediction: BaselinePrediction
+) -> pd.DataFrame:
+    rows = queries.iloc[prediction.query_positions]
+    guessed = reference.iloc[prediction.reference_positions]
+    return pd.DataFrame(
+        {
+            "id": rows["id"].to_numpy(),
+            "lat": rows["lat"].to_numpy(np.float64),
+            "lon": rows["lon"].to_numpy(np.float64),
+            "pred_lat": guessed["lat"].to_numpy(np.float64),
+            "pred_lon": guessed["lon"].to_numpy(np.float64),
+            "neighbour": guessed["id"].to_numpy(),  # the reference image whose place was guessed
+        }
+    )
+
+
+def _write_tables(
+    paths: ProjectPaths,
+    benchmark: str,
+    method: str,
+    table: pd.DataFrame,
+    failures: Mapping[str, str],
+) -> None:
+    write_manifest(table, baseline_predictions_file(paths, benchmark, method))
+    failed = pd.DataFrame({"id": list(failures), "reason": list(failures.values())})
+    write_manifest(failed, baseline_failures_file(paths, benchmark, method))
+
+
+def _score(
+    method: str,
+    benchmark: str,
+    table: pd.DataFrame,
+    prediction: BaselinePrediction,
+    evaluation_section: Mapping[str, Any],
+) -> dict[str, Any]:
+    if table.empty:
+        reasons = "; ".join(list(prediction.failures.values())[:3])
+        raise ValueError(
+            f"baseline {method} on '{benchmark}': all {len(prediction.failures)} queries "
+            f"failed, e.g. {reasons}"
+        )
+    errors = distance_km(
+        table["lat"].to_numpy(),
+        table["lon"].to_numpy(),
+        table["pred_lat"].to_numpy(),
+        table["pred_lon"].to_numpy(),
+        method=evaluation_section["distance"],
+    )
+    metrics = summarize_errors(errors, tuple(evaluation_section["thresholds_km"]))
+    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+    return {
+        **rounded,
+        "failed": len(prediction.failures),
+        "reference_failed": prediction.reference_failed,
+    }

@@ -1,0 +1,149 @@
+"""Step: each benchmark query's candidates — the top-k most similar reference images and the
+top-k least similar (search with the negated query, G3's dissimilar neighbours) — with their
+coordinates, scores and place names, plus the query's GPS-aligned embedding for verification.
+
+Queries are embedded from the same caches as the reference set, with the parts the index was
+built from (its record), so index and queries cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.retrieval.index import index_for_search, load_index, search
+from geoloc_core.retrieval.index_settings import IndexSettings
+from geoloc_core.retrieval.settings import RetrievalSettings
+from geoloc_core.steps.indexing import index_record
+from geoloc_core.steps.training import load_trained
+from geoloc_core.training.captions import place_texts_file
+from geoloc_core.training.dataset import AlignmentData
+from geoloc_core.training.embed import embed_queries
+from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
+
+CANDIDATE_COLUMNS = ("query_id", "kind", "rank", "ref_id", "lat", "lon", "score", "place")
+TEXT_CANDIDATE_COLUMNS = ("query_id", "kind", "ref_id", "place")
+PLACE_PARTS = ("city", "state", "country")
+
+
+def candidates_file(paths: ProjectPaths, benchmark: str) -> Path:
+    return paths.artifacts / "candidates" / f"{benchmark}.csv"
+
+
+def query_embeddings_files(paths: ProjectPaths, benchmark: str) -> tuple[Path, Path]:
+    """(GPS-aligned query embeddings .npy, their ids .csv in the same order)."""
+    folder = paths.artifacts / "candidates"
+    return folder / f"{benchmark}.queries.npy", folder / f"{benchmark}.queries.csv"
+
+
+def read_table(path: Path, text_columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV with its id and name columns kept as text ("" stays "", "007" stays "007")."""
+    return pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
+
+
+def place_names(root: Path) -> dict[str, str]:
+    """id -> 'city, state, country' from the place texts (MP16-Pro's fields)."""
+    table = pd.read_csv(place_texts_file(root), dtype=str, keep_default_na=False)
+    present = [c for c in PLACE_PARTS if c in table.columns]
+    labels = table[present].apply(lambda row: ", ".join(dict.fromkeys(v for v in row if v)), axis=1)
+    return dict(zip(table["id"], labels, strict=True))
+
+
+def build_candidates(
+    paths: ProjectPaths,
+    benchmark: str,
+    retrieval_section: Mapping[str, Any],
+    index_section: Mapping[str, Any],
+) -> dict[str, Any]:
+    settings = RetrievalSettings.from_section(retrieval_section)
+    index_settings = IndexSettings.from_section(index_section)
+    trained = load_trained(paths)
+    record = index_record(paths)
+    features, segmentation = model_inputs(paths, trained)
+    manifest = read_manifest(paths.benchmark_manifest(benchmark))
+    rows, missing = rows_with_inputs(manifest, features, segmentation)
+    if rows.empty:
+        raise ValueError(
+            f"no image of benchmark '{benchmark}' has cached inputs ({len(missing)} missing, "
+            "e.g. " + "; ".join(missing["reason"].head(3)) + "): materialize backbone_features"
+            " and segmentation_cache with this benchmark in params benchmarks.names"
+        )
+    data = AlignmentData(rows["id"].tolist(), features, segmentation)
+    queries, gps_aligned = embed_queries(
+        trained.model, data, progress=True, desc=benchmark, parts=tuple(record["parts"])
+    )
+    index = index_for_search(load_index(paths.index_file), index_settings)
+    meta = read_manifest(paths.index_meta)
+    places = place_names(paths.root)
+    scores, positions = search(index, queries, settings.top_k, index_settings)
+    frames = [_ranked(rows, meta, places, "similar", scores, positions)]
+    if settings.dissimilar_k:
+        scores, positions = search(index, -queries, settings.dissimilar_k, index_settings)
+        frames.append(_ranked(rows, meta, places, "dissimilar", -scores, positions))
+    table = pd.concat(frames, ignore_index=True)
+    write_manifest(table[list(CANDIDATE_COLUMNS)], candidates_file(paths, benchmark))
+    vectors_file, ids_file = query_embeddings_files(paths, benchmark)
+    tmp = vectors_file.with_name(vectors_file.name + ".tmp.npy")
+    np.save(tmp, gps_aligned)
+    tmp.replace(vectors_file)
+    write_manifest(rows[["id"]], ids_file)
+    similar = table[table["kind"] == "similar"]
+    return {
+        "queries": len(rows),
+        "failed_images": len(missing),
+        "top_k": int(similar["rank"].max()) + 1,
+        "dissimilar_k": settings.dissimilar_k,
+        "parts": "+".join(record["parts"]),
+        "mean_top1_score": float(similar.loc[similar["rank"] == 0, "score"].mean()),
+        "unnamed_candidates": int((table["place"] == "").sum()),
+    }
+
+
+def _ranked(
+    rows: pd.DataFrame,
+    meta: pd.DataFrame,
+    places: Mapping[str, str],
+    kind: str,
+    scores: np.ndarray,
+    positions: np.ndarray,
+) -> pd.DataFrame:
+    """One row per (query, rank); positions index the index meta (reference ids in order)."""
+    n, k = positions.shape
+    if (positions < 0).any():
+        raise ValueError(f"the index returned fewer than {k} {kind} neighbours for some query")
+    flat = positions.reshape(-1)
+    ref_ids = meta["id"].to_numpy()[flat]
+    return pd.DataFrame(
+        {
+            "query_id": np.repeat(rows["id"].to_numpy(), k),
+            "kind": kind,
+            "rank": np.tile(np.arange(k), n),
+            "ref_id": ref_ids,
+            "lat": meta["lat"].to_numpy(np.float64)[flat],
+            "lon": meta["lon"].to_numpy(np.float64)[flat],
+            "score": scores.reshape(-1).astype(np.float64),
+            "place": [places.get(str(i), "") for i in ref_ids],
+        }
+    )
+
+
+def read_candidates(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
+    source = candidates_file(paths, benchmark)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} is missing: materialize candidates[{benchmark}] first")
+    return read_table(source, TEXT_CANDIDATE_COLUMNS)
+
+
+def read_query_embeddings(paths: ProjectPaths, benchmark: str) -> tuple[list[str], np.ndarray]:
+    vectors_file, ids_file = query_embeddings_files(paths, benchmark)
+    if not vectors_file.is_file():
+        raise FileNotFoundError(
+            f"{vectors_file} is missing: materialize candidates[{benchmark}] first"
+        )
+    return read_table(ids_file, ("id",))["id"].tolist(), np.load(vectors_file)

@@ -1,0 +1,89 @@
+"""Step: DualGeo's geographic re-rank of each query's similar candidates (params rerank).
+
+Only the similar candidates are re-ranked; the dissimilar ones are G3's negative neighbours and
+keep their place in the candidates file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geoloc_core.data.manifest import write_manifest
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.rerank.dbscan import RerankSettings, rerank_batch
+from geoloc_core.steps.candidates import read_candidates, read_table
+
+RERANK_COLUMNS = (
+    "query_id",
+    "rank",
+    "orig_rank",
+    "ref_id",
+    "lat",
+    "lon",
+    "score",
+    "place",
+    "cluster",
+)
+
+
+def rerank_file(paths: ProjectPaths, benchmark: str) -> Path:
+    return paths.artifacts / "rerank" / f"{benchmark}.csv"
+
+
+def similar_matrix(candidates: pd.DataFrame) -> pd.DataFrame:
+    """The similar candidates sorted by (query, rank), checked to be k per query."""
+    similar = candidates[candidates["kind"] == "similar"].sort_values(
+        ["query_id", "rank"], kind="stable"
+    )
+    counts = similar.groupby("query_id", sort=False).size()
+    if counts.nunique() != 1:
+        raise ValueError(
+            f"queries have different candidate counts ({sorted(counts.unique())}): "
+            "re-materialize candidates"
+        )
+    return similar.reset_index(drop=True)
+
+
+def rerank_candidates(
+    paths: ProjectPaths, benchmark: str, rerank_section: Mapping[str, Any]
+) -> dict[str, Any]:
+    settings = RerankSettings.from_section(rerank_section)
+    similar = similar_matrix(read_candidates(paths, benchmark))
+    queries = similar["query_id"].drop_duplicates().tolist()
+    k = len(similar) // len(queries)
+    lat = similar["lat"].to_numpy(np.float64).reshape(-1, k)
+    lon = similar["lon"].to_numpy(np.float64).reshape(-1, k)
+    order, labels, centres = rerank_batch(lat, lon, settings)
+    base = np.arange(len(queries))[:, None] * k
+    picked = (base + order).reshape(-1)
+    table = similar.iloc[picked].reset_index(drop=True)
+    table["orig_rank"] = table["rank"]
+    table["rank"] = np.tile(np.arange(k), len(queries))
+    table["cluster"] = np.take_along_axis(labels, order, axis=1).reshape(-1)
+    write_manifest(table[list(RERANK_COLUMNS)], rerank_file(paths, benchmark))
+    clustered = ~np.isnan(centres[:, 0])
+    moved = order[:, 0] != 0
+    return {
+        "method": settings.method,
+        "queries": len(queries),
+        "top_k": k,
+        "queries_with_cluster": int(clustered.sum()),
+        "top1_changed": int(moved.sum()),
+        "mean_largest_cluster": float(
+            np.mean([np.bincount(r[r >= 0]).max() for r in labels if (r >= 0).any()])
+        )
+        if clustered.any()
+        else 0.0,
+    }
+
+
+def read_reranked(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
+    source = rerank_file(paths, benchmark)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} is missing: materialize rerank[{benchmark}] first")
+    return read_table(source, ("query_id", "ref_id", "place"))

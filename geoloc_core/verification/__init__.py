@@ -1,0 +1,1 @@
+"""G3's geo-verification: the candidate whose GPS embedding best matches the image's."""
