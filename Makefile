@@ -8,7 +8,7 @@ export GEOLOC_ROOT := $(CURDIR)
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo data test lint ui mlflow-ui status bench
+.PHONY: install demo data test lint ui mlflow-ui status bench ablation
 
 # The project environment (dagster needs antlr4 4.13) ...
 $(VENV)/.installed: pyproject.toml
@@ -48,7 +48,13 @@ status: install
 
 # Performance measurements (ratios side by side in one run); not part of the tests.
 bench: install
-	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	for script in benchmarks/*.py; do \
+	  [ "$$script" = benchmarks/ablation.py ] && continue; \
+	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The ablation table (README): baselines and every variant's stages on the demo's inputs.
+ablation: install
+	$(BIN)/python benchmarks/ablation.py --lmm g3,dualgeo
 
 ui: install
 	dagster dev -h 127.0.0.1 -p 3000

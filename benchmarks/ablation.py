@@ -9,7 +9,12 @@ evaluate. The project's own artifacts are never touched. The settings are params
 chosen on validation); nothing here is tuned on a test benchmark.
 
     python benchmarks/ablation.py                      # every variant + the G3 parts rows
-    python benchmarks/ablation.py --variants g3,dualgeo --no-parts
+    python benchmarks/ablation.py --variants g3,dualgeo --no-parts --lmm g3,dualgeo
+
+--lmm adds, for the variants it names, the "+ LMM" rows of both modes (G3's
+geo-diversification joining the verification pool; DualGeo's reasoning deciding) against the
+local OpenAI-compatible test server (geoloc_core/lmm/test_server.py), whose answers come from
+the prompt's coordinates.
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ G3_PARTS = {
 def scratch_project(root: Path, source: Path) -> dict:
     """params.yaml and the built inputs of source, copied into root."""
     params = load_params(source)
-    params["data"]["root"] = str((source / params["data"]["root"]).resolve())
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "data").symlink_to(source / "data")  # manifests name images relative to the root
     for name in INPUTS:
         if not (source / "artifacts" / name).exists():
             raise SystemExit(f"{source}/artifacts/{name} is missing: run `make demo` first")
@@ -75,6 +80,40 @@ def stage_rows(paths: ProjectPaths, params: dict, parts, label: str) -> dict[str
             rows.setdefault(f"{label} {name}", {})[benchmark] = stages[stage]
         rows.setdefault(f"{label} + verification", {})[benchmark] = metrics
     return rows
+
+
+def lmm_rows(paths: ProjectPaths, params: dict, label: str) -> dict[str, dict]:
+    """The decision with each LMM mode, against the local test server."""
+    import os
+
+    from geoloc_core.lmm.test_server import LmmTestServer
+    from geoloc_core.steps.lmm import run_lmm_stage
+
+    os.environ.setdefault("GEOLOC_LMM_API_KEY", "local-test-server")
+    rows: dict[str, dict] = {}
+    with LmmTestServer() as server:
+        for mode in ("g3", "dualgeo"):
+            section = {**params["lmm"], "provider": "openai", "mode": mode}
+            section["base_url"] = server.base_url
+            section["cache_dir"] = str(paths.root / "lmm-cache")
+            for benchmark in params["benchmarks"]["names"]:
+                summary = run_lmm_stage(paths, benchmark, section, progress=False, log=quiet)
+                verify_benchmark(paths, benchmark, params["verification"])
+                metrics = evaluate_benchmark(paths, benchmark, params["evaluation"])
+                metrics.pop("stages")
+                rows.setdefault(f"{label} + LMM ({mode} mode)", {})[benchmark] = metrics
+                print(
+                    f"{label} lmm {mode} {benchmark}: {summary['requests_sent']} requests, "
+                    f"{summary['answers_kept']} answers kept, drops {summary['drops_total']}"
+                )
+            # the other mode's files must not leak into the next mode's decision
+            for benchmark in params["benchmarks"]["names"]:
+                run_lmm_stage(paths, benchmark, {**section, "provider": "none"}, log=quiet)
+    return rows
+
+
+def quiet(_: str) -> None:
+    pass
 
 
 def train(paths: ProjectPaths, params: dict, variant: str) -> float:
@@ -110,6 +149,9 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=REPO, help="a project after make demo")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-parts", action="store_true", help="skip G3's parts ablation")
+    parser.add_argument(
+        "--lmm", default="", help="variants that get the + LMM rows (test server), e.g. g3,dualgeo"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geoloc-ablation-") as folder:
@@ -127,6 +169,8 @@ def main() -> None:
             seconds = train(paths, params, variant)
             print(f"trained {variant} in {seconds:.0f} s")
             rows.update(stage_rows(paths, params, "auto", variant))
+            if variant in args.lmm.split(","):
+                rows.update(lmm_rows(paths, params, variant))
             if variant == "g3" and not args.no_parts:
                 for label, parts in G3_PARTS.items():
                     rows.update(stage_rows(paths, params, parts, f"g3 [{label}]"))

@@ -16,7 +16,7 @@ from geoloc_assets.assets.segmentation import build_segmentation_assets
 from geoloc_assets.assets.texts import build_text_assets
 from geoloc_assets.partitions import configured_benchmarks
 from geoloc_assets.resources import MlflowTracker, ProjectResource
-from geoloc_core.params import find_root, load_params
+from geoloc_core.params import ParamsError, find_root, load_params
 from geoloc_core.params_check import validate_params
 from geoloc_core.paths import ProjectPaths
 
@@ -77,4 +77,13 @@ def _default_root() -> Path:
         return find_root(Path(__file__).resolve().parent.parent)
 
 
-defs = build_definitions(_default_root())
+def _load() -> dg.Definitions:
+    """The code location; a bad setting surfaces as its one line, without the stack of the
+    parsers that found it (the UI shows it as the location's load error)."""
+    try:
+        return build_definitions(_default_root())
+    except ParamsError as exc:
+        raise ParamsError(str(exc)).with_traceback(None) from None
+
+
+defs = _load()

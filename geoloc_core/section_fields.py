@@ -6,16 +6,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from geoloc_core.params import ParamsError
+
 
 def strict_values(cls: type, m: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """The section's values for cls's fields: all present, nothing unknown, lists as tuples."""
+    """The section's values for cls's fields: all present, nothing unknown, lists as tuples
+    (ParamsError, a ValueError, naming what is missing or unknown)."""
     if not isinstance(m, Mapping):
-        raise ValueError(f"params.yaml section '{section}' must be a mapping")
+        raise ParamsError(f"params.yaml section '{section}' must be a mapping")
     known = [f.name for f in fields(cls)]
     missing = [name for name in known if name not in m]
     unknown = sorted(set(m) - set(known))
     if missing or unknown:
-        raise ValueError(
+        raise ParamsError(
             f"params.yaml section '{section}': "
             + (f"missing {missing}; " if missing else "")
             + (f"unknown {unknown}; " if unknown else "")

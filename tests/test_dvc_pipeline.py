@@ -61,7 +61,9 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path):
         "index",
         "retrieval",
         "rerank",
+        "lmm",
         "verification",
+        "baselines",
         "evaluation",
     }
     assert ran_stages(first) == stages
@@ -78,7 +80,11 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path):
     assert "rerank:" in changed and "model:" not in changed and "retrieval:" not in changed
     dagster_view = run("geoloc", "status")
     stale = {line.split()[1] for line in dagster_view.splitlines() if line.startswith("stale")}
-    below = {f"{a}[{b}]" for a in ("rerank", "verification", "metrics") for b in BENCHMARKS}
+    below = {
+        f"{a}[{b}]"
+        for a in ("rerank", "lmm_reasoning", "verification", "metrics")
+        for b in BENCHMARKS
+    }
     assert stale == below | {"report"}
     assert ran_stages(run(dvc, "repro")) == {"rerank", "verification", "evaluation"}
     assert "up to date" in run(dvc, "status")

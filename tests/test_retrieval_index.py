@@ -301,7 +301,7 @@ def test_missing_and_unknown_keys_are_named_on_one_line():
     with pytest.raises(ValueError) as error:
         IndexSettings.from_section(section)
     text = str(error.value)
-    assert "missing keys ['nprobe']" in text and "unknown keys ['n_probe']" in text
+    assert "missing ['nprobe']" in text and "unknown ['n_probe']" in text
     assert "\n" not in text
 
 

@@ -42,6 +42,25 @@ def test_definitions_validate_with_the_dagster_cli():
     assert "Validation successful" in done.stdout + done.stderr
 
 
+def test_a_bad_setting_fails_the_code_location_with_its_one_line(tmp_path):
+    """What the UI shows for the location: the setting's message, not the parsers' stack."""
+    params = (REPO / "params.yaml").read_text().replace("eps_km: 50.0", "eps_km: -5")
+    (tmp_path / "params.yaml").write_text(params)
+    env = {**os.environ, "GEOLOC_ROOT": str(tmp_path)}
+    done = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-m", "geoloc_assets.definitions"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "ParamsError: params.yaml: rerank.eps_km=-5 must be a number > 0" in output
+    assert "params_check.py" not in output and "dbscan.py" not in output
+
+
 def test_selection_strings_parse_with_the_installed_antlr_runtime():
     defs = build_definitions(REPO)
     graph = defs.resolve_asset_graph()

@@ -46,7 +46,10 @@ def build_lmm_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition
                 run.log_metrics(flat_counts(summary))
                 run.log_artifact(lmm_summary_path(paths, benchmark, mode))
             files = [lmm_answers_path(paths, benchmark, mode)]
-            extra = {"drops": dg.MetadataValue.json(summary["drops"])}
+            extra = {
+                "drops": dg.MetadataValue.json(summary["drops"]),
+                "errors": dg.MetadataValue.json(summary.get("errors", {})),
+            }
             return materialized(flat_counts(summary) | _labels(summary), run, files, extra)
 
         return _lmm
@@ -83,6 +86,9 @@ def flat_counts(summary: dict[str, Any]) -> dict[str, float]:
         k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
     counts.update({f"drop_{k}": v for k, v in summary.get("drops", {}).items()})
+    counts.update(
+        {f"error_{k.replace(' ', '_')}": v for k, v in summary.get("errors", {}).items()}
+    )
     counts["budget_exhausted"] = int(bool(summary.get("budget_exhausted")))
     counts["skipped"] = int(bool(summary.get("skipped")))
     return counts

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geoloc_core.params import ParamsError
+from geoloc_core.section_fields import strict_values
 
 SECTION = "lmm"
 PROVIDERS = ("none", "openai", "transformers")
@@ -119,20 +120,8 @@ class LmmSettings:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> LmmSettings:
-        if not isinstance(section, Mapping):
-            raise ParamsError(f"params.yaml section '{SECTION}' must be a mapping")
-        known = [f.name for f in fields(cls)]
-        missing = [name for name in known if name not in section]
-        unknown = sorted(set(section) - set(known))
-        if missing or unknown:
-            raise ParamsError(
-                f"params.yaml section '{SECTION}': "
-                + (f"missing {missing}; " if missing else "")
-                + (f"unknown {unknown}; " if unknown else "")
-                + "see README (LMM stage) for every key"
-            )
-        values = {name: section[name] for name in known}
-        values["g3_rag_sizes"] = _rag_sizes(values["g3_rag_sizes"])
+        values = strict_values(cls, section, SECTION)
+        values["g3_rag_sizes"] = _rag_sizes(section["g3_rag_sizes"])  # as written, for its error
         for name in _FLOAT_KEYS:
             values[name] = _number(name, values[name])
         return cls(**values)

@@ -8,28 +8,18 @@ config directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from geoloc_core.models.variants import variant_spec
+from geoloc_core.section_fields import strict_values
 
 DEVICES = ("cpu", "cuda", "auto")
 
 
 def from_section(cls: type, m: Mapping[str, Any], section: str) -> Any:
     """Build cls from a params section: every field present, no unknown keys."""
-    known = [f.name for f in fields(cls)]
-    missing = [name for name in known if name not in m]
-    unknown = sorted(set(m) - set(known))
-    if missing or unknown:
-        raise ValueError(
-            f"params.yaml section '{section}': "
-            + (f"missing {missing}; " if missing else "")
-            + (f"unknown {unknown}; " if unknown else "")
-            + f"the keys are {known} (see README, Model)"
-        )
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in m.items()}
-    return cls(**values)
+    return cls(**strict_values(cls, m, section))
 
 
 def _at_least(section: str, obj: Any, names: tuple[str, ...], minimum: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from geoloc_core.geo.distance import (
     validated_lat_lon,
 )
 from geoloc_core.geo.spherical import spherical_means
+from geoloc_core.section_fields import strict_values
 
 RERANK_METHODS = ("none", "dbscan")
 NOISE = -1
@@ -47,17 +48,7 @@ class RerankSettings:
     @classmethod
     def from_section(cls, m: Mapping[str, Any]) -> RerankSettings:
         """Build from params.yaml's `rerank` section: every key present, no unknown key."""
-        known = [f.name for f in fields(cls)]
-        missing = [name for name in known if name not in m]
-        unknown = sorted(str(name) for name in set(m) - set(known))
-        if missing or unknown:
-            raise ValueError(
-                "params.yaml section 'rerank': "
-                + (f"missing {missing}; " if missing else "")
-                + (f"unknown {unknown}; " if unknown else "")
-                + f"the keys are {known}"
-            )
-        return cls(**{name: m[name] for name in known})
+        return cls(**strict_values(cls, m, "rerank"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or self.method not in RERANK_METHODS:

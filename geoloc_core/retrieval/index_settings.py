@@ -21,8 +21,10 @@ Memory per reference vector (d = dimension; see `index.index_memory_bytes_per_ve
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from geoloc_core.section_fields import strict_values
 
 INDEX_TYPES = ("flat", "ivfpq", "hnsw")
 METRICS = ("inner_product",)
@@ -51,17 +53,7 @@ class IndexSettings:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> IndexSettings:
-        known = [f.name for f in fields(cls)]
-        missing = [name for name in known if name not in section]
-        unknown = sorted(set(section) - set(known))
-        if missing or unknown:
-            raise ValueError(
-                "params.yaml section 'index': "
-                + (f"missing keys {missing}; " if missing else "")
-                + (f"unknown keys {unknown}; " if unknown else "")
-                + f"the keys are {known}"
-            )
-        return cls(**{name: section[name] for name in known})
+        return cls(**strict_values(cls, section, "index"))
 
     def __post_init__(self) -> None:
         _choice("type", self.type, INDEX_TYPES)
