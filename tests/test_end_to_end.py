@@ -231,6 +231,21 @@ def test_automation_follows_a_changed_asset_downstream(project):
     assert below <= requested <= below | {("report", None)}
 
 
+@pytest.mark.slow
+def test_a_gps_gallery_joins_the_verification_pool(project):
+    """An optional gallery (GeoCLIP ships a 100K one): its points closest to each image in the
+    GPS space join the pool; only verification and below re-run."""
+    gallery = project / "gallery.csv"
+    gallery.write_text("LAT,LON\n" + "".join(f"{la},{lo}\n" for la, lo in GALLERY))
+    edit_params(project, "verification", gallery="gallery.csv", gallery_top=3)
+    assert materialize_stale(project) == ["metrics", "report", "verification"]
+    instance = project_instance(project)
+    event = instance.get_latest_materialization_event(dg.AssetKey("verification"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["pool_extra"].value == 3 * 6  # the partition materialized last: 6 queries
+
+
+GALLERY = [(48.85, 2.35), (-33.87, 151.21), (35.68, 139.69), (-22.91, -43.17), (40.71, -74.0)]
 FAKE_KEY = "sk-geoloc-FAKE-0123456789abcdef"
 
 

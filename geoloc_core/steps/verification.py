@@ -2,16 +2,17 @@
 verification), written as the benchmark's predictions.
 
 The pool is the top verification.pool_size re-ranked candidates plus, when G3's
-geo-diversification ran, its LMM answers; `verify` picks the one whose GPS embedding is closest
-to the image's GPS-aligned embedding, `top1` the first re-ranked candidate. When DualGeo's LMM
-reasoning ran, its answer is the decision (a query it did not answer keeps the pool's). The
-predictions keep the retrieval top-1 and the re-ranked top-1 beside the decision, so the
-metrics show what each stage adds.
+geo-diversification ran, its LMM answers, and the closest points of an optional GPS gallery;
+`verify` picks the one whose GPS embedding is closest to the image's GPS-aligned embedding,
+`top1` the first re-ranked candidate. When DualGeo's LMM reasoning ran, its answer is the
+decision (a query it did not answer keeps the pool's). The predictions keep the retrieval top-1
+and the re-ranked top-1 beside the decision, so the metrics show what each stage adds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,13 @@ import pandas as pd
 import torch
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.geo.distance import validated_lat_lon
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.candidates import read_candidates, read_query_embeddings, read_table
 from geoloc_core.steps.lmm import lmm_answers_path, read_lmm_summary
 from geoloc_core.steps.rerank import read_reranked
 from geoloc_core.steps.training import load_trained
-from geoloc_core.verification.geo_verify import verify
+from geoloc_core.verification.geo_verify import closest_gallery_points, verify
 from geoloc_core.verification.settings import VerificationSettings
 
 GPS_BATCH = 65536
@@ -47,6 +49,9 @@ def verify_benchmark(
     lmm_answers = active_answers(paths, benchmark, "g3")
     if lmm_answers is not None:
         coords, sources, valid = join_pool(ids, coords, sources, valid, lmm_answers)
+    if settings.gallery:
+        gallery = gallery_candidates(paths, ids, image_gps, settings)
+        coords, sources, valid = join_pool(ids, coords, sources, valid, gallery)
     if settings.method == "verify":
         flat = coords[valid]
         encoded = encode_coordinates(paths, flat)
@@ -90,7 +95,7 @@ def verify_benchmark(
     summary = {
         "method": settings.method,
         "pool_size": k,
-        "pool_lmm_answers": int(valid[:, k:].sum()),
+        "pool_extra": int(valid[:, k:].sum()),  # LMM answers and gallery points
         "predictions": len(table),
         "decision_not_top1": int((decided_by != "rerank-top1").sum()),
         "decided_by_lmm_reasoning": lmm_decided,
@@ -107,6 +112,42 @@ def active_answers(paths: ProjectPaths, benchmark: str, mode: str) -> pd.DataFra
     if summary is None or summary.get("skipped"):
         return None
     return read_table(lmm_answers_path(paths, benchmark, mode), ("query_id", "source"))
+
+
+def read_gallery(path: Path) -> np.ndarray:
+    """(m, 2) degrees from a CSV with lat/lon columns (any case: GeoCLIP's file says LAT,
+    LON), every row checked."""
+    if not path.is_file():
+        raise FileNotFoundError(f"verification.gallery {path} does not exist")
+    table = pd.read_csv(path)
+    columns = {c.lower(): c for c in table.columns}
+    if "lat" not in columns or "lon" not in columns:
+        raise ValueError(f"{path} needs lat and lon columns, has {list(table.columns)}")
+    latlon = table[[columns["lat"], columns["lon"]]].to_numpy(np.float64)
+    validated_lat_lon(latlon[:, 0], latlon[:, 1])
+    return latlon
+
+
+def gallery_candidates(
+    paths: ProjectPaths,
+    ids: list[str],
+    image_gps: np.ndarray,
+    settings: VerificationSettings,
+) -> pd.DataFrame:
+    """Each query's gallery_top gallery points closest to its image in the GPS space."""
+    latlon = read_gallery(paths.root / str(settings.gallery))
+    chosen = closest_gallery_points(
+        image_gps, encode_coordinates(paths, latlon), settings.gallery_top
+    )
+    points = latlon[chosen.reshape(-1)]
+    return pd.DataFrame(
+        {
+            "query_id": np.repeat(ids, settings.gallery_top),
+            "source": "gallery",
+            "lat": points[:, 0],
+            "lon": points[:, 1],
+        }
+    )
 
 
 def join_pool(

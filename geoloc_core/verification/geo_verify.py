@@ -24,3 +24,19 @@ def verify(
     scores = np.einsum("nd,nsd->ns", image_gps, candidate_gps)
     scores = np.where(valid, scores, -np.inf)
     return scores.argmax(axis=1), scores
+
+
+def closest_gallery_points(
+    image_gps: np.ndarray, gallery_gps: np.ndarray, top: int, chunk: int = 1024
+) -> np.ndarray:
+    """(n, top) positions of the gallery embeddings most similar to each image, best first;
+    queries are taken a chunk at a time so a 100K gallery never meets every query at once."""
+    if top < 1 or top > len(gallery_gps):
+        raise ValueError(f"gallery_top={top} must be in [1, {len(gallery_gps)}] (gallery size)")
+    chosen = []
+    for start in range(0, len(image_gps), chunk):
+        scores = image_gps[start : start + chunk] @ gallery_gps.T
+        part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        chosen.append(np.take_along_axis(part, order, axis=1))
+    return np.concatenate(chosen)
