@@ -75,7 +75,8 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path):
     assert ran_stages(run(dvc, "repro")) == set()
 
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("eps_km: 50.0", "eps_km: 10.0"))
+    # 5000 km merges sites across a continent, so the re-ranked order (and what follows) changes
+    params.write_text(params.read_text().replace("eps_km: 50.0", "eps_km: 5000.0"))
     changed = run(dvc, "status")
     assert "rerank:" in changed and "model:" not in changed and "retrieval:" not in changed
     dagster_view = run("geoloc", "status")
@@ -88,5 +89,6 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path):
     assert stale == below | {"report"}
     assert ran_stages(run(dvc, "repro")) == {"rerank", "verification", "evaluation"}
     assert "up to date" in run(dvc, "status")
-    after = run("geoloc", "status")
-    assert all(line.startswith("fresh") for line in after.splitlines()), after
+    after = run("geoloc", "status").splitlines()
+    pending = [line for line in after if line.startswith(("stale", "missing"))]
+    assert pending == [] and any(line.startswith("fresh") for line in after), after
