@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -91,11 +93,12 @@ def _demo_world(root: Path, args: argparse.Namespace) -> int:
 
 
 def _materialize(root: Path, args: argparse.Namespace) -> int:
-    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.definitions import definitions_for
     from geoloc_assets.runner import (
         materialize_selection,
         observe_raw_data,
         project_instance,
+        reads_raw_data,
         selected_keys,
     )
     from geoloc_assets.staleness import asset_states
@@ -106,13 +109,14 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--benchmark {unknown}: not in params benchmarks.names {configured}")
     benchmarks = args.benchmark or configured
-    defs = build_definitions(root)
+    defs = definitions_for(root)
     instance = project_instance(root)
     groups = args.group
     if args.all or not (args.group or args.asset):
         groups = sorted(defs.resolve_asset_graph().all_group_names)
     keys = selected_keys(defs, groups, args.asset)
-    observe_raw_data(defs, instance)
+    if args.stale or reads_raw_data(defs, keys):
+        observe_raw_data(defs, instance)
     if args.stale:
         # asset_states carries staleness all the way down, so this is the downstream closure
         pending = {s.asset for s in asset_states(defs, instance, benchmarks) if s.status != "fresh"}
@@ -129,13 +133,13 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
 
 
 def _status(root: Path) -> int:
-    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.definitions import definitions_for
     from geoloc_assets.runner import project_instance
     from geoloc_assets.staleness import asset_states
 
     params = load_params(root)
     states = asset_states(
-        build_definitions(root), project_instance(root), params["benchmarks"]["names"]
+        definitions_for(root), project_instance(root), params["benchmarks"]["names"]
     )
     for state in states:
         name = state.asset + (f"[{state.partition}]" if state.partition else "")
@@ -152,6 +156,18 @@ def _predict(root: Path, args: argparse.Namespace) -> int:
     for result in results:
         print(json.dumps(result))
     return 0 if all("error" not in r for r in results) else 1
+
+
+def run() -> None:
+    """The `geoloc` console script: main(), then exit without the interpreter's teardown.
+    Finalizing what a materialize loads (dagster, mlflow's sqlalchemy store, torch) takes ~3 s
+    on 2 cores, paid again by every DVC stage; by then every run has ended and every record is
+    committed, and the streams and log handlers are flushed here."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

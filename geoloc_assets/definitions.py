@@ -16,7 +16,7 @@ from geoloc_assets.assets.segmentation import build_segmentation_assets
 from geoloc_assets.assets.texts import build_text_assets
 from geoloc_assets.partitions import configured_benchmarks
 from geoloc_assets.resources import MlflowTracker, ProjectResource
-from geoloc_core.params import ParamsError, find_root, load_params
+from geoloc_core.params import PARAMS_FILE, ParamsError, find_root, load_params
 from geoloc_core.params_check import validate_params
 from geoloc_core.paths import ProjectPaths
 
@@ -77,13 +77,28 @@ def _default_root() -> Path:
         return find_root(Path(__file__).resolve().parent.parent)
 
 
-def _load() -> dg.Definitions:
+def _load(root: Path) -> dg.Definitions:
     """The code location; a bad setting surfaces as its one line, without the stack of the
     parsers that found it (the UI shows it as the location's load error)."""
     try:
-        return build_definitions(_default_root())
+        return build_definitions(root)
     except ParamsError as exc:
         raise ParamsError(str(exc)).with_traceback(None) from None
 
 
-defs = _load()
+def _params_bytes(root: Path) -> bytes:
+    return (root / PARAMS_FILE).read_bytes()
+
+
+_LOCATION_ROOT = _default_root().resolve()
+_LOCATION_PARAMS = _params_bytes(_LOCATION_ROOT)
+defs = _load(_LOCATION_ROOT)
+
+
+def definitions_for(root: Path) -> dg.Definitions:
+    """The code location's definitions when they were built from root's current params.yaml
+    (the CLI in a project), else a fresh build: a command builds the graph once, not twice."""
+    root = Path(root).resolve()
+    if root == _LOCATION_ROOT and _params_bytes(root) == _LOCATION_PARAMS:
+        return defs
+    return build_definitions(root)

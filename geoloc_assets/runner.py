@@ -16,6 +16,7 @@ from geoloc_assets.partitions import is_benchmark_partitioning
 
 DAGSTER_HOME_DIR = ".dagster"
 # The console shows INFO and up (progress, results); DEBUG events stay in the instance's logs.
+RAW_DATA = dg.AssetKey("raw_data")
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -90,14 +91,20 @@ def partitions_to_run(
     return list(partitions_def.get_partition_keys())
 
 
+def reads_raw_data(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> bool:
+    """Whether any of keys reads the raw data directly: only then must its version be observed
+    before the run (the assets further down depend on what those wrote, not on the raw files)."""
+    graph = defs.resolve_asset_graph()
+    return any(RAW_DATA in graph.get(key).parent_keys for key in keys)
+
+
 def observe_raw_data(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     """Record the raw data's current version so Dagster knows what is downstream of a change."""
-    raw_key = dg.AssetKey("raw_data")
     raw = [
         a
         for a in defs.assets or []
-        if (isinstance(a, dg.SourceAsset) and a.key == raw_key)
-        or (isinstance(a, dg.AssetsDefinition) and raw_key in a.keys)
+        if (isinstance(a, dg.SourceAsset) and a.key == RAW_DATA)
+        or (isinstance(a, dg.AssetsDefinition) and RAW_DATA in a.keys)
     ]
     if raw:
         job = dg.define_asset_job(

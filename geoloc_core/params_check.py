@@ -41,14 +41,14 @@ def _evaluation(m: Mapping[str, Any]) -> None:
 
 def _checks(root: Path) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     """Section name -> the typed parser that refuses its bad values (imported lazily)."""
+    from geoloc_core.baselines.settings import BaselineSettings
     from geoloc_core.demo_world.generate import DemoWorldConfig
     from geoloc_core.lmm.settings import LmmSettings
     from geoloc_core.models.config import BackboneConfig, FeaturesConfig, ModelConfig, TrainConfig
-    from geoloc_core.rerank.dbscan import RerankSettings
+    from geoloc_core.rerank.settings import RerankSettings
     from geoloc_core.retrieval.index_settings import IndexSettings
     from geoloc_core.retrieval.settings import EmbeddingSettings, RetrievalSettings
     from geoloc_core.segmentation.settings import SegmentationSettings
-    from geoloc_core.steps.baselines import BaselineSettings
     from geoloc_core.text.settings import TextSettings
     from geoloc_core.validation.settings import GateSettings
     from geoloc_core.verification.settings import VerificationSettings

@@ -27,11 +27,11 @@ from geoloc_core.baselines.nearest import (
     predict_nearest,
     predict_random,
 )
+from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.baselines import (
-    BaselineSettings,
     baseline_failures_file,
     baseline_predictions_file,
     baselines_metrics_file,

@@ -20,7 +20,7 @@ from geoloc_core.geo.distance import haversine_km
 from geoloc_core.lmm.settings import DEFAULTS
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.candidates import candidates_file as candidates_path
+from geoloc_core.steps.candidate_files import candidates_file as candidates_path
 from geoloc_core.steps.lmm import (
     ANSWER_COLUMNS,
     lmm_answers_path,

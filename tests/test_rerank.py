@@ -10,13 +10,8 @@ import pytest
 
 from geoloc_core.geo.distance import MEAN_EARTH_RADIUS_KM, haversine_km
 from geoloc_core.geo.spherical import spherical_mean, spherical_means
-from geoloc_core.rerank import dbscan as dbscan_module
-from geoloc_core.rerank.dbscan import (
-    DISTANCE_TIE_KM,
-    RerankSettings,
-    rerank_batch,
-    rerank_one,
-)
+from geoloc_core.rerank.dbscan import DISTANCE_TIE_KM, rerank_batch, rerank_one
+from geoloc_core.rerank.settings import RerankSettings
 
 Point = tuple[float, float]
 
@@ -263,7 +258,9 @@ def test_method_none_runs_no_clustering(monkeypatch: pytest.MonkeyPatch) -> None
     def no_dbscan(*args: object, **kwargs: object) -> None:
         raise AssertionError("method none must not run DBSCAN")
 
-    monkeypatch.setattr(dbscan_module, "DBSCAN", no_dbscan)
+    import sklearn.cluster
+
+    monkeypatch.setattr(sklearn.cluster, "DBSCAN", no_dbscan)
     lat = np.array([[10.0, 10.01, -5.0], [0.0, 0.0, 0.0]])
     lon = np.array([[20.0, 20.01, 7.0], [1.0, 1.0, 1.0]])
     order, labels, centres = rerank_batch(lat, lon, RerankSettings("none", 50.0, 2))

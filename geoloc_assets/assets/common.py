@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from geoloc_assets.resources import TrackedRun
-from geoloc_core.training.backbone_weights import file_sha256
+from geoloc_core.file_hash import file_sha256
 
 # Every asset below the raw data: materializing a changed asset brings what follows up to date
 # when the automation sensor runs (`make ui` starts it with the daemon).

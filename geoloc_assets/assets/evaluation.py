@@ -7,9 +7,6 @@ import dagster as dg
 from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.baselines import compute_baselines
-from geoloc_core.steps.evaluate import evaluate_benchmark, flat_metrics
-from geoloc_core.steps.report import build_report
 
 GROUP = "evaluation"
 BASELINES_GROUP = "baselines"
@@ -43,6 +40,8 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.baselines import compute_baselines
+
         benchmark = context.partition_key
         paths = project.paths
         with mlflow_tracker.asset_run(
@@ -73,6 +72,8 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.evaluate import evaluate_benchmark, flat_metrics
+
         benchmark = context.partition_key
         paths = project.paths
         with mlflow_tracker.asset_run(
@@ -105,6 +106,8 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.report import build_report
+
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
             files = build_report(
                 project.paths, config.benchmarks.names, config.evaluation.thresholds_km

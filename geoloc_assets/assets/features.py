@@ -17,8 +17,6 @@ from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.models.config import FeaturesConfig
 from geoloc_core.params import section
 from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.steps.training import build_backbone_features, build_backbone_weights
-from geoloc_core.training.backbone_weights import backbone_directory, read_record
 
 GROUP = "features"
 WIRING = {
@@ -77,6 +75,9 @@ def build_feature_assets(
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.training import build_backbone_weights
+        from geoloc_core.training.backbone_weights import backbone_directory, read_record
+
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
 
@@ -134,6 +135,8 @@ def build_feature_assets(
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.training import build_backbone_features
+
         shard = context.partition_key
         features = config.features.model_dump()
         if features["n_shards"] != n_shards:

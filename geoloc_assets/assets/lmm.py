@@ -10,7 +10,6 @@ import dagster as dg
 from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.lmm import lmm_answers_path, lmm_summary_path, run_lmm_stage
 
 LMM_GROUP = "lmm"
 DECISION_GROUP = "verification"  # DualGeo's LMM decides: it runs with the verification stage
@@ -35,6 +34,8 @@ def build_lmm_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition
             project: ProjectResource,
             mlflow_tracker: MlflowTracker,
         ) -> dg.MaterializeResult:
+            from geoloc_core.steps.lmm import lmm_answers_path, lmm_summary_path, run_lmm_stage
+
             benchmark = context.partition_key
             paths = project.paths
             section = config.lmm.model_dump()
@@ -86,9 +87,7 @@ def flat_counts(summary: dict[str, Any]) -> dict[str, float]:
         k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
     counts.update({f"drop_{k}": v for k, v in summary.get("drops", {}).items()})
-    counts.update(
-        {f"error_{k.replace(' ', '_')}": v for k, v in summary.get("errors", {}).items()}
-    )
+    counts.update({f"error_{k.replace(' ', '_')}": v for k, v in summary.get("errors", {}).items()})
     counts["budget_exhausted"] = int(bool(summary.get("budget_exhausted")))
     counts["skipped"] = int(bool(summary.get("skipped")))
     return counts

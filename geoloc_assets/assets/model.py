@@ -14,10 +14,6 @@ from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.models.config import FeaturesConfig
 from geoloc_core.params import section
 from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.steps.indexing import INDEX_RECORD, build_index, embed_reference_shard, shard_files
-from geoloc_core.steps.training import HISTORY_FILE, train_model
-from geoloc_core.training.loop import CHECKPOINT_NAME, EpochResult
-from geoloc_core.training.project_inputs import checkpoint_directory
 
 MODEL_GROUP = "model"
 INDEX_GROUP = "index"
@@ -54,6 +50,10 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.training import HISTORY_FILE, train_model
+        from geoloc_core.training.loop import CHECKPOINT_NAME, EpochResult
+        from geoloc_core.training.project_inputs import checkpoint_directory
+
         paths = project.paths
         variant = config.model.variant
         with mlflow_tracker.asset_run(context, config.model_dump(), {"variant": variant}) as run:
@@ -114,6 +114,8 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.indexing import embed_reference_shard, shard_files
+
         shard = context.partition_key
         with mlflow_tracker.asset_run(context, config.model_dump(), {"shard": shard}) as run:
             summary = embed_reference_shard(
@@ -136,6 +138,8 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.indexing import INDEX_RECORD, build_index
+
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
             summary = build_index(paths, config.index.model_dump(), keys, context.log.info)

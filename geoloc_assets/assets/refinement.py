@@ -8,8 +8,6 @@ import dagster as dg
 from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.rerank import rerank_candidates, rerank_file
-from geoloc_core.steps.verification import verify_benchmark
 
 RERANK_GROUP = "rerank"
 VERIFICATION_GROUP = "verification"
@@ -36,6 +34,8 @@ def build_refinement_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.rerank import rerank_candidates, rerank_file
+
         benchmark = context.partition_key
         with mlflow_tracker.asset_run(
             context, config.model_dump(), {"benchmark": benchmark}
@@ -70,6 +70,8 @@ def build_refinement_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.verification import verify_benchmark
+
         benchmark = context.partition_key
         paths = project.paths
         with mlflow_tracker.asset_run(

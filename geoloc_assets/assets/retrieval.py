@@ -7,7 +7,6 @@ import dagster as dg
 from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.candidates import build_candidates, candidates_file, query_embeddings_files
 
 GROUP = "retrieval"
 ALL_SHARDS = dg.AllPartitionMapping()
@@ -41,6 +40,9 @@ def build_retrieval_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.candidate_files import candidates_file, query_embeddings_files
+        from geoloc_core.steps.candidates import build_candidates
+
         benchmark = context.partition_key
         paths = project.paths
         with mlflow_tracker.asset_run(

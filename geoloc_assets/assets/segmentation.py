@@ -5,7 +5,7 @@ stopped and keeps itself when it is already complete, so re-materializing is che
 content sha256 is its data version: downstream assets go stale only when labels really change.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -16,7 +16,9 @@ from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.params import section
 from geoloc_core.segmentation.settings import SegmentationSettings
 from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.segmentation.step import ShardReport, build_segmentation_shard
+
+if TYPE_CHECKING:
+    from geoloc_core.segmentation.step import ShardReport
 
 GROUP = "segmentation"
 ASSET = "segmentation_cache"
@@ -57,6 +59,8 @@ def build_segmentation_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.segmentation.step import build_segmentation_shard
+
         shard = context.partition_key
         segmentation = config.segmentation.model_dump()
         if segmentation["n_shards"] != n_shards:
@@ -90,7 +94,7 @@ def build_segmentation_assets(params: dict[str, Any]) -> list:
     return [segmentation_cache]
 
 
-def _details(report: ShardReport) -> dict[str, Any]:
+def _details(report: "ShardReport") -> dict[str, Any]:
     """Where the shard is, why it was (re)made, and which images failed (by id)."""
     outcome = report.outcome
     listed = outcome.failures[:MAX_LISTED_FAILURES]

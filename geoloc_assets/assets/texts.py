@@ -12,7 +12,6 @@ from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.assets.data import markdown_table
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
-from geoloc_core.steps.texts import build_place_texts, place_texts_path
 from geoloc_core.text.table import read_place_texts
 
 GROUP = "texts"
@@ -36,6 +35,8 @@ def build_text_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
+        from geoloc_core.steps.texts import build_place_texts, place_texts_path
+
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
             summary = build_place_texts(paths, config.text.model_dump())

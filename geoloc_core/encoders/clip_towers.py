@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
-import open_clip
 import torch
 from torch import nn
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+@lru_cache(maxsize=1)
+def _open_clip() -> ModuleType:
+    """open_clip with the project's architecture configs registered, imported on first use:
+    importing it costs seconds (it pulls transformers), which every asset process paid before."""
+    import open_clip
+
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
+    return open_clip
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,12 @@ class ClipTowers:
 
 
 def known_architectures() -> list[str]:
-    return open_clip.list_models()
+    return _open_clip().list_models()
 
 
 def architecture_image_size(architecture: str) -> int:
     """Input side of an architecture's image tower, read from its config (no model built)."""
-    config = open_clip.get_model_config(architecture)
+    config = _open_clip().get_model_config(architecture)
     if config is None:
         raise ValueError(f"unknown open_clip architecture '{architecture}'")
     size = config["vision_cfg"]["image_size"]
@@ -57,23 +67,23 @@ def architecture_image_size(architecture: str) -> int:
 
 def build_clip(spec: TowerSpec, device: str | torch.device = "cpu") -> ClipTowers:
     """Create the open_clip model; weights come only from the pretrained tag or file given."""
-    if spec.architecture not in open_clip.list_models():
+    if spec.architecture not in _open_clip().list_models():
         raise ValueError(
             f"unknown open_clip architecture '{spec.architecture}'; choose one of "
             f"open_clip.list_models() or add a JSON config to {MODEL_CONFIG_DIR}"
         )
     pretrained = spec.pretrained or None
-    model = open_clip.create_model(
+    model = _open_clip().create_model(
         spec.architecture, pretrained=pretrained, device=device, pretrained_text=False
     )
     visual = model.visual
     size = visual.image_size
     image_size = int(size[0] if isinstance(size, tuple | list) else size)
     cfg = getattr(visual, "preprocess_cfg", {}) or {}
-    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
-    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    mean = tuple(cfg.get("mean", _open_clip().OPENAI_DATASET_MEAN))
+    std = tuple(cfg.get("std", _open_clip().OPENAI_DATASET_STD))
     embed_dim = int(visual.output_dim)
-    tokenizer = open_clip.get_tokenizer(spec.architecture)
+    tokenizer = _open_clip().get_tokenizer(spec.architecture)
     return ClipTowers(model, tokenizer, image_size, embed_dim, mean, std)
 
 

@@ -16,8 +16,8 @@ import openai
 
 from geoloc_core.lmm.backend import Completion, Failure, MalformedResponse
 from geoloc_core.lmm.errors import LmmStageError
-from geoloc_core.lmm.retry import TRANSIENT_ERRORS
 from geoloc_core.lmm.settings import LmmSettings
+from geoloc_core.lmm.transient import TRANSIENT_ERRORS
 
 # A 200 whose body is not a chat completion (truncated JSON, an HTML error page): transient.
 _BROKEN_BODY = (openai.APIResponseValidationError, json.JSONDecodeError, MalformedResponse)

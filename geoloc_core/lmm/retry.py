@@ -2,22 +2,15 @@
 
 429, 5xx, timeouts and dropped connections are transient; a server's Retry-After (or
 OpenAI's retry-after-ms) wins over our own exponential backoff. Jitter spreads the retries of
-many threads so that they do not hit a recovering server in lockstep.
+many threads so that they do not hit a recovering server in lockstep. Which exceptions count
+as transient is in lmm/transient.py, so this module loads without the openai package.
 """
 
 from __future__ import annotations
 
 import random
 
-import openai
-
 MAX_BACKOFF_S = 60.0
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    openai.RateLimitError,
-    openai.InternalServerError,
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-)
 
 
 def retry_after_s(exc: BaseException) -> float | None:

@@ -9,15 +9,10 @@ spherical mean (a cluster across the dateline stays there) and the sort is stabl
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn import config_context
-from sklearn.cluster import DBSCAN
 
 from geoloc_core.geo.distance import (
     LATITUDE_LIMIT_DEG,
@@ -27,40 +22,13 @@ from geoloc_core.geo.distance import (
     validated_lat_lon,
 )
 from geoloc_core.geo.spherical import spherical_means
-from geoloc_core.section_fields import strict_values
+from geoloc_core.rerank.settings import RerankSettings
 
-RERANK_METHODS = ("none", "dbscan")
 NOISE = -1
 # Distances to the centre that agree to a millimetre are ties (the better retrieval rank wins).
 # Without this, the two members of a two-point cluster, equidistant from their midpoint, would
 # be ordered by rounding noise, differently on different machines.
 DISTANCE_TIE_KM = 1e-6
-
-
-@dataclass(frozen=True)
-class RerankSettings:
-    """The `rerank` params section; the defaults are DualGeo's."""
-
-    method: str = "dbscan"  # none (keep the retrieval order) | dbscan
-    eps_km: float = 50.0  # DBSCAN neighbourhood radius, great-circle km
-    min_samples: int = 2  # DBSCAN core point: this many candidates within eps, itself included
-
-    @classmethod
-    def from_section(cls, m: Mapping[str, Any]) -> RerankSettings:
-        """Build from params.yaml's `rerank` section: every key present, no unknown key."""
-        return cls(**strict_values(cls, m, "rerank"))
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.method, str) or self.method not in RERANK_METHODS:
-            raise ValueError(f"rerank.method={self.method!r} is not one of {list(RERANK_METHODS)}")
-        eps = self.eps_km
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-            raise ValueError(f"rerank.eps_km={eps!r} must be a number > 0")
-        if not np.isfinite(eps):
-            raise ValueError(f"rerank.eps_km={eps!r} must be a finite number > 0")
-        samples = self.min_samples
-        if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
-            raise ValueError(f"rerank.min_samples={samples!r} must be an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -119,7 +87,11 @@ def rerank_batch(
 
 def _dbscan_labels(lat: np.ndarray, lon: np.ndarray, eps_km: float, min_samples: int) -> np.ndarray:
     """DBSCAN labels per row; one small fit per query, with sklearn's per-call checks skipped
-    because the whole batch has been validated once."""
+    because the whole batch has been validated once. scikit-learn is imported here, on first
+    use, so reading or locating re-rank files never pays its import."""
+    from sklearn import config_context
+    from sklearn.cluster import DBSCAN
+
     clusterer = DBSCAN(
         eps=eps_km / MEAN_EARTH_RADIUS_KM,
         min_samples=min_samples,

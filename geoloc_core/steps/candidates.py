@@ -20,6 +20,11 @@ from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import index_for_search, load_index, search
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import RetrievalSettings
+from geoloc_core.steps.candidate_files import (
+    CANDIDATE_COLUMNS,
+    candidates_file,
+    query_embeddings_files,
+)
 from geoloc_core.steps.indexing import index_record
 from geoloc_core.steps.training import load_trained
 from geoloc_core.training.captions import place_texts_file
@@ -27,24 +32,7 @@ from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_queries
 from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
 
-CANDIDATE_COLUMNS = ("query_id", "kind", "rank", "ref_id", "lat", "lon", "score", "place")
-TEXT_CANDIDATE_COLUMNS = ("query_id", "kind", "ref_id", "place")
 PLACE_PARTS = ("city", "state", "country")
-
-
-def candidates_file(paths: ProjectPaths, benchmark: str) -> Path:
-    return paths.artifacts / "candidates" / f"{benchmark}.csv"
-
-
-def query_embeddings_files(paths: ProjectPaths, benchmark: str) -> tuple[Path, Path]:
-    """(GPS-aligned query embeddings .npy, their ids .csv in the same order)."""
-    folder = paths.artifacts / "candidates"
-    return folder / f"{benchmark}.queries.npy", folder / f"{benchmark}.queries.csv"
-
-
-def read_table(path: Path, text_columns: tuple[str, ...]) -> pd.DataFrame:
-    """A CSV with its id and name columns kept as text ("" stays "", "007" stays "007")."""
-    return pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
 
 
 def place_names(root: Path) -> dict[str, str]:
@@ -131,19 +119,3 @@ def _ranked(
             "place": [places.get(str(i), "") for i in ref_ids],
         }
     )
-
-
-def read_candidates(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
-    source = candidates_file(paths, benchmark)
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} is missing: materialize candidates[{benchmark}] first")
-    return read_table(source, TEXT_CANDIDATE_COLUMNS)
-
-
-def read_query_embeddings(paths: ProjectPaths, benchmark: str) -> tuple[list[str], np.ndarray]:
-    vectors_file, ids_file = query_embeddings_files(paths, benchmark)
-    if not vectors_file.is_file():
-        raise FileNotFoundError(
-            f"{vectors_file} is missing: materialize candidates[{benchmark}] first"
-        )
-    return read_table(ids_file, ("id",))["id"].tolist(), np.load(vectors_file)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.file_hash import file_sha256
 from geoloc_core.models.variants import retrieval_parts
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import build_index_from_shards, save_index
@@ -26,7 +27,6 @@ from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import EmbeddingSettings
 from geoloc_core.segmentation.sharding import shard_index, shard_of
 from geoloc_core.steps.training import load_trained
-from geoloc_core.training.backbone_weights import file_sha256
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
 from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs

@@ -43,7 +43,7 @@ from geoloc_core.lmm.prompts import (
 from geoloc_core.lmm.runner import JobResult, PromptJob, SampleRunner
 from geoloc_core.lmm.settings import LmmSettings
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.candidates import candidates_file
+from geoloc_core.steps.candidate_files import candidates_file
 from geoloc_core.steps.rerank import rerank_file
 
 ANSWER_COLUMNS = ("query_id", "source", "sample", "lat", "lon")

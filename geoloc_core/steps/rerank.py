@@ -15,8 +15,9 @@ import pandas as pd
 
 from geoloc_core.data.manifest import write_manifest
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.rerank.dbscan import RerankSettings, rerank_batch
-from geoloc_core.steps.candidates import read_candidates, read_table
+from geoloc_core.rerank.dbscan import rerank_batch
+from geoloc_core.rerank.settings import RerankSettings
+from geoloc_core.steps.candidate_files import read_candidates, read_table
 
 RERANK_COLUMNS = (
     "query_id",

@@ -22,7 +22,11 @@ import torch
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.geo.distance import validated_lat_lon
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.candidates import read_candidates, read_query_embeddings, read_table
+from geoloc_core.steps.candidate_files import (
+    read_candidates,
+    read_query_embeddings,
+    read_table,
+)
 from geoloc_core.steps.lmm import lmm_answers_path, read_lmm_summary
 from geoloc_core.steps.rerank import read_reranked
 from geoloc_core.steps.training import load_trained

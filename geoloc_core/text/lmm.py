@@ -25,7 +25,8 @@ from typing import Any
 import openai
 
 from geoloc_core.lmm.budget import RequestBudget
-from geoloc_core.lmm.retry import TRANSIENT_ERRORS, retry_delay
+from geoloc_core.lmm.retry import retry_delay
+from geoloc_core.lmm.transient import TRANSIENT_ERRORS
 from geoloc_core.params import ParamsError
 from geoloc_core.text.captions import template_fields
 from geoloc_core.text.lmm_cache import ResponseCache, request_key

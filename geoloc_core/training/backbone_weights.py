@@ -7,12 +7,12 @@ training and prediction all build the towers from this record, so they agree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_clip
+from geoloc_core.file_hash import file_sha256
 
 RECORD_FILE = "backbone.json"
 
@@ -66,11 +66,3 @@ def load_towers(root: Path, record: BackboneRecord, device: str = "cpu") -> Clip
             "re-materialize backbone_weights and everything downstream"
         )
     return build_clip(spec, device)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

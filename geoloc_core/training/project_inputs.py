@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geoloc_core.file_hash import file_sha256
 from geoloc_core.models.inputs import FeatureSource, SegmentationSource
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.training.backbone_weights import file_sha256
 from geoloc_core.training.captions import place_texts_file
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import FeatureCache, features_directory
