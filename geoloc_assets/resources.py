@@ -85,9 +85,7 @@ class MlflowTracker(dg.ConfigurableResource):
     ) -> Iterator[TrackedRun]:
         """An MLflow run for this materialization, finished or failed with it."""
         client = self.client()
-        lock_dir = Path(self.artifact_root).parent
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_dir / ".geoloc-mlflow.lock")):
+        with self._lock():
             experiment_id = self.experiment_id(client)
             parent_id = self._parent_run(client, experiment_id, context.run_id)
         asset_key = context.asset_key.to_user_string()
@@ -112,10 +110,21 @@ class MlflowTracker(dg.ConfigurableResource):
             yield tracked
         except BaseException:
             client.set_terminated(run_id, "FAILED")
-            client.set_terminated(parent_id, "FAILED")
+            with self._lock():
+                client.set_terminated(parent_id, "FAILED")
             raise
         client.set_terminated(run_id, "FINISHED")
-        client.set_terminated(parent_id, "FINISHED")
+        with self._lock():
+            # one failed materialization fails the whole Dagster run: a later success in the
+            # same run must not turn its parent back to FINISHED
+            if client.get_run(parent_id).info.status != "FAILED":
+                client.set_terminated(parent_id, "FINISHED")
+
+    def _lock(self) -> FileLock:
+        """Serializes parent-run lookups and status changes between concurrent steps."""
+        lock_dir = Path(self.artifact_root).parent
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(lock_dir / ".geoloc-mlflow.lock"))
 
     def _parent_run(self, client: MlflowClient, experiment_id: str, dagster_run_id: str) -> str:
         found = client.search_runs(

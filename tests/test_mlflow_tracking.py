@@ -96,3 +96,37 @@ def test_flatten_params_truncates_and_nests():
     flat = flatten_params({"a": {"b": {"c": 1}}, "long": "x" * 10000})
     assert flat["a.b.c"] == "1"
     assert len(flat["long"]) == 6000
+
+
+def test_a_failed_materialization_leaves_its_parent_failed(tmp_path, tracker):
+    # two independent assets in one Dagster run: the first fails, the second then succeeds
+    @dg.asset
+    def a_fails(context: dg.AssetExecutionContext, mlflow_tracker: MlflowTracker):
+        with mlflow_tracker.asset_run(context, {}):
+            raise RuntimeError("boom")
+
+    @dg.asset
+    def b_succeeds(context: dg.AssetExecutionContext, mlflow_tracker: MlflowTracker):
+        with mlflow_tracker.asset_run(context, {}):
+            pass
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        result = dg.materialize(
+            [a_fails, b_succeeds],
+            instance=instance,
+            resources={"mlflow_tracker": tracker},
+            raise_on_error=False,
+        )
+    assert not result.success
+    client = MlflowClient(tracker.tracking_uri)
+    experiment = client.get_experiment_by_name("geoloc-test")
+    runs = client.search_runs([experiment.experiment_id])
+    children = {
+        r.data.tags["dagster.asset_key"]: r for r in runs if "dagster.asset_key" in r.data.tags
+    }
+    (parent,) = [r for r in runs if r.data.tags.get("geoloc.kind") == "dagster-run"]
+    assert children["a_fails"].info.status == "FAILED"
+    assert children["b_succeeds"].info.status == "FINISHED"
+    # the success came last, so it is the one that must not overwrite the failure
+    assert children["a_fails"].info.end_time <= children["b_succeeds"].info.end_time
+    assert parent.info.status == "FAILED"
