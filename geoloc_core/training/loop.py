@@ -8,6 +8,7 @@ final weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,7 +161,14 @@ def _resume(
     """Load a matching checkpoint into the objects: (epochs done, their results); else (0, [])."""
     if not path.is_file():
         return 0, []
-    state = torch.load(path, weights_only=False, map_location="cpu")
+    try:
+        # tensors and plain data only: a replaced checkpoint file must not be able to run code
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"checkpoint {path} holds more than tensors and plain data, so it was not loaded "
+            f"({str(exc).splitlines()[0]}); delete it to train from the start"
+        ) from None
     if state.get("fingerprint") != fingerprint:
         return 0, []
     model.load_state_dict(state["model"])
