@@ -46,11 +46,10 @@ lint: install
 status: install
 	geoloc status
 
-# Performance measurements (ratios side by side in one run); not part of the tests.
+# Performance measurements side by side in one run (about 20 min on 2 cores): one table, and
+# benchmarks/results.json. BENCH_INSTALL=1 also times `make install` in the fresh clone.
 bench: install
-	for script in benchmarks/*.py; do \
-	  [ "$$script" = benchmarks/ablation.py ] && continue; \
-	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/run_all.py $(if $(BENCH_INSTALL),--install)
 
 # The ablation table (README): baselines and every variant's stages on the demo's inputs.
 ablation: install

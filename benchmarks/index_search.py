@@ -13,7 +13,8 @@ find their exact top-10.
 Sizes: flat and IVF-PQ over --size references (default 200,000); HNSW over the first
 --hnsw-size (default 50,000), because building its graph costs ~1 ms per 768-d vector on
 2 cores. The default run takes about 4 minutes on 2 cores. Index settings are the IndexSettings
-defaults (params.yaml's `index` values), all cores for FAISS and BLAS.
+defaults (params.yaml's `index` values), all cores for FAISS and BLAS. Searches are timed
+--repeats times and the median is reported (builds once).
 
     python benchmarks/index_search.py [--size 200000] [--hnsw-size 50000] [--queries 1000]
 
@@ -25,42 +26,34 @@ Not a test: it prints numbers and ratios.
 from __future__ import annotations
 
 import os
-import sys
 
-BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def _reexec_without_blas_overrides() -> None:
-    """OpenBLAS reads these when it loads, so they must be gone before numpy is imported."""
-    present = [name for name in BLAS_OVERRIDES if name in os.environ]
-    if present:
-        env = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
-        env["GEOLOC_BENCH_UNSET_BLAS"] = ",".join(present)
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
+from bench_rows import reexec_without_blas_overrides
 
 if __name__ == "__main__":
-    _reexec_without_blas_overrides()
+    reexec_without_blas_overrides()
 
-import argparse  # noqa: E402
-import itertools  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import itertools
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+import faiss
+import numpy as np
+from bench_machine import numpy_matmul_gflops
+from bench_rows import NONE, Row, print_table, verdict, write_rows
+from bench_rows import timed as timed_runs
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from geoloc_core.retrieval.index import (  # noqa: E402
+from geoloc_core.retrieval.index import (
     build_index_from_shards,
     index_memory_bytes_per_vector,
     save_index,
     search,
 )
-from geoloc_core.retrieval.index_settings import IndexSettings  # noqa: E402
+from geoloc_core.retrieval.index_settings import IndexSettings
 
 DIM = 768
 K = 10
@@ -70,16 +63,7 @@ QUERY_NOISE = 0.5
 LEVELS = (("cities", 200, 1.0), ("places", 5, 0.8))  # (name, references per item, noise)
 REFERENCE_NOISE = 0.6
 GOALS = {"hnsw_recall": 0.95, "ivfpq_recall": 0.9, "ivfpq_speedup": 10.0, "flat_bound": 1.25}
-
-
-@dataclass(frozen=True)
-class Row:
-    what: str
-    ours: str
-    peer: str
-    ratio: str
-    goal: str = "—"
-    met: str = "—"
+SECTION = "2 retrieval"
 
 
 def unit(a: np.ndarray) -> np.ndarray:
@@ -125,21 +109,16 @@ def shard_loaders(vectors: np.ndarray) -> list[Callable[[], np.ndarray]]:
 
 
 def timed(work: Callable[[], object], repeat: int = 1) -> tuple[object, float]:
-    """(result, best wall seconds over `repeat` runs)."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - start)
-    return result, best
+    """(result, median wall seconds over `repeat` runs)."""
+    result, timing = timed_runs(work, repeat)
+    return result, timing.median
 
 
-def matmul_gflops(side: int = 2048, repeat: int = 5) -> float:
-    """This machine's float32 matrix-product rate through numpy, on square matrices."""
-    a = np.random.default_rng(1).standard_normal((side, side), dtype=np.float32)
-    a @ a
-    _, seconds = timed(lambda: a @ a, repeat)
-    return 2 * side**3 / seconds / 1e9
+def product_only(queries: np.ndarray, vectors: np.ndarray, block: int = 4096) -> None:
+    """The flat search's matrix product alone, in FAISS's database blocks (DATABASE_BLOCK in
+    geoloc_core/retrieval/index.py), without the top-k: what the search costs at this shape."""
+    for start in range(0, len(vectors), block):
+        queries @ vectors[start : start + block].T
 
 
 def numpy_top_k(queries: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,15 +157,12 @@ def blas_kernels() -> str:
     )
 
 
-def verdict(value: float, goal: float, higher_is_better: bool = True) -> str:
-    return "yes" if (value >= goal if higher_is_better else value <= goal) else "NO"
-
-
 def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
     rng = np.random.default_rng(args.seed)
     nq = args.queries
-    rate = matmul_gflops()
-    print(f"numpy float32 matmul (2048², best of 5): {rate:.1f} GFLOP/s")
+    reps = args.repeats
+    rate = numpy_matmul_gflops()
+    print(f"numpy float32 matmul (2048², best of 10): {rate:.1f} GFLOP/s")
 
     vectors, seconds = timed(lambda: references(args.size, rng))
     near = copies_of(vectors, nq, rng)
@@ -195,9 +171,11 @@ def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
 
     flat_settings = IndexSettings(type="flat")
     flat, flat_build = timed(lambda: build_index_from_shards(shard_loaders(vectors), flat_settings))
-    (flat_scores, truth), flat_s = timed(lambda: search(flat, near, K), 2)
+    (flat_scores, truth), flat_s = timed(lambda: search(flat, near, K), reps)
     far_scores, truth_far = search(flat, far, K)
-    (np_scores, np_positions), numpy_s = timed(lambda: numpy_top_k(near, vectors))
+    (np_scores, np_positions), numpy_s = timed(lambda: numpy_top_k(near, vectors), reps)
+    _, product = timed_runs(lambda: product_only(near, vectors), reps)
+    product_s = min(product.samples)  # a limit: the least disturbed run
     same = float(np.mean([set(a) == set(b) for a, b in zip(truth, np_positions, strict=True)]))
     score_gap = float(np.abs(flat_scores - np_scores).max())
     bound_s = 2 * nq * args.size * DIM / (rate * 1e9)
@@ -211,7 +189,7 @@ def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
 
     ivf_settings = ivfpq_settings(args.size)
     ivf, ivf_build = timed(lambda: build_index_from_shards(shard_loaders(vectors), ivf_settings))
-    (_, ivf_positions), ivf_s = timed(lambda: search(ivf, near, K, ivf_settings), 3)
+    (_, ivf_positions), ivf_s = timed(lambda: search(ivf, near, K, ivf_settings), reps)
     ivf_recall = recall(ivf_positions, truth)
     shortlist_recall = {
         factor: recall(
@@ -226,12 +204,14 @@ def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
     subset = vectors[: args.hnsw_size]
     near_subset = copies_of(subset, nq, rng)
     subset_flat = build_index_from_shards(shard_loaders(subset), flat_settings)
-    (_, subset_truth), subset_flat_s = timed(lambda: search(subset_flat, near_subset, K))
+    (_, subset_truth), subset_flat_s = timed(lambda: search(subset_flat, near_subset, K), reps)
     subset_truth_far = search(subset_flat, far, K)[1]
     subset_flat.reset()
     hnsw_settings = IndexSettings(type="hnsw")
     hnsw, hnsw_build = timed(lambda: build_index_from_shards(shard_loaders(subset), hnsw_settings))
-    (_, hnsw_positions), hnsw_s = timed(lambda: search(hnsw, near_subset, K, hnsw_settings), 3)
+    (_, hnsw_positions), hnsw_s = timed(
+        lambda: search(hnsw, near_subset, K, hnsw_settings), reps
+    )
     hnsw_recall = recall(hnsw_positions, subset_truth)
     hnsw_far = recall(search(hnsw, far, K, hnsw_settings)[1], subset_truth_far)
     hnsw_memory = bytes_per_vector(hnsw, folder)
@@ -242,16 +222,52 @@ def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
         s.type: index_memory_bytes_per_vector(s, DIM)
         for s in (flat_settings, ivf_settings, hnsw_settings)
     }
+    timings = {
+        "flat_search_s": flat_s,
+        "numpy_search_s": numpy_s,
+        "ivfpq_search_s": ivf_s,
+        "hnsw_search_s": hnsw_s,
+        "subset_flat_search_s": subset_flat_s,
+        "repeats": reps,
+        "queries": nq,
+    }
+
+    def row(what: str, ours: str, peer: str, ratio: str, goal: str = NONE, met: str = NONE,
+            **values: object) -> Row:
+        return Row(SECTION, what, ours, peer, ratio, goal, met, {**values})
+
     return [
-        Row(
-            f"HNSW recall@10 vs flat ({small}, noisy copies)",
-            f"{hnsw_recall:.3f}",
-            "1.000",
-            f"{hnsw_recall:.3f}",
-            f">= {GOALS['hnsw_recall']}",
-            verdict(hnsw_recall, GOALS["hnsw_recall"]),
+        row(
+            f"flat search s, {nq} queries, vs matmul bound 2·nq·N·d / {rate:.0f} GFLOP/s "
+            f"({big} x {DIM})",
+            f"{flat_s:.2f}",
+            f"{bound_s:.2f}",
+            f"{flat_s / bound_s:.2f}",
+            f"<= {GOALS['flat_bound']}",
+            verdict(flat_s / bound_s, GOALS["flat_bound"], False),
+            numpy_matmul_gflops=rate,
+            bound_s=bound_s,
+            **timings,
         ),
-        Row(
+        row(
+            f"flat search s vs its matrix product alone at this shape ({nq} x {DIM} x {big}, "
+            "4096-row blocks, no top-k; best of runs)",
+            f"{flat_s:.2f}",
+            f"{product_s:.2f}",
+            f"{flat_s / product_s:.2f}",
+            f"report (the product alone is {product_s / bound_s:.2f}x of the 2048² bound)",
+            product_s=product_s,
+        ),
+        row(
+            f"flat search s vs numpy matmul + argpartition ({big})",
+            f"{flat_s:.2f}",
+            f"{numpy_s:.2f}",
+            f"{numpy_s / flat_s:.2f}x faster",
+            f"report (same top-10: {same:.1%}, max score diff {score_gap:.1e})",
+            same_top10=same,
+            max_score_diff=score_gap,
+        ),
+        row(
             f"IVF-PQ recall@10 vs flat ({big}, noisy copies, shortlist "
             f"{ivf_settings.refine_k_factor}·k)",
             f"{ivf_recall:.3f}",
@@ -259,106 +275,102 @@ def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
             f"{ivf_recall:.3f}",
             f">= {GOALS['ivfpq_recall']}",
             verdict(ivf_recall, GOALS["ivfpq_recall"]),
+            recall=ivf_recall,
+            nlist=ivf_settings.ivf_nlist,
+            nprobe=ivf_settings.nprobe,
+            refine_k_factor=ivf_settings.refine_k_factor,
         ),
-        Row(
-            "IVF-PQ recall@10, shortlist 4·k (params.yaml refine_k_factor: 4)",
-            f"{shortlist_recall[4]:.3f}",
-            "1.000",
-            f"{shortlist_recall[4]:.3f}",
-            f">= {GOALS['ivfpq_recall']}",
-            verdict(shortlist_recall[4], GOALS["ivfpq_recall"]),
-        ),
-        Row(
-            "IVF-PQ recall@10, PQ ranking only (shortlist 1·k)",
-            f"{shortlist_recall[1]:.3f}",
-            "1.000",
-            f"{shortlist_recall[1]:.3f}",
-        ),
-        Row(
+        row(
             f"IVF-PQ queries/s vs flat ({big})",
             f"{nq / ivf_s:,.0f}",
             f"{nq / flat_s:,.0f}",
             f"{speedup:.1f}x",
             f">= {GOALS['ivfpq_speedup']:.0f}x",
             verdict(speedup, GOALS["ivfpq_speedup"]),
+            speedup=speedup,
         ),
-        Row(
+        row(
+            "IVF-PQ recall@10, shortlist 4·k / PQ ranking only (1·k)",
+            f"{shortlist_recall[4]:.3f} / {shortlist_recall[1]:.3f}",
+            "1.000",
+            NONE,
+            "report",
+            recall_shortlist_4k=shortlist_recall[4],
+            recall_shortlist_1k=shortlist_recall[1],
+        ),
+        row(
+            f"HNSW recall@10 vs flat ({small}, noisy copies)",
+            f"{hnsw_recall:.3f}",
+            "1.000",
+            f"{hnsw_recall:.3f}",
+            f">= {GOALS['hnsw_recall']}",
+            verdict(hnsw_recall, GOALS["hnsw_recall"]),
+            recall=hnsw_recall,
+        ),
+        row(
             f"HNSW queries/s vs flat ({small})",
             f"{nq / hnsw_s:,.0f}",
             f"{nq / subset_flat_s:,.0f}",
             f"{subset_flat_s / hnsw_s:.1f}x",
+            "report",
         ),
-        Row(
-            f"flat search s vs matmul bound 2·nq·N·d / {rate:.0f} GFLOP/s ({big})",
-            f"{flat_s:.2f}",
-            f"{bound_s:.2f}",
-            f"{flat_s / bound_s:.2f}",
-            f"<= {GOALS['flat_bound']}",
-            verdict(flat_s / bound_s, GOALS["flat_bound"], False),
-        ),
-        Row(
-            f"flat search s vs numpy matmul + argpartition ({big})",
-            f"{flat_s:.2f}",
-            f"{numpy_s:.2f}",
-            f"{flat_s / numpy_s:.2f}",
-            f"same top-10: {same:.1%}, max score diff {score_gap:.1e}",
-        ),
-        Row(
+        row(
             "memory B/vector: flat (est. 4·d)",
             f"{flat_memory:,.0f}",
             f"{estimate['flat']:,.0f}",
             f"{flat_memory / estimate['flat']:.2f}",
+            "report",
+            bytes_per_vector=flat_memory,
+            estimate=estimate["flat"],
         ),
-        Row(
+        row(
             "memory B/vector: IVF-PQ + fp16 refine vs flat",
             f"{ivf_memory:,.0f}",
             f"{flat_memory:,.0f}",
             f"{ivf_memory / flat_memory:.2f}",
-            f"est. {estimate['ivfpq']:,.0f}",
+            f"report (est. {estimate['ivfpq']:,.0f})",
+            bytes_per_vector=ivf_memory,
+            estimate=estimate["ivfpq"],
         ),
-        Row(
+        row(
             "memory B/vector: HNSW vs flat",
             f"{hnsw_memory:,.0f}",
             f"{flat_memory:,.0f}",
             f"{hnsw_memory / flat_memory:.2f}",
-            f"est. {estimate['hnsw']:,.0f}",
+            f"report (est. {estimate['hnsw']:,.0f})",
+            bytes_per_vector=hnsw_memory,
+            estimate=estimate["hnsw"],
         ),
-        Row(
-            f"build s: IVF-PQ (sample+train+add, {big}) vs flat",
+        row(
+            f"build s: IVF-PQ (sample+train+add, {big}) vs flat / HNSW ({small})",
             f"{ivf_build:.1f}",
-            f"{flat_build:.1f}",
-            f"{ivf_build / flat_build:.0f}x",
+            f"{flat_build:.1f} / {hnsw_build:.1f}",
+            f"HNSW {1000 * hnsw_build / len(subset):.2f} ms/vector",
+            "report",
+            ivfpq_build_s=ivf_build,
+            flat_build_s=flat_build,
+            hnsw_build_s=hnsw_build,
         ),
-        Row(
-            f"build s: HNSW ({small}), ms per vector",
-            f"{hnsw_build:.1f}",
-            f"{1000 * hnsw_build / len(subset):.2f} ms",
-            "—",
-        ),
-        Row(
+        row(
             "recall@10 on pure random queries: HNSW / IVF-PQ",
             f"{hnsw_far:.3f} / {ivf_far:.3f}",
             "1.000",
-            "—",
+            NONE,
             "none: no meaningful neighbours",
+            hnsw=hnsw_far,
+            ivfpq=ivf_far,
         ),
     ]
 
 
-def table(rows: Sequence[Row]) -> str:
-    lines = ["| what | ours | peer/limit | ratio | goal | met? |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.what} | {r.ours} | {r.peer} | {r.ratio} | {r.goal} | {r.met} |" for r in rows]
-    return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=200_000, help="references for flat, IVF-PQ")
-    parser.add_argument("--hnsw-size", type=int, default=50_000, help="references for HNSW")
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    args.hnsw_size = min(args.hnsw_size, args.size)
+def run(
+    size: int = 200_000, hnsw_size: int = 50_000, queries: int = 1000, repeats: int = 3,
+    seed: int = 0,
+) -> list[Row]:
+    """The rows, with every core for FAISS and BLAS (what the index step gets)."""
+    args = argparse.Namespace(
+        size=size, hnsw_size=min(hnsw_size, size), queries=queries, repeats=repeats, seed=seed
+    )
     cores = os.cpu_count() or 1
     faiss.omp_set_num_threads(cores)
     unset = os.environ.get("GEOLOC_BENCH_UNSET_BLAS")
@@ -372,8 +384,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"BLAS: {blas_kernels()}")
         rows = measure(args, Path(tmp))
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\ntotal {time.perf_counter() - start:.0f} s; load average at the end {load}\n")
-    print(table(rows))
+    print(f"total {time.perf_counter() - start:.0f} s; load average at the end {load}")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=200_000, help="references for flat, IVF-PQ")
+    parser.add_argument("--hnsw-size", type=int, default=50_000, help="references for HNSW")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each search")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
+    args = parser.parse_args(argv)
+    rows = run(args.size, args.hnsw_size, args.queries, args.repeats, args.seed)
+    print_table("FAISS index search", rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ distinct requests (no cache hits) and stops at a time limit, so the whole run ta
 Goal: at concurrency 32, at least 20 times the requests per second of concurrency 1 (the
 ideal is 32: every request waits 200 ms on the server).
 
-    python benchmarks/lmm_client.py [--latency 0.2] [--per-level-s 10]
+Each level is measured --repeats times (rounds over the levels) and the median is reported.
+
+    python benchmarks/lmm_client.py [--latency 0.2] [--per-level-s 10] [--repeats 3]
 
 Not a test: it prints a markdown table (what | ours | peer | ratio | goal | met?).
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import openai
+from bench_rows import Row, print_table, verdict, write_rows
 
 from geoloc_core.lmm.client import OpenAIBackend
 from geoloc_core.lmm.runner import PromptJob, SampleRunner
@@ -32,6 +36,7 @@ from geoloc_core.text.settings import LmmSettings as TextLmmSettings
 
 LEVELS = (1, 8, 32)
 GOAL_SPEEDUP = 20.0
+SECTION = "6 LMM client"
 
 
 def request_count(concurrency: int) -> int:
@@ -92,41 +97,74 @@ def peer(server: LmmTestServer, concurrency: int, count: int, cache_dir: Path) -
     return len(answers) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.2, help="server latency, seconds")
-    parser.add_argument("--per-level-s", type=float, default=10.0, help="time limit per level")
-    args = parser.parse_args()
-
-    rates: dict[str, dict[int, float]] = {"ours": {}, "peer": {}}
-    with LmmTestServer(latency_s=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
-        for concurrency in LEVELS:
-            count = request_count(concurrency)
-            rates["ours"][concurrency] = ours(server, concurrency, count, args.per_level_s)
-            cache = Path(tmp) / f"peer-{concurrency}"
-            rates["peer"][concurrency] = peer(server, concurrency, count, cache)
-            print(
-                f"c={concurrency:>2}: {count} requests, ours {rates['ours'][concurrency]:.1f}/s, "
-                f"peer {rates['peer'][concurrency]:.1f}/s"
-            )
-
-    print(f"\nLMM client against the test server at {args.latency * 1000:.0f} ms latency\n")
-    print("| what | ours | peer | ratio | goal | met? |")
-    print("|---|---|---|---|---|---|")
+def run(latency: float = 0.2, per_level_s: float = 10.0, repeats: int = 3) -> list[Row]:
+    """Median requests/s over `repeats` rounds per level, ours and the peer."""
+    samples: dict[str, dict[int, list[float]]] = {
+        "ours": {c: [] for c in LEVELS},
+        "peer": {c: [] for c in LEVELS},
+    }
+    with LmmTestServer(latency_s=latency) as server, tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(max(1, repeats)):
+            for concurrency in LEVELS:
+                count = request_count(concurrency)
+                samples["ours"][concurrency].append(ours(server, concurrency, count, per_level_s))
+                cache = Path(tmp) / f"peer-{concurrency}-{round_}"
+                samples["peer"][concurrency].append(peer(server, concurrency, count, cache))
+                print(
+                    f"round {round_ + 1}, c={concurrency:>2}: {count} requests, ours "
+                    f"{samples['ours'][concurrency][-1]:.1f}/s, peer "
+                    f"{samples['peer'][concurrency][-1]:.1f}/s"
+                )
+    rates = {who: {c: statistics.median(v) for c, v in levels.items()}
+             for who, levels in samples.items()}
+    rows = []
     for concurrency in LEVELS:
         mine, theirs = rates["ours"][concurrency], rates["peer"][concurrency]
-        ideal = concurrency / args.latency
-        print(
-            f"| requests/s at concurrency {concurrency} | {mine:.1f} | {theirs:.1f} | "
-            f"{mine / theirs:.2f} | (ideal {ideal:.0f}) | |"
+        ideal = concurrency / latency
+        rows.append(
+            Row(
+                SECTION,
+                f"LMM requests/s at concurrency {concurrency}, {latency * 1000:.0f} ms server "
+                f"(ideal {ideal:.0f}); peer: the place-text client",
+                f"{mine:.1f}",
+                f"{theirs:.1f}",
+                f"{mine / theirs:.2f}",
+                "report",
+                values={
+                    "concurrency": concurrency,
+                    "ours_runs": samples["ours"][concurrency],
+                    "peer_runs": samples["peer"][concurrency],
+                    "ideal": ideal,
+                },
+            )
         )
     mine = rates["ours"][32] / rates["ours"][1]
     theirs = rates["peer"][32] / rates["peer"][1]
-    met = "yes" if mine >= GOAL_SPEEDUP else "no"
-    print(
-        f"| speedup c=32 / c=1 | {mine:.1f}x | {theirs:.1f}x | {mine / theirs:.2f} | "
-        f">= {GOAL_SPEEDUP:.0f}x | {met} |"
+    rows.append(
+        Row(
+            SECTION,
+            "LMM speed-up c=32 / c=1 (ideal 32x)",
+            f"{mine:.1f}x",
+            f"{theirs:.1f}x",
+            f"{mine / theirs:.2f}",
+            f">= {GOAL_SPEEDUP:.0f}x",
+            verdict(mine, GOAL_SPEEDUP),
+            {"ours_speedup": mine, "peer_speedup": theirs},
+        )
     )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.2, help="server latency, seconds")
+    parser.add_argument("--per-level-s", type=float, default=10.0, help="time limit per level")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over the levels")
+    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
+    args = parser.parse_args(argv)
+    rows = run(args.latency, args.per_level_s, args.repeats)
+    print_table(f"LMM client against the test server at {args.latency * 1000:.0f} ms", rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ haversine and a stable sort.
 Candidate sets resemble retrieval output: a few tight clusters (tens of km) and scattered
 outliers, away from the dateline. Prints ms per query at k = 20 and k = 100, the fraction of
 queries whose orders agree exactly (and why the others differ), and a dateline case where the
-arithmetic-mean centre lands on the wrong side of the Earth.
+arithmetic-mean centre lands on the wrong side of the Earth. Per-query times are medians over
+the queries (the batched path: over chunks of 25 queries).
 
     python benchmarks/rerank_speed.py [--queries-k20 600] [--queries-k100 200] [--seed 0]
 
@@ -22,20 +23,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from bench_rows import Row, print_table, write_rows
 from geopy.distance import geodesic
 from sklearn.cluster import DBSCAN
 
 from geoloc_core.geo.distance import MEAN_EARTH_RADIUS_KM, haversine_km
-from geoloc_core.rerank.dbscan import RerankSettings, rerank_batch, rerank_one
+from geoloc_core.rerank.dbscan import rerank_batch, rerank_one
+from geoloc_core.rerank.settings import RerankSettings
 
 SETTINGS = RerankSettings(method="dbscan", eps_km=50.0, min_samples=2)
 KM_PER_DEGREE = 111.195  # along a meridian, on the mean sphere
 BATCH_CHUNK = 25
 TOP = 5  # what a downstream LMM prompt sees first
+SECTION = "2 retrieval"
 
 
 def peer_rerank(lat: np.ndarray, lon: np.ndarray, eps_km: float, min_samples: int) -> np.ndarray:
@@ -198,16 +203,11 @@ def dateline_case() -> tuple[str, str, bool, bool]:
     return ours_text, peer_text, ours_ok, peer_ok
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries-k20", type=int, default=600)
-    parser.add_argument("--queries-k100", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    for k, n in ((20, args.queries_k20), (100, args.queries_k100)):
+def run(queries_k20: int = 600, queries_k100: int = 200, seed: int = 0) -> list[Row]:
+    """The rows: per k, ms per query of ours (one query, and batched) against the peer's loop."""
+    rng = np.random.default_rng(seed)
+    rows: list[Row] = []
+    for k, n in ((20, queries_k20), (100, queries_k100)):
         lat, lon = retrieval_like(rng, n, k)
         timing = measure(lat, lon)
         clustered = float(np.isfinite(timing.ours_centres[:, 0]).mean())
@@ -218,58 +218,56 @@ def main() -> None:
         why = explain_mismatches(lat, lon, timing)
         print(f"k={k}: {n} queries, {clustered:.0%} with a cluster; {why}")
         for what, ours_ms in (
-            (f"k={k}, ms/query, rerank_one (median)", timing.ours_one_ms),
-            (f"k={k}, ms/query, rerank_batch (median of chunks)", timing.ours_batch_ms),
+            (f"re-rank ms/query, k={k}, rerank_one (median of {n})", timing.ours_one_ms),
+            (f"re-rank ms/query, k={k}, rerank_batch (median of chunks)", timing.ours_batch_ms),
         ):
             ratio = timing.peer_ms / ours_ms
             rows.append(
-                (
-                    what,
+                Row(
+                    SECTION,
+                    what + " vs DualGeo's per-row loop",
                     f"{ours_ms:.2f}",
                     f"{timing.peer_ms:.2f}",
                     f"{ratio:.1f}x faster",
                     "ours faster",
-                    "yes" if ratio > 1 else "no",
+                    "yes" if ratio > 1 else "NO",
+                    {"k": k, "queries": n, "ours_ms": ours_ms, "peer_ms": timing.peer_ms},
                 )
             )
         rows.append(
-            (
-                f"k={k}, orders identical to peer",
-                f"{same:.1%}",
-                "—",
-                "—",
-                "report (away from dateline)",
-                "—",
-            )
-        )
-        rows.append(
-            (
-                f"k={k}, top-{TOP} identical to peer",
-                f"{same_top:.1%}",
-                "—",
-                "—",
-                "report (away from dateline)",
-                "—",
+            Row(
+                SECTION,
+                f"re-rank k={k}: orders / top-{TOP} identical to the peer's",
+                f"{same:.1%} / {same_top:.1%}",
+                goal="report (away from the dateline)",
+                values={"k": k, "same_order": same, "same_top": same_top, "why": why},
             )
         )
 
     ours_text, peer_text, ours_ok, peer_ok = dateline_case()
     rows.append(
-        (
-            "dateline cluster: its 8 members ranked first",
+        Row(
+            SECTION,
+            "re-rank, dateline cluster: its 8 members ranked first",
             f"{ours_ok} ({ours_text})",
             f"{peer_ok} ({peer_text})",
-            "—",
-            "ours right",
-            "yes" if ours_ok and not peer_ok else "no",
+            goal="ours right",
+            met="yes" if ours_ok and not peer_ok else "NO",
         )
     )
+    return rows
 
-    print()
-    print("| what | ours | peer | ratio | goal | met? |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries-k20", type=int, default=600)
+    parser.add_argument("--queries-k100", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
+    args = parser.parse_args(argv)
+    rows = run(args.queries_k20, args.queries_k100, args.seed)
+    print_table("DualGeo re-rank: ours against the published loop", rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_rows import Row, print_table, write_rows
 
 from geoloc_core.segmentation.cache import SegmentationCache
 from geoloc_core.segmentation.providers import make_provider
@@ -30,6 +31,7 @@ from geoloc_core.segmentation.settings import SegmentationSettings
 from geoloc_core.segmentation.shard import ShardOutcome, compute_shard
 
 MP16_IMAGES = 4_700_000
+SECTION = "8 segmentation"
 SETTINGS = {
     "provider": "demo",
     "model_id": "nvidia/segformer-b5-finetuned-ade-640-640",
@@ -113,20 +115,15 @@ def report(name: str, images: int, seconds: float) -> float:
     return rate
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-images", type=int, default=512)
-    parser.add_argument("--segformer-images", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    base = SegmentationSettings.from_section({**SETTINGS, "num_threads": args.threads})
-    torch.set_num_threads(args.threads)
-    device = "cuda (fp16)" if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
+def run(demo_images: int = 512, segformer_images: int = 16, threads: int = 2) -> list[Row]:
+    base = SegmentationSettings.from_section({**SETTINGS, "num_threads": threads})
+    torch.set_num_threads(threads)
+    device = "cuda (fp16)" if torch.cuda.is_available() else f"cpu ({threads} threads)"
     print(f"device: {device}; output label maps {base.output_resolution}x{base.output_resolution}")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        items = demo_items(tmp_path / "world", args.demo_images)
+        items = demo_items(tmp_path / "world", demo_images)
         demo, demo_seconds = timed_shard(items, base, tmp_path / "demo")
         demo_rate = report("demo provider", len(items), demo_seconds)
 
@@ -134,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         segformer_settings = replace(
             base, provider="segformer", model_id=str(checkpoint), batch_size=8
         )
-        few = items[: args.segformer_images]
+        few = items[:segformer_images]
         _, seg_seconds = timed_shard(few, segformer_settings, tmp_path / "segformer")
         seg_rate = report("SegFormer-B0 @512 (random)", len(few), seg_seconds)
         print(f"demo / SegFormer-B0 speed ratio: {demo_rate / seg_rate:.0f}x")
@@ -149,7 +146,43 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  (zlib would store {compressed:.0f} bytes/image, {per_image / compressed:.1f}x "
             "smaller, at the cost of memory-mapped random access)"
         )
-        print(f"reader: {read_speed(demo.path.parent):.0f} images/s in random batches of 256")
+        reads = read_speed(demo.path.parent)
+        print(f"reader: {reads:.0f} images/s in random batches of 256")
+    hours = {name: MP16_IMAGES / rate / 3600 for name, rate in (("demo", demo_rate),
+                                                                ("segformer", seg_rate))}
+    return [
+        Row(
+            SECTION,
+            f"segmentation images/s, whole shard path: demo provider ({demo_images}) vs "
+            f"random SegFormer-B0 @512 ({segformer_images}), {device}",
+            f"{demo_rate:,.1f}",
+            f"{seg_rate:,.2f}",
+            f"{demo_rate / seg_rate:.0f}x",
+            f"report (MP16 at SegFormer-B0's rate: {hours['segformer']:,.0f} h here)",
+            values={"demo_per_s": demo_rate, "segformer_per_s": seg_rate, "mp16_hours": hours},
+        ),
+        Row(
+            SECTION,
+            "segmentation cache bytes/image (zlib would give) and reader images/s",
+            f"{per_image:.0f}",
+            f"{compressed:.0f}",
+            f"reader {reads:,.0f}/s",
+            f"report (MP16: {per_image * MP16_IMAGES / 1e9:.1f} GB)",
+            values={"bytes_per_image": per_image, "zlib_bytes": compressed, "reads_per_s": reads},
+        ),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo-images", type=int, default=512)
+    parser.add_argument("--segformer-images", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
+    args = parser.parse_args(argv)
+    rows = run(args.demo_images, args.segformer_images, args.threads)
+    print_table("Segmentation cache throughput", rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":
