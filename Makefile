@@ -8,13 +8,17 @@ export GEOLOC_ROOT := $(CURDIR)
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo data test lint ui mlflow-ui status bench ablation
+.PHONY: install demo data test lint ui mlflow-ui status bench ablation experiments
 
 # The project environment (dagster needs antlr4 4.13) ...
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]'
+	# GeoCLIP's trained location encoder and 100K GPS gallery (model.gps_init / verification.gallery:
+	# geoclip). Its wheel pins huggingface-hub<2, which transformers 5 replaced: take its files
+	# without its pins; the project imports none of its code (tests compare against it).
+	$(BIN)/pip install --no-deps 'geoclip==1.3.0'
 	touch $@
 
 # ... and DVC in its own environment (its hydra/omegaconf pin antlr4 4.9), linked into .venv/bin.
@@ -54,6 +58,25 @@ bench: install
 # The ablation table (README): baselines and every variant's stages on the demo's inputs.
 ablation: install
 	$(BIN)/python benchmarks/ablation.py --lmm g3,dualgeo
+
+# The ablation set as queued DVC experiments (variant x re-rank x verification [x LMM mode]), run
+# one at a time; `dvc exp show` lists them, MLflow groups each under a parent named after it.
+VARIANTS ?= image-only g3 dualgeo dualgeo+text
+RERANKS ?= none dbscan
+DECISIONS ?= top1 verify
+LMM_MODES ?=
+experiments: install
+	for v in $(VARIANTS); do for r in $(RERANKS); do for d in $(DECISIONS); do \
+	  if [ -z "$(LMM_MODES)" ]; then \
+	    dvc exp run --queue -n "$$(echo $$v | tr + -)-$$r-$$d" -S model.variant=$$v \
+	      -S rerank.method=$$r -S verification.method=$$d; \
+	  else for m in $(LMM_MODES); do \
+	    dvc exp run --queue -n "$$(echo $$v | tr + -)-$$r-$$d-lmm-$$m" -S model.variant=$$v \
+	      -S rerank.method=$$r -S verification.method=$$d -S lmm.provider=openai -S lmm.mode=$$m; \
+	  done; fi; \
+	done; done; done
+	dvc exp run --run-all --jobs 1
+	dvc exp show --only-changed
 
 ui: install
 	dagster dev -h 127.0.0.1 -p 3000

@@ -10,6 +10,11 @@ chosen on validation); nothing here is tuned on a test benchmark.
 
     python benchmarks/ablation.py                      # every variant + the G3 parts rows
     python benchmarks/ablation.py --variants g3,dualgeo --no-parts --lmm g3,dualgeo
+    python benchmarks/ablation.py --set segmentation.condition_errors=false --label exact-seg
+
+--set SECTION.KEY=VALUE (YAML value, repeatable) changes a setting for the whole table; a changed
+`segmentation` section rebuilds the copied segmentation cache first, so the baselines and every
+variant see the changed label maps. --label prefixes every row.
 
 --lmm adds, for the variants it names, the "+ LMM" rows of both modes (G3's
 geo-diversification joining the verification pool; DualGeo's reasoning deciding) against the
@@ -60,6 +65,32 @@ def scratch_project(root: Path, source: Path) -> dict:
             raise SystemExit(f"{source}/artifacts/{name} is missing: run `make demo` first")
         shutil.copytree(source / "artifacts" / name, root / "artifacts" / name)
     return params
+
+
+def apply_overrides(params: dict, settings: list[str]) -> dict:
+    """params with each SECTION.KEY=VALUE applied; an unknown section or key is refused."""
+    changed = json.loads(json.dumps(params))
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        section, _, key = name.partition(".")
+        if not value or section not in changed or key not in changed[section]:
+            raise SystemExit(f"--set {setting!r}: expected SECTION.KEY=VALUE of params.yaml")
+        changed[section][key] = yaml.safe_load(value)
+    return changed
+
+
+def rebuild_segmentation(paths: ProjectPaths, params: dict) -> None:
+    """The scratch copy's segmentation cache under the changed segmentation settings."""
+    from geoloc_core.segmentation.step import build_segmentation_shard
+
+    shutil.rmtree(paths.root / "artifacts" / "segmentation")
+    section = {**params["segmentation"], "progress": False}
+    for key in shard_keys(section["n_shards"]):
+        report = build_segmentation_shard(
+            paths, section, params["benchmarks"]["names"], key, log=quiet
+        )
+        if report.problems:
+            raise SystemExit(f"segmentation shard {key}: {report.problems}")
 
 
 def stage_rows(paths: ProjectPaths, params: dict, parts, label: str) -> dict[str, dict]:
@@ -153,11 +184,17 @@ def main() -> None:
         "--lmm", default="", help="variants that get the + LMM rows (test server), e.g. g3,dualgeo"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--label", default="", help="prefix of every row label")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geoloc-ablation-") as folder:
         root = Path(folder)
-        params = scratch_project(root, args.project.resolve())
+        source_params = scratch_project(root, args.project.resolve())
+        params = apply_overrides(source_params, args.set)
         paths = ProjectPaths(root)
+        if params["segmentation"] != source_params["segmentation"]:
+            rebuild_segmentation(paths, params)
+            print("rebuilt the segmentation cache under the changed settings")
         benchmarks = list(params["benchmarks"]["names"])
         rows: dict[str, dict] = {}
         for benchmark in benchmarks:
@@ -174,6 +211,8 @@ def main() -> None:
             if variant == "g3" and not args.no_parts:
                 for label, parts in G3_PARTS.items():
                     rows.update(stage_rows(paths, params, parts, f"g3 [{label}]"))
+    if args.label:
+        rows = {f"{args.label} {label}": values for label, values in rows.items()}
     thresholds = params["evaluation"]["thresholds_km"]
     print(f"% within {' / '.join(f'{t:g}' for t in thresholds)} km")
     print(markdown(rows, benchmarks, thresholds))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from bench_machine import torch_matmul_gflops
 from bench_rows import NONE, Row, print_table, timed, verdict, write_rows
+from demo_views import repeated_views
 from torch.utils.flop_counter import FlopCounterMode
 
 from geoloc_core.data.images import load_batch, normalize_pixels
@@ -109,27 +110,6 @@ def measure_tower(
     flops = gflop_per_image(towers, token_grid)
     samples = time_tower(towers, token_grid, repeats, warmup_batch, batches_per_run)
     return TowerResult(architecture, towers.image_size, flops, samples), towers
-
-
-def demo_items(folder: Path, count: int) -> list[WorkItem]:
-    """A small demo world's PNGs, repeated under new ids up to count (files are re-decoded)."""
-    import pandas as pd
-
-    from geoloc_core.demo_world.generate import DemoWorldConfig, generate_demo_world
-
-    config = DemoWorldConfig(
-        reference_sites=32,
-        reference_views=4,
-        validation_views=0,
-        street_sites=0,
-        street_views=0,
-        unseen_sites=0,
-        unseen_views=0,
-        workers=1,
-    )
-    rows = pd.read_csv(generate_demo_world(folder, config, progress=False), dtype=str)
-    images = [folder / r.image for r in rows.itertuples()]
-    return [WorkItem(f"bench-{k:07d}", images[k % len(images)]) for k in range(count)]
 
 
 def path_profile(
@@ -237,7 +217,8 @@ def run(
         tower_row(demo, rate, goal, verdict(demo_ratio, GOAL_DEMO_BOUND, False), ", tower"),
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        items = demo_items(Path(tmp), images)
+        views = repeated_views(Path(tmp), 32, images)
+        items = [WorkItem(view_id, image) for view_id, image, _ in views]
         parts = path_profile(demo_towers, items, token_grid, repeats)
     ops = top_ops(demo_towers, token_grid)
     bound_s = demo.gflop_per_image / rate

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_rows import Row, print_table, write_rows
+from demo_views import repeated_views
 
 from geoloc_core.segmentation.cache import SegmentationCache
 from geoloc_core.segmentation.providers import make_provider
@@ -39,6 +40,9 @@ SETTINGS = {
     "output_resolution": 64,
     "label_noise": 0.0,
     "label_noise_unit": "pixel",
+    # the views are repeated under new ids, whose conditions the world does not know; the
+    # degradation itself is one relabel per class region, small beside decoding
+    "condition_errors": False,
     "seed": 0,
     "n_shards": 1,
     "batch_size": 64,
@@ -46,31 +50,6 @@ SETTINGS = {
     "num_threads": 2,
     "progress": False,
 }
-
-
-def demo_items(folder: Path, count: int) -> list[WorkItem]:
-    """A small demo world, its views repeated under new ids up to count (files are re-read)."""
-    from geoloc_core.demo_world.generate import DemoWorldConfig, generate_demo_world
-
-    config = DemoWorldConfig(
-        reference_sites=24,
-        reference_views=4,
-        validation_views=0,
-        street_sites=0,
-        street_views=0,
-        unseen_sites=0,
-        unseen_views=0,
-        workers=1,
-    )
-    manifest = generate_demo_world(folder, config, progress=False)
-    import pandas as pd
-
-    rows = pd.read_csv(manifest, dtype=str)
-    base = [(folder / r.image, folder / r.label) for r in rows.itertuples()]
-    return sorted(
-        (WorkItem(f"bench-{k:07d}", *base[k % len(base)]) for k in range(count)),
-        key=lambda item: item.id,
-    )
 
 
 def segformer_b0_checkpoint(folder: Path) -> Path:
@@ -123,7 +102,8 @@ def run(demo_images: int = 512, segformer_images: int = 16, threads: int = 2) ->
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        items = demo_items(tmp_path / "world", demo_images)
+        views = repeated_views(tmp_path / "world", 24, demo_images)
+        items = [WorkItem(view_id, image, label) for view_id, image, label in views]
         demo, demo_seconds = timed_shard(items, base, tmp_path / "demo")
         demo_rate = report("demo provider", len(items), demo_seconds)
 

@@ -1,9 +1,11 @@
 """Resources: where the project lives, and MLflow tracking called directly (no dagster-mlflow).
 
-One MLflow run per asset materialization (per partition), nested under one parent run per
-Dagster run, tagged so a run can be found from either side.
+One MLflow run per asset materialization (per partition), carrying the settings of everything
+upstream of it (geoloc_assets.lineage), nested under one parent run per pipeline run: a DVC
+experiment, a `dvc repro`, a Dagster backfill or a lone Dagster run (geoloc_assets.run_group).
 """
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,10 +17,20 @@ from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from geoloc_assets.lineage import batches, comparison_tags, lineage_params, run_name
+from geoloc_assets.run_group import RunGroup, run_group
 from geoloc_core.paths import ProjectPaths
 
-PARENT_KIND = "dagster-run"
-MAX_PARAM_LENGTH = 6000
+PARENT_KIND = "pipeline-run"
+MAX_PARAMS_PER_BATCH = 100
+# labels that differ between the steps of one pipeline run stay off its parent
+PER_STEP_LABELS = ("geoloc.benchmark",)
+# MLflow 3 opens an experiment on the GenAI overview unless this tag says it holds model
+# training (the UI's "Machine learning" kind); newer UIs pick the view from the workflowType
+# query parameter, so the run links carry that too.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+UI_QUERY = "?workflowType=machine_learning"
 
 
 class ProjectResource(dg.ConfigurableResource):
@@ -68,13 +80,21 @@ class MlflowTracker(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, client: MlflowClient) -> str:
+        """The experiment, created if missing, marked as model training either way."""
         found = client.get_experiment_by_name(self.experiment)
         if found is not None:
+            if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return found.experiment_id
         Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
         return client.create_experiment(
-            self.experiment, artifact_location=Path(self.artifact_root).resolve().as_uri()
+            self.experiment,
+            artifact_location=Path(self.artifact_root).resolve().as_uri(),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
         )
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}{UI_QUERY}"
 
     @contextmanager
     def asset_run(
@@ -85,28 +105,32 @@ class MlflowTracker(dg.ConfigurableResource):
     ) -> Iterator[TrackedRun]:
         """An MLflow run for this materialization, finished or failed with it."""
         client = self.client()
-        with self._lock():
-            experiment_id = self.experiment_id(client)
-            parent_id = self._parent_run(client, experiment_id, context.run_id)
+        group = run_group(context.run_id, context.run.tags)
         asset_key = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
+        flat = lineage_params(context, params)
+        labels = comparison_tags(flat, partition, context.assets_def.partitions_def)
         code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
         run_tags = {
-            "mlflow.parentRunId": parent_id,
             "dagster.run_id": context.run_id,
             "dagster.asset_key": asset_key,
             "dagster.partition": partition,
             "dagster.code_version": code_version,
+            "geoloc.group": group.key,
+            **labels,
             **(tags or {}),
         }
-        name = f"{asset_key}[{partition}]" if partition else asset_key
-        run = client.create_run(experiment_id, run_name=name, tags=run_tags)
-        run_id = run.info.run_id
-        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
-        flat = flatten_params(params)
-        client.log_batch(run_id, params=[Param(k, v) for k, v in flat.items()])
-        tracked = TrackedRun(client, run_id, url)
+        # the child starts under the lock: a step finishing meanwhile must see it running
+        with self._lock():
+            experiment_id = self.experiment_id(client)
+            parent_id = self._parent_run(client, experiment_id, group, labels)
+            run_tags["mlflow.parentRunId"] = parent_id
+            name = run_name(asset_key, partition, labels)
+            run_id = client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id
+        tracked = TrackedRun(client, run_id, self.run_url(experiment_id, run_id))
         try:
+            for batch in batches(flat.items(), MAX_PARAMS_PER_BATCH):
+                client.log_batch(run_id, params=[Param(k, v) for k, v in batch])
             yield tracked
         except BaseException:
             client.set_terminated(run_id, "FAILED")
@@ -115,49 +139,71 @@ class MlflowTracker(dg.ConfigurableResource):
             raise
         client.set_terminated(run_id, "FINISHED")
         with self._lock():
-            # one failed materialization fails the whole Dagster run: a later success in the
-            # same run must not turn its parent back to FINISHED
-            if client.get_run(parent_id).info.status != "FAILED":
-                client.set_terminated(parent_id, "FINISHED")
+            self._finish_parent(client, experiment_id, parent_id)
 
     def _lock(self) -> FileLock:
-        """Serializes parent-run lookups and status changes between concurrent steps."""
+        """Serializes parent-run lookups and status changes between concurrent steps and the
+        stage processes of one pipeline run."""
         lock_dir = Path(self.artifact_root).parent
         lock_dir.mkdir(parents=True, exist_ok=True)
         return FileLock(str(lock_dir / ".geoloc-mlflow.lock"))
 
-    def _parent_run(self, client: MlflowClient, experiment_id: str, dagster_run_id: str) -> str:
+    def _parent_run(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        group: RunGroup,
+        labels: Mapping[str, str],
+    ) -> str:
+        """The group's parent run, created on first use; running again while a step runs, and
+        labelled with the settings its steps have in common (variant, re-rank, LMM)."""
+        shared = {k: v for k, v in labels.items() if k not in PER_STEP_LABELS}
         found = client.search_runs(
             [experiment_id],
             filter_string=(
                 f"tags.`geoloc.kind` = '{PARENT_KIND}' "
-                f"and tags.`dagster.run_id` = '{dagster_run_id}'"
+                f"and tags.`geoloc.group` = '{_quoted(group.key)}'"
             ),
             max_results=1,
         )
         if found:
-            return found[0].info.run_id
-        run = client.create_run(
-            experiment_id,
-            run_name=f"dagster-{dagster_run_id[:8]}",
-            tags={"geoloc.kind": PARENT_KIND, "dagster.run_id": dagster_run_id},
+            parent = found[0]
+            missing = [RunTag(k, v) for k, v in shared.items() if k not in parent.data.tags]
+            if missing:
+                client.log_batch(parent.info.run_id, tags=missing)
+            # one failed materialization fails the whole pipeline run, for good
+            if parent.info.status not in ("FAILED", "RUNNING"):
+                client.update_run(parent.info.run_id, status="RUNNING")
+            return parent.info.run_id
+        tags = {
+            "geoloc.kind": PARENT_KIND,
+            "geoloc.group": group.key,
+            "geoloc.group_kind": group.kind,
+            **group.tags,
+            **shared,
+        }
+        return client.create_run(experiment_id, run_name=group.name, tags=tags).info.run_id
+
+    def _finish_parent(self, client: MlflowClient, experiment_id: str, parent_id: str) -> None:
+        """FINISHED once no step of the group runs any more; a FAILED parent stays FAILED (a
+        later success in the same pipeline run must not turn it back)."""
+        if client.get_run(parent_id).info.status == "FAILED":
+            return
+        running = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
+            ),
+            max_results=1,
         )
-        return run.info.run_id
+        if not running:
+            client.set_terminated(parent_id, "FINISHED")
 
 
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested sections -> 'section.key' strings, as MLflow params must be flat strings."""
-    flat: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, f"{name}."))
-        else:
-            flat[name] = str(value)[:MAX_PARAM_LENGTH]
-    return flat
+def _quoted(value: str) -> str:
+    """A value inside a single-quoted MLflow filter string."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)

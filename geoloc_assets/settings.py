@@ -51,7 +51,8 @@ ASSET_SECTIONS: dict[str, tuple[str, ...]] = {
     "verification": ("verification",),
     "metrics": ("evaluation",),
     "baselines": ("baselines", "evaluation"),
-    "report": ("evaluation", "benchmarks"),
+    # the row labels (variant x re-rank x verification x LMM) come from these sections
+    "report": ("evaluation", "benchmarks", "model", "embeddings", "rerank", "verification", "lmm"),
 }
 
 

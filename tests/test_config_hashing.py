@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 import dagster as dg
 import pytest
 import yaml
 
 from geoloc_assets.definitions import build_definitions
-from geoloc_assets.settings import ASSET_SECTIONS, code_version
+from geoloc_assets.settings import ASSET_SECTIONS, LOGIC_VERSIONS, code_version
 from geoloc_core.params import ParamsError, sections_hash
 from tests.conftest import REPO
 
@@ -25,16 +27,17 @@ def versions(params: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
+    # the report's row labels read model, embeddings, rerank, verification and lmm too
     [
         ("evaluation", "thresholds_km", [1, 25, 200, 750], {"metrics", "report", "baselines"}),
         ("evaluation", "distance", "haversine", {"metrics", "report", "baselines"}),
         ("retrieval", "top_k", 3, {"candidates"}),
-        ("rerank", "eps_km", 10.0, {"rerank"}),
-        ("verification", "method", "top1", {"verification"}),
-        ("embeddings", "parts", ["frozen"], {"reference_embeddings"}),
+        ("rerank", "eps_km", 10.0, {"rerank", "report"}),
+        ("verification", "method", "top1", {"verification", "report"}),
+        ("embeddings", "parts", ["frozen"], {"reference_embeddings", "report"}),
         ("index", "type", "hnsw", {"retrieval_index", "candidates"}),
         ("train", "epochs", 1, {"alignment_model"}),
-        ("model", "embed_dim", 64, {"alignment_model"}),
+        ("model", "embed_dim", 64, {"alignment_model", "report"}),
         ("data", "root", "elsewhere", {"reference_manifest", "benchmark_manifest"}),
         (
             "benchmarks",
@@ -44,7 +47,7 @@ def versions(params: dict) -> dict[str, str]:
         ),
         ("backbone", "pretrain_epochs", 3, {"backbone_weights"}),
         ("features", "token_grid", 2, {"backbone_features"}),
-        ("model", "variant", "dualgeo", {"alignment_model"}),
+        ("model", "variant", "dualgeo", {"alignment_model", "report"}),
         ("segmentation", "label_noise", 0.1, {"segmentation_cache"}),
     ],
 )
@@ -65,12 +68,25 @@ def test_hash_ignores_key_order_and_number_spelling(params):
     assert sections_hash(a, ["train"]) != sections_hash({"train": {"lr": 0.002}}, ["train"])
 
 
+def expected_code_version(name: str, params: dict) -> str:
+    """The documented rule, computed here from scratch: v<logic>-<sha256 of the sorted sections
+    as compact, key-sorted JSON, first 12 hex digits>."""
+    payload = {s: params[s] for s in sorted(set(ASSET_SECTIONS[name]))}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return f"v{LOGIC_VERSIONS[name]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def test_hash_of_a_known_section_is_pinned():
+    """A changed hash rule would silently mark every asset of every project stale."""
+    assert sections_hash({"train": {"lr": 0.001}}, ["train"]) == "0eea425e9393"
+
+
 def test_definitions_carry_the_code_versions(tmp_path, params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     graph = build_definitions(tmp_path).resolve_asset_graph()
     for name in ASSET_SECTIONS:
         node = graph.get(dg.AssetKey(name))
-        assert node.code_version == code_version(name, params)
+        assert node.code_version == expected_code_version(name, params), name
 
 
 def test_config_defaults_come_from_params(tmp_path, params):

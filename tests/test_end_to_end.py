@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import statistics
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
+from geopy.distance import geodesic as geopy_geodesic
 from mlflow.tracking import MlflowClient
 
 from geoloc_assets.definitions import build_definitions
@@ -118,6 +122,70 @@ def project(materialized_template, tmp_path, monkeypatch) -> Path:
     return root
 
 
+STAGE_COLUMNS = {
+    "retrieval": ("top1_lat", "top1_lon"),
+    "rerank": ("rerank_lat", "rerank_lon"),
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.(\d+))?(?![\w.])")  # group 1: the decimals
+
+
+def recomputed(table: pd.DataFrame, lat: str, lon: str, thresholds: list[float]) -> dict:
+    """The metrics of one column pair, from scratch: geopy's geodesic per row, accuracy as the
+    share strictly below each threshold (geoloc_core/geo/metrics.py), median, mean, count."""
+    errors = [
+        geopy_geodesic((t_lat, t_lon), (p_lat, p_lon)).km
+        for t_lat, t_lon, p_lat, p_lon in zip(
+            table["lat"], table["lon"], table[lat], table[lon], strict=True
+        )
+    ]
+    n = len(errors)
+    values = {f"acc_{t:g}km": 100.0 * sum(e < t for e in errors) / n for t in thresholds}
+    values.update(median_km=statistics.median(errors), mean_km=statistics.fmean(errors), n=n)
+    return values
+
+
+def shows(line: str, value: float) -> bool:
+    """Whether a number printed in the line is value rounded to that number's own decimals
+    (a number printed without decimals must equal it)."""
+    for match in NUMBER.finditer(re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", line)):  # 1,234.5
+        decimals = len(match.group(1) or "")
+        tolerance = 0.5 * 10**-decimals + 1e-9 if decimals else 0.0
+        if abs(float(match.group(0)) - value) <= tolerance:
+            return True
+    return False
+
+
+def check_metrics_and_report_against_the_predictions(root: Path) -> None:
+    """metrics/<benchmark>.json recomputed from the predictions file; report.md carrying each
+    benchmark's numbers on one line per row (whatever its layout); a map per benchmark."""
+    paths = ProjectPaths(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["evaluation"]["distance"] == "geodesic"  # what geopy's geodesic measures
+    thresholds = params["evaluation"]["thresholds_km"]
+    report = (paths.reports / "report.md").read_text()
+    for benchmark in BENCHMARKS:
+        table = pd.read_csv(paths.predictions(benchmark))
+        metrics = json.loads(paths.metrics(benchmark).read_text())
+        rows = {"decision": (metrics, recomputed(table, "pred_lat", "pred_lon", thresholds))}
+        for stage, (lat, lon) in STAGE_COLUMNS.items():
+            rows[stage] = (metrics["stages"][stage], recomputed(table, lat, lon, thresholds))
+        for row, (found, expected) in rows.items():
+            assert set(found) - {"stages"} == set(expected), (benchmark, row)
+            for key, value in expected.items():
+                assert found[key] == pytest.approx(value, abs=1e-4), (benchmark, row, key)
+            printed = [k for k in expected if k != "mean_km"]  # the report shows no mean
+            lines = [
+                line
+                for line in report.splitlines()
+                if all(shows(line, expected[key]) for key in printed)
+            ]
+            assert lines, f"report.md has no line with {benchmark}'s {row} numbers {expected}"
+        assert benchmark in report
+        picture = (paths.reports / f"map_{benchmark}.png").read_bytes()
+        assert picture.startswith(PNG_SIGNATURE) and len(picture) > 10_000, benchmark
+
+
 @pytest.mark.slow
 def test_whole_graph_materializes_and_is_tracked(project):
     paths = ProjectPaths(project)
@@ -130,6 +198,7 @@ def test_whole_graph_materializes_and_is_tracked(project):
         accs = [metrics[f"acc_{t}km"] for t in (1, 25, 200, 750, 2500)]
         assert accs == sorted(accs) and all(0 <= a <= 100 for a in accs)
     assert (paths.reports / "error_curves.png").stat().st_size > 10_000
+    check_metrics_and_report_against_the_predictions(project)
     candidates = (paths.artifacts / "candidates" / "demo-street.csv").read_text().splitlines()
     assert len(candidates) == 1 + 6 * 20 * 2  # 20 similar and 20 dissimilar per query
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from geopy.distance import geodesic as geopy_geodesic
+from geopy.distance import great_circle as geopy_great_circle
 
 from geoloc_core.geo.distance import (
     MEAN_EARTH_RADIUS_KM,
@@ -112,10 +113,15 @@ def test_empty_input_gives_empty_output() -> None:
 
 
 def test_distance_km_dispatches() -> None:
-    args = (48.8566, 2.3522, 40.7128, -74.0060)
-    assert distance_km(*args) == geodesic_km(*args)
-    assert distance_km(*args, method="geodesic") == geodesic_km(*args)
-    assert distance_km(*args, method="haversine") == haversine_km(*args)
+    """Paris to New York by each method, against geopy's ellipsoid and its great circle."""
+    paris, new_york = (48.8566, 2.3522), (40.7128, -74.0060)
+    ellipsoid = geopy_geodesic(paris, new_york).km  # 5852.935 km
+    sphere = geopy_great_circle(paris, new_york, radius=MEAN_EARTH_RADIUS_KM).km  # 5837.249 km
+    assert ellipsoid - sphere > 15.0  # far enough apart to tell which method ran
+    args = (*paris, *new_york)
+    assert float(distance_km(*args)) == pytest.approx(ellipsoid, abs=METRE_IN_KM)
+    assert float(distance_km(*args, method="geodesic")) == pytest.approx(ellipsoid, abs=METRE_IN_KM)
+    assert float(distance_km(*args, method="haversine")) == pytest.approx(sphere, abs=METRE_IN_KM)
 
 
 def test_distance_km_unknown_method_lists_valid_ones() -> None:
@@ -158,6 +164,17 @@ def test_multidimensional_error_reports_tuple_index() -> None:
         geodesic_km(lat, 0.0, 0.0, 0.0)
 
 
+# Twice WGS-84's meridian quadrant (10,001.965729 km), and half the mean-radius great circle.
+POLE_TO_POLE_GEODESIC_KM = 20003.931458625
+POLE_TO_POLE_HAVERSINE_KM = np.pi * 6371.0088  # 20,015.114442 km
+
+
 def test_poles_and_dateline_bounds_are_valid() -> None:
-    result = geodesic_km([90.0, -90.0], [180.0, -180.0], [-90.0, 90.0], [-180.0, 180.0])
-    assert np.all(np.isfinite(result))
+    lat1, lon1, lat2, lon2 = [90.0, -90.0], [180.0, -180.0], [-90.0, 90.0], [-180.0, 180.0]
+    assert geopy_km(90.0, 0.0, -90.0, 0.0) == pytest.approx(POLE_TO_POLE_GEODESIC_KM, abs=1e-6)
+    np.testing.assert_allclose(
+        geodesic_km(lat1, lon1, lat2, lon2), POLE_TO_POLE_GEODESIC_KM, rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        haversine_km(lat1, lon1, lat2, lon2), POLE_TO_POLE_HAVERSINE_KM, rtol=1e-12
+    )

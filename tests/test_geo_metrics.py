@@ -124,12 +124,24 @@ def test_threshold_whose_name_mlflow_would_refuse_raises() -> None:
 
 
 def test_geo_metrics_is_frozen() -> None:
-    metrics = GeoMetrics.from_errors([1.0, 2.0])
+    metrics = GeoMetrics.from_errors([1.0, 2.0, 30.0])
     with pytest.raises(dataclasses.FrozenInstanceError):
         metrics.n = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
         metrics.accuracy_pct[1.0] = 50.0  # type: ignore[index]
-    assert metrics.as_dict() == summarize_errors([1.0, 2.0])
+    # by hand: none below 1 km, two of three below 25 km; median 2, mean 33 / 3
+    expected = {
+        "acc_1km": 0.0,
+        "acc_25km": 200.0 / 3,
+        "acc_200km": 100.0,
+        "acc_750km": 100.0,
+        "acc_2500km": 100.0,
+        "median_km": 2.0,
+        "mean_km": 11.0,
+        "n": 3,
+    }
+    assert list(metrics.as_dict()) == list(expected)
+    assert metrics.as_dict() == pytest.approx(expected, rel=1e-12)
 
 
 def test_perfect_predictions() -> None:

@@ -4,7 +4,8 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from geoloc_assets.resources import MlflowTracker, flatten_params
+from geoloc_assets.lineage import flatten_params
+from geoloc_assets.resources import PARENT_KIND, MlflowTracker
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_one_nested_run_per_materialization(tmp_path, tracker):
         client = MlflowClient(tracker.tracking_uri)
         experiment = client.get_experiment_by_name("geoloc-test")
         runs = client.search_runs([experiment.experiment_id])
-        parents = [r for r in runs if r.data.tags.get("geoloc.kind") == "dagster-run"]
+        parents = [r for r in runs if r.data.tags.get("geoloc.kind") == PARENT_KIND]
         children = [r for r in runs if "dagster.asset_key" in r.data.tags]
         assert len(parents) == 1 and len(children) == 1
         child = children[0]
@@ -54,12 +55,16 @@ def test_one_nested_run_per_materialization(tmp_path, tracker):
         assert child.data.tags["dagster.run_id"] == result.run_id
         assert child.data.tags["dagster.asset_key"] == "first"
         assert child.data.tags["dagster.code_version"] == "v7"
-        assert child.data.params == {"section.k": "1", "section.names": "['a', 'b']"}
+        assert child.data.params == {
+            "section.k": "1",
+            "section.names": "['a', 'b']",
+            "code_version.first": "v7",
+        }
         assert child.data.metrics == {"acc_25km": 12.5, "n": 3.0}
         assert child.info.status == "FINISHED"
         event = instance.get_latest_materialization_event(first.key)
         url = event.asset_materialization.metadata["mlflow_run"].value
-        assert url.endswith(f"/runs/{child.info.run_id}")
+        assert url.endswith(f"/runs/{child.info.run_id}?workflowType=machine_learning")
         assert url.startswith("http://127.0.0.1:5999/#/experiments/")
         assert experiment.artifact_location.startswith((tmp_path / "mlruns").as_uri())
 
@@ -87,7 +92,7 @@ def test_partitions_get_their_own_runs_and_failures_are_marked(tmp_path, tracker
         assert {r.data.tags["benchmark"] for r in children} == {"p1", "p2"}
         assert {r.info.status for r in children} == {"FAILED"}
         parents = client.search_runs(
-            [experiment.experiment_id], "tags.`geoloc.kind` = 'dagster-run'"
+            [experiment.experiment_id], f"tags.`geoloc.kind` = '{PARENT_KIND}'"
         )
         assert len(parents) == 2
 
@@ -124,9 +129,48 @@ def test_a_failed_materialization_leaves_its_parent_failed(tmp_path, tracker):
     children = {
         r.data.tags["dagster.asset_key"]: r for r in runs if "dagster.asset_key" in r.data.tags
     }
-    (parent,) = [r for r in runs if r.data.tags.get("geoloc.kind") == "dagster-run"]
+    (parent,) = [r for r in runs if r.data.tags.get("geoloc.kind") == PARENT_KIND]
     assert children["a_fails"].info.status == "FAILED"
     assert children["b_succeeds"].info.status == "FINISHED"
     # the success came last, so it is the one that must not overwrite the failure
     assert children["a_fails"].info.end_time <= children["b_succeeds"].info.end_time
+    assert parent.info.status == "FAILED"
+
+
+def test_one_failed_stage_leaves_the_pipeline_parent_failed(tmp_path, tracker, monkeypatch):
+    # two Dagster runs of one DVC experiment (as two stage processes make them): the first
+    # fails, the second succeeds; they share a parent, and it stays failed
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-fails")
+    for name in ("DVC_ROOT", "DVC_STAGE"):
+        monkeypatch.delenv(name, raising=False)
+    first, failing = _assets(fail=True)
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        failed = dg.materialize(
+            [first, failing],
+            instance=instance,
+            partition_key="p1",
+            resources={"mlflow_tracker": tracker},
+            selection=[failing.key],
+            raise_on_error=False,
+        )
+        passed = dg.materialize(
+            [first, failing],
+            instance=instance,
+            resources={"mlflow_tracker": tracker},
+            selection=[first.key],
+        )
+    assert not failed.success and passed.success
+    client = MlflowClient(tracker.tracking_uri)
+    experiment = client.get_experiment_by_name("geoloc-test")
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], f"tags.`geoloc.kind` = '{PARENT_KIND}'"
+    )
+    assert parent.info.run_name == "dvc exp exp-fails"
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert {c.data.tags["dagster.asset_key"]: c.info.status for c in children} == {
+        "second": "FAILED",
+        "first": "FINISHED",
+    }
     assert parent.info.status == "FAILED"

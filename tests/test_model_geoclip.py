@@ -92,3 +92,54 @@ def test_training_initialises_from_the_configured_file(tmp_path):
     model = GeoAlignmentModel(config, InputShapes(4, 4, 1, 0))
     model.init_gps_from_geoclip(tmp_path)
     assert torch.equal(model.gps_encoder.branches[0].head.weight, state["LocEnc0.head.0.weight"])
+
+
+def test_installed_geoclip_weights_compute_geoclips_location_encoder():
+    """With model.gps_init: geoclip and the equal_earth projection, our encoder is GeoCLIP's
+    own location encoder (from the installed wheel) on the same coordinates."""
+    location_encoder = pytest.importorskip(
+        "geoclip.model.location_encoder", reason="the geoclip wheel is not installed"
+    )
+    from geoloc_core.encoders.geoclip_files import LOCATION_ENCODER_FILE, geoclip_file
+
+    theirs = location_encoder.LocationEncoder().eval()
+    ours = GPSEncoder(512, SIGMAS, n_features=512, hidden=1024, layers=3, projection="equal_earth")
+    load_geoclip_weights(ours, geoclip_file(LOCATION_ENCODER_FILE))
+    coords = torch.tensor(
+        [[48.8566, 2.3522], [-33.8688, 151.2093], [64.1466, -21.9426], [0.0, 0.0],
+         [-89.9, 179.9], [89.99, -179.99], [35.6762, 139.6503], [-54.8019, -68.3030]]
+    )
+    with torch.no_grad():
+        expected = theirs(coords)
+        got = ours(coords)
+    # a real encoding: well above the tolerance, and different from place to place
+    assert expected.abs().max() > 3e-2
+    assert (expected[0] - expected[1]).abs().max() > 1e-2
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+    # G3's Mercator input gives another function of the same weights: the setting matters.
+    mercator = GPSEncoder(512, SIGMAS, n_features=512, hidden=1024, layers=3)
+    load_geoclip_weights(mercator, geoclip_file(LOCATION_ENCODER_FILE))
+    with torch.no_grad():
+        assert not torch.allclose(mercator(coords), expected, atol=1e-2)
+
+
+def test_gps_init_geoclip_names_the_installed_file(tmp_path):
+    from geoloc_core.encoders.geoclip_files import (
+        GPS_GALLERY_FILE,
+        LOCATION_ENCODER_FILE,
+        resolve_release_file,
+    )
+
+    pytest.importorskip("geoclip.model", reason="the geoclip wheel is not installed")
+    weights = resolve_release_file("geoclip", LOCATION_ENCODER_FILE, tmp_path)
+    assert weights.name == "location_encoder_weights.pth" and weights.stat().st_size > 30e6
+    gallery = resolve_release_file("geoclip", GPS_GALLERY_FILE, tmp_path)
+    assert gallery.read_text().splitlines()[0] == "LAT,LON"
+    assert len(gallery.read_text().splitlines()) == 100_001
+    own = resolve_release_file("w/own.pth", LOCATION_ENCODER_FILE, tmp_path)
+    assert own == tmp_path / "w/own.pth"
+
+
+def test_unknown_projection_is_refused():
+    with pytest.raises(ValueError, match="gps_projection='robinson'"):
+        GPSEncoder(12, SIGMAS, n_features=16, hidden=16, layers=1, projection="robinson")

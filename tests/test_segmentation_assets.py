@@ -1,10 +1,10 @@
 """segmentation_cache as a Dagster asset: one MLflow run per shard, a data version that follows
 the content, and staleness that follows only the segmentation (and benchmarks) sections.
 
-Until settings.py is wired, the tests add its entries themselves (monkeypatched). The upstream
-manifests are stood in for by assets of the same keys and partitions that write the demo world's
-manifests, so these tests exercise the segmentation asset without depending on the data step's
-own settings; the whole graph is the end-to-end test's job."""
+The asset's sections and logic version are geoloc_assets/settings.py's own, as shipped. The
+upstream manifests are stood in for by assets of the same keys and partitions that write the demo
+world's manifests, so these tests exercise the segmentation asset without depending on the data
+step's own settings; the whole graph is the end-to-end test's job."""
 
 import copy
 from pathlib import Path
@@ -31,12 +31,6 @@ from tests.test_segmentation_shards import (
 
 ASSET = "segmentation_cache"
 SHARDS = ["000", "001"]
-
-
-@pytest.fixture
-def wired(monkeypatch):
-    monkeypatch.setitem(asset_settings.ASSET_SECTIONS, ASSET, ("segmentation", "benchmarks"))
-    monkeypatch.setitem(asset_settings.LOGIC_VERSIONS, ASSET, "1")
 
 
 @pytest.fixture
@@ -110,9 +104,7 @@ def partitions_of(defs: dg.Definitions, asset: str) -> list[str]:
     return list(node.partitions_def.get_partition_keys()) if node.partitions_def else []
 
 
-def test_shards_materialize_tracked_and_stale_only_on_their_sections(
-    tiny_project, wired, dagster_home
-):
+def test_shards_materialize_tracked_and_stale_only_on_their_sections(tiny_project, dagster_home):
     set_segmentation(tiny_project)
     defs = definitions(tiny_project)
     instance = project_instance(tiny_project)
@@ -163,7 +155,7 @@ def test_shards_materialize_tracked_and_stale_only_on_their_sections(
     assert redone.tags["dagster/data_version"] != before
 
 
-def test_only_segmentation_cache_follows_the_segmentation_section(tiny_project, wired):
+def test_only_segmentation_cache_follows_the_segmentation_section(tiny_project):
     set_segmentation(tiny_project)
     params = load_params(tiny_project)
     names = list(asset_settings.ASSET_SECTIONS)

@@ -73,6 +73,7 @@ class CountingProvider(DemoProvider):
     """The demo provider, remembering which ids it was asked for."""
 
     def __init__(self) -> None:
+        super().__init__(condition_errors=False)  # exact ground truth, as SECTION asks
         self.seen: list[str] = []
 
     def predict(self, items: Sequence[WorkItem]) -> Prediction:
@@ -172,16 +173,25 @@ def test_bad_image_is_reported_by_id_and_the_rest_cached(paths):
     assert bad.id not in cache.ids() and cache.failures()[bad.id] == failures[0].reason
     with pytest.raises(KeyError, match=f"{bad.id}.*failed"):
         cache.load([items[0].id, bad.id])
-    cache.load([items[0].id, items[2].id])
+    maps, histograms = cache.load([items[2].id, items[0].id])  # the rest is cached, in order
+    for item, label_map, histogram in zip([items[2], items[0]], maps, histograms, strict=True):
+        truth = np.asarray(Image.open(item.label))
+        assert np.array_equal(label_map, downsample_mode(truth, 32))
+        np.testing.assert_allclose(histogram, class_histogram(truth))
 
 
 def test_reader_returns_rows_in_order_with_histograms(paths):
     section = segmentation_section()
+    all_items = shard_items(paths, BENCHMARKS, 1, 0)
     for shard in ("000", "001"):
-        build_segmentation_shard(paths, section, BENCHMARKS, shard, log=lambda m: None)
+        report = build_segmentation_shard(paths, section, BENCHMARKS, shard, log=lambda m: None)
+        wanted = shard_items(paths, BENCHMARKS, 2, int(shard))
+        assert report.problems == [] and report.outcome.failures == []
+        assert not report.outcome.kept and report.outcome.computed == len(wanted)
+        assert report.wanted == report.outcome.images == len(wanted) > 0
+        assert report.summary()["images"] == len(wanted)
     cache = SegmentationCache(cache_directory(paths.root))
     ids = cache.ids()
-    all_items = shard_items(paths, BENCHMARKS, 1, 0)
     assert ids == sorted(item.id for item in all_items)  # reference and benchmark images
     order = [*ids[::-1][:9], ids[0]]  # across shards, reversed, with a repeat
     maps, histograms = cache.load(order)

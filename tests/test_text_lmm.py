@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections import deque
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +35,7 @@ class FakeLmmServer:
         self.authorizations: list[str] = []
         self.script: deque = deque()
         self.lock = threading.Lock()
+        self.released = threading.Event()  # ends a "hold": set by the next request, or on exit
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +48,10 @@ class FakeLmmServer:
                     server.requests.append(body)
                     server.authorizations.append(self.headers.get("Authorization", ""))
                     action = server.script.popleft() if server.script else "ok"
+                    if action == "hold":
+                        server.released.clear()
+                    else:
+                        server.released.set()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.respond(self, action, body)  # a timed-out client hangs up
 
@@ -59,9 +63,9 @@ class FakeLmmServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def respond(self, handler: BaseHTTPRequestHandler, action, body: dict) -> None:
-        if isinstance(action, tuple) and action[0] == "delay":
-            time.sleep(action[1])
-            action = "ok"
+        if action == "hold":  # no answer until the client has given up and asked again
+            self.released.wait()
+            return
         if action == "429":
             self.send(handler, 429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
         elif action == "500":
@@ -88,6 +92,7 @@ class FakeLmmServer:
         return self
 
     def __exit__(self, *_exc) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -168,8 +173,10 @@ def test_429_and_5xx_are_retried(tmp_path, server):
 
 
 def test_timeouts_are_retried(tmp_path, server):
-    server.script.append(("delay", 1.5))
-    worker = describer(tmp_path, server, lmm_timeout_s=0.3, lmm_max_concurrency=1)
+    """The first request is held unanswered until the retry arrives, so it times out on any
+    machine; the retry is answered at once, well inside the timeout."""
+    server.script.append("hold")
+    worker = describer(tmp_path, server, lmm_timeout_s=0.5, lmm_max_concurrency=1)
     assert worker.describe(QUERIES[:1])[0].startswith("Seen:")
     assert worker.stats.retries == 1 and len(server.requests) == 2
 

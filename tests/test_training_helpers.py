@@ -1,25 +1,25 @@
 """Shared builders for the model and training tests (no tests here).
 
 A tiny project carried through the real steps up to the model's inputs: manifests, place
-texts, the backbone's CLIP-style pretraining (1 epoch) and the backbone-features cache. The
-segmentation view comes from an in-memory source built from the demo world's own label PNGs.
+texts, the segmentation cache (the demo provider, as params.yaml configures it), the backbone's
+CLIP-style pretraining (1 epoch) and the backbone-features cache.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image
 
-from geoloc_core.ade20k import NUM_CLASSES
 from geoloc_core.data.manifest import read_manifest
+from geoloc_core.models.inputs import SegmentationSource
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.segmentation.settings import SegmentationSettings
+from geoloc_core.segmentation.sharding import shard_keys
+from geoloc_core.training.project_inputs import segmentation_source
 
 TINY_MODEL = {
     "variant": "g3",
@@ -30,6 +30,7 @@ TINY_MODEL = {
     "gps_hidden": 32,
     "gps_layers": 1,
     "gps_init": None,
+    "gps_projection": "mercator",
     "fusion_dim": 32,
     "fusion_heads": 2,
     "fusion_layers": 1,
@@ -68,32 +69,9 @@ TINY_FEATURES = {
 }
 
 
-class LabelPngSegmentation:
-    """The segmentation contract (load, ids) from the demo world's label PNGs, in memory."""
-
-    def __init__(self, root: Path, manifests: Sequence[Path], resolution: int = 64):
-        self.maps: dict[str, np.ndarray] = {}
-        for file in manifests:
-            table = read_manifest(file)
-            for image_id, label in zip(table["id"], table["label"], strict=True):
-                with Image.open(Path(root) / label) as img:
-                    resized = img.resize((resolution, resolution), Image.Resampling.NEAREST)
-                self.maps[str(image_id)] = np.asarray(resized, dtype=np.uint8)
-
-    def load(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        missing = [i for i in ids if i not in self.maps]
-        if missing:
-            raise KeyError(f"{missing[0]!r} has no label map")
-        maps = np.stack([self.maps[i] for i in ids])
-        counts = np.stack([np.bincount(m.ravel(), minlength=NUM_CLASSES) for m in maps])
-        return maps, (counts / maps[0].size).astype(np.float32)
-
-    def ids(self) -> list[str]:
-        return sorted(self.maps)
-
-
 def build_tiny_inputs(template: Path, target: Path) -> Path:
     """Copy the tiny demo project and run the steps that make the alignment model's inputs."""
+    from geoloc_core.segmentation.step import build_segmentation_shard
     from geoloc_core.steps.manifests import build_benchmark_manifest, build_reference_manifest
     from geoloc_core.steps.texts import build_place_texts
     from geoloc_core.steps.training import build_backbone_features, build_backbone_weights
@@ -108,16 +86,19 @@ def build_tiny_inputs(template: Path, target: Path) -> Path:
     for name in benchmarks:
         build_benchmark_manifest(paths, params["data"], name, params["manifest"])
     build_place_texts(paths, params["text"])
+    segmentation = params["segmentation"]
+    for key in shard_keys(SegmentationSettings.from_section(segmentation).n_shards):
+        report = build_segmentation_shard(paths, segmentation, benchmarks, key, log=lambda _: None)
+        assert report.problems == [] and report.outcome.failures == [], report
     build_backbone_weights(paths, TINY_BACKBONE, fingerprint="tiny")
     for key in ("000", "001"):
         build_backbone_features(paths, TINY_FEATURES, benchmarks, key, log=lambda _: None)
     return target
 
 
-def tiny_segmentation(root: Path) -> LabelPngSegmentation:
-    paths = ProjectPaths(root)
-    files = [paths.reference_manifest, *sorted((paths.manifests / "benchmarks").glob("*.csv"))]
-    return LabelPngSegmentation(root, files)
+def tiny_segmentation(root: Path) -> SegmentationSource:
+    """The project's segmentation cache, opened the way training and indexing open it."""
+    return segmentation_source(ProjectPaths(root))
 
 
 def reference_rows(root: Path, split: str = "reference") -> pd.DataFrame:

@@ -12,11 +12,17 @@ import pytest
 from PIL import Image
 
 from geoloc_core.data.images import load_batch
+from geoloc_core.data.manifest import read_manifest
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict_images import embed_files, predict_images
 from geoloc_core.retrieval.index_settings import IndexSettings
-from geoloc_core.steps.indexing import build_index, embed_reference_shard
+from geoloc_core.steps.indexing import (
+    build_index,
+    embed_reference_shard,
+    index_record,
+    shard_files,
+)
 from geoloc_core.steps.training import load_trained, train_model
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
@@ -44,7 +50,6 @@ def trained_project(tiny_inputs: Path, target: Path, variant: str) -> ProjectPat
         {**TINY_TRAIN, "epochs": 1},
         DEFAULT_THRESHOLDS_KM,
         fingerprint="predict",
-        segmentation=tiny_segmentation(target),
         progress=False,
     )
     return paths
@@ -77,5 +82,21 @@ def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
     Image.fromarray(np.full((90, 120, 3), 128, np.uint8)).save(photo)
     broken.write_bytes(b"not an image")
     good, bad = predict_images(paths.root, [photo, broken], top_k=2)
-    assert -90 <= good["lat"] <= 90 and len(good["neighbours"]) == 2
     assert "error" in bad and "lat" not in bad
+
+    # the same search by brute force: cosine of the photo's embedding with every stored vector
+    trained = load_trained(paths)
+    images, _, _ = load_batch(["photo"], [photo], trained.image_size)
+    parts = tuple(index_record(paths)["parts"])
+    query = embed_files(paths, trained, images, None, parts)[0]
+    vectors_file, ids_file, _ = shard_files(paths, "000")
+    vectors = np.load(vectors_file).astype(np.float64)
+    cosine = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    nearest = np.argsort(-cosine)[:2]
+    assert cosine[nearest[0]] - cosine[nearest[1]] > 1e-4  # no tie to decide
+    ids = read_manifest(ids_file)["id"].to_numpy()
+    assert good["neighbours"] == ids[nearest].tolist()
+    assert good["score"] == pytest.approx(cosine[nearest[0]], abs=1e-3)
+    reference = read_manifest(paths.reference_manifest).set_index("id")
+    first = reference.loc[good["neighbours"][0]]
+    assert (good["lat"], good["lon"]) == (first["lat"], first["lon"])  # exactly its coordinates

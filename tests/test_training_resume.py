@@ -12,7 +12,7 @@ import torch
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.training import train_model
-from tests.test_training_helpers import TINY_MODEL, TINY_TRAIN, build_tiny_inputs, tiny_segmentation
+from tests.test_training_helpers import TINY_MODEL, TINY_TRAIN, build_tiny_inputs
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,6 @@ def run(root: Path, variant: str, stop_after_epoch: int | None = None) -> dict:
         DEFAULT_THRESHOLDS_KM,
         fingerprint="test",
         stop_after_epoch=stop_after_epoch,
-        segmentation=tiny_segmentation(root),
         progress=False,
     )
 

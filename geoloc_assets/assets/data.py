@@ -4,7 +4,9 @@ each guarded by a blocking asset check that reads the manifest gate's report.
 The gate (Great Expectations 1.x, geoloc_core.validation) runs while the manifest is built:
 bad rows go to a quarantine report and the rest are written. The check fails when the failure
 rate is over params manifest.max_quarantine_fraction or a known dataset has the wrong size;
-it is blocking, so nothing downstream runs in that Dagster run.
+it is blocking, so nothing downstream runs in that Dagster run. A configured benchmark whose
+CSV does not exist materializes an empty manifest with metadata `skipped` (which file, how to
+provide it) and a passing check, so its partition is neither failed nor missing.
 """
 
 import hashlib
@@ -70,6 +72,7 @@ def gate_check_result(paths: ProjectPaths, name: str) -> dg.AssetCheckResult:
     if more > 0:
         preview_text += f"\n\n… and {more} more in {quarantine_file}"
     expectations = pd.DataFrame(report.expectations)
+    checked = markdown_table(expectations) if len(expectations) else "(nothing checked)"
     return dg.AssetCheckResult(
         passed=report.passed,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -84,9 +87,10 @@ def gate_check_result(paths: ProjectPaths, name: str) -> dg.AssetCheckResult:
             "row_count_ok": report.row_count_ok,
             "expected_rows": str(report.expected_rows),
             "failures_by_rule": dg.MetadataValue.json(report.failures_by_rule),
-            "expectations": dg.MetadataValue.md(markdown_table(expectations)),
+            "expectations": dg.MetadataValue.md(checked),
             "quarantine": dg.MetadataValue.md(preview_text),
             "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
+            **({"skipped": report.skipped} if report.skipped else {}),
         },
     )
 
@@ -164,6 +168,10 @@ def build_data_assets(
             summary = build_benchmark_manifest(
                 paths, config.data.model_dump(), benchmark, config.manifest.model_dump()
             )
+            skipped = summary.get("skipped")
+            if skipped:
+                context.log.warning(f"benchmark_manifest[{benchmark}] skipped: {skipped}")
+                run.set_tags({"skipped": "true"})
             run.log_metrics(summary)
             run.log_artifact(quarantine_path(paths, benchmark), "gate")
             run.log_artifact(report_path(paths, benchmark), "gate")

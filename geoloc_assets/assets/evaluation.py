@@ -7,6 +7,7 @@ import dagster as dg
 from geoloc_assets.assets.common import AUTOMATION, materialized
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
+from geoloc_core.report.labels import LABEL_SECTIONS
 
 GROUP = "evaluation"
 BASELINES_GROUP = "baselines"
@@ -96,8 +97,9 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         code_version=code_version("report", params),
         automation_condition=AUTOMATION,
         description=(
-            "reports/report.md: per benchmark the baselines, each stage and the decision; "
-            "error curves and prediction maps."
+            "reports/report.md and reports/report.html (self-contained): per benchmark each "
+            "stage, the baselines and published results; error CDFs, prediction maps on "
+            "coastlines; plot data metrics/plots/cdf_*.csv and accuracy_*.csv for DVC."
         ),
     )
     def report(
@@ -108,14 +110,22 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
     ) -> dg.MaterializeResult:
         from geoloc_core.steps.report import build_report
 
-        with mlflow_tracker.asset_run(context, config.model_dump()) as run:
+        settings = config.model_dump()
+        with mlflow_tracker.asset_run(context, settings) as run:
             files = build_report(
-                project.paths, config.benchmarks.names, config.evaluation.thresholds_km
+                project.paths,
+                config.benchmarks.names,
+                config.evaluation.thresholds_km,
+                config.evaluation.distance,
+                {name: settings[name] for name in LABEL_SECTIONS},
             )
             for path in files:
                 run.log_artifact(path, "report")
-        curves = project.paths.reports / "error_curves.png"
-        extra = {"error_curves": dg.MetadataValue.path(str(curves))}
+        reports = project.paths.reports
+        extra = {
+            "report": dg.MetadataValue.path(str(reports / "report.html")),
+            "error_curves": dg.MetadataValue.path(str(reports / "error_curves.png")),
+        }
         return materialized({"files": len(files)}, run, files, extra)
 
     return [baselines, metrics, report]

@@ -24,7 +24,7 @@ GENERATOR_VERSION = "geoloc-demo-world/1"
 SITE_COLUMNS = ("site_id", "name", "admin1", "admin2", "country_code", "country", "continent",
                 "lat", "lon", "climate", "density", "coastal", "role")
 MANIFEST_COLUMNS = ("id", "split", "site_id", "lat", "lon", "image", "label", "season",
-                    "weather", "time_of_day", "country_code", "continent")
+                    "weather", "time_of_day", "snow_cover", "country_code", "continent")
 CHUNK_SIZE = 32
 MAX_IMAGE_SIZE = 1024
 MAX_JITTER_KM = 25.0
@@ -99,8 +99,8 @@ def _manifest_rows(jobs: list[ViewJob], sites: dict[int, Site]) -> list[list[Any
         site = sites[job.site_id]
         c = job.conditions
         rows.append([job.image_id, job.split, job.site_id, site.lat, site.lon, job.image_path,
-                     job.label_path, c.season, c.weather, c.time_of_day, site.country_code,
-                     site.continent])
+                     job.label_path, c.season, c.weather, c.time_of_day,
+                     round(c.snow_cover, 3), site.country_code, site.continent])
     return rows
 
 

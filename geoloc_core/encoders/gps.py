@@ -1,9 +1,11 @@
-"""GPS encoder (GeoCLIP/G3): Mercator -> random Fourier features at several scales -> MLPs, summed.
+"""GPS encoder (GeoCLIP/G3): a map projection -> random Fourier features at several scales ->
+MLPs, summed.
 
 Several sigmas let one encoder resolve continents (small sigma) and streets (large sigma); the
 Fourier matrices are fixed buffers, seeded, so a checkpoint fully determines the encoder. Each
 branch has GeoCLIP's shape (Fourier features, `layers` hidden Linear+ReLU, a linear head), so
-GeoCLIP's released location-encoder weights can initialise it (encoders/geoclip.py).
+GeoCLIP's released location-encoder weights can initialise it (encoders/geoclip.py). The
+projection is a setting: G3 feeds Mercator, GeoCLIP trained its weights on Equal Earth.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import torch
 from torch import nn
 
 MERCATOR_MAX_LAT = 85.05112878  # where EPSG:3857 reaches +-1; beyond it the projection is undefined
+# Equal Earth's polynomial (Savric, Patterson & Jenny 2018) and the scale GeoCLIP applies after
+# it (x * 66.50336 / 180), so GeoCLIP's weights see the inputs they were trained on.
+EQUAL_EARTH_A = (1.340264, -0.081106, 0.000893, 0.003796)
+GEOCLIP_EQUAL_EARTH_SCALE = 66.50336
 
 
 def mercator_normalized_torch(latlon: torch.Tensor) -> torch.Tensor:
@@ -23,6 +29,25 @@ def mercator_normalized_torch(latlon: torch.Tensor) -> torch.Tensor:
     x = latlon[:, 1] / 180.0
     y = torch.log(torch.tan(math.pi / 4 + torch.deg2rad(lat) / 2)) / math.pi
     return torch.stack([x, y], dim=-1)
+
+
+def equal_earth_geoclip_torch(latlon: torch.Tensor) -> torch.Tensor:
+    """Equal Earth (x, y) in GeoCLIP's scaling; defined at every latitude, poles included.
+
+    The terms are evaluated in the order GeoCLIP evaluates them: the sigma-256 Fourier branch
+    multiplies the input by ~1600, so one float32 ulp of difference here shows up downstream.
+    """
+    a1, a2, a3, a4 = EQUAL_EARTH_A
+    sqrt3 = torch.sqrt(torch.tensor(3.0, dtype=latlon.dtype, device=latlon.device))
+    lat, lon = torch.deg2rad(latlon[:, 0]), torch.deg2rad(latlon[:, 1])
+    theta = torch.asin(sqrt3 / 2 * torch.sin(lat))
+    denominator = 3 * (9 * a4 * theta**8 + 7 * a3 * theta**6 + 3 * a2 * theta**2 + a1)
+    x = 2 * sqrt3 * lon * torch.cos(theta) / denominator
+    y = a4 * theta**9 + a3 * theta**7 + a2 * theta**3 + a1 * theta
+    return torch.stack([x, y], dim=1) * GEOCLIP_EQUAL_EARTH_SCALE / 180
+
+
+PROJECTIONS = {"mercator": mercator_normalized_torch, "equal_earth": equal_earth_geoclip_torch}
 
 
 class RandomFourierFeatures(nn.Module):
@@ -75,8 +100,14 @@ class GPSEncoder(nn.Module):
         hidden: int = 1024,
         layers: int = 3,
         seed: int = 0,
+        projection: str = "mercator",
     ):
         super().__init__()
+        if projection not in PROJECTIONS:
+            raise ValueError(
+                f"model.gps_projection={projection!r} is not one of {list(PROJECTIONS)}"
+            )
+        self.projection = projection
         if not sigmas:
             raise ValueError("model.gps_sigmas must name at least one scale")
         if layers < 1:
@@ -90,5 +121,5 @@ class GPSEncoder(nn.Module):
 
     def forward(self, latlon: torch.Tensor) -> torch.Tensor:
         """latlon: (B, 2) degrees -> (B, embed_dim), not normalised."""
-        xy = mercator_normalized_torch(latlon)
+        xy = PROJECTIONS[self.projection](latlon)
         return torch.stack([branch(xy) for branch in self.branches]).sum(dim=0)

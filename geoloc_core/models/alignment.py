@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geoloc_core.encoders.geoclip import load_geoclip_weights
+from geoloc_core.encoders.geoclip_files import LOCATION_ENCODER_FILE, resolve_release_file
 from geoloc_core.encoders.gps import GPSEncoder
 from geoloc_core.models.config import ModelConfig
 from geoloc_core.models.cross_attention import BidirectionalCrossAttention
@@ -73,6 +74,7 @@ class GeoAlignmentModel(nn.Module):
             config.gps_hidden,
             config.gps_layers,
             seed=seed,
+            projection=config.gps_projection,
         )
         hidden = config.head_hidden
         if IMAGE_GPS in self.spec.embeddings:
@@ -105,7 +107,10 @@ class GeoAlignmentModel(nn.Module):
         """Load GeoCLIP's location-encoder weights named by model.gps_init (relative to root)."""
         if not self.config.gps_init:
             raise ValueError("model.gps_init is null: there are no GeoCLIP weights to load")
-        load_geoclip_weights(self.gps_encoder, Path(root) / self.config.gps_init)
+        load_geoclip_weights(
+            self.gps_encoder,
+            resolve_release_file(self.config.gps_init, LOCATION_ENCODER_FILE, Path(root)),
+        )
 
     # --- embeddings -------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import Any
 from geoloc_core.models.variants import variant_spec
 from geoloc_core.section_fields import strict_values
 
+GPS_PROJECTIONS = ("mercator", "equal_earth")  # encoders/gps.py implements each
+
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -105,7 +107,8 @@ class ModelConfig:
     gps_fourier_features: int = 512
     gps_hidden: int = 1024
     gps_layers: int = 3
-    gps_init: str | None = None  # GeoCLIP location_encoder_weights.pth, relative to the root
+    gps_init: str | None = None  # geoclip (the installed wheel's weights) or a .pth under the root
+    gps_projection: str = "mercator"  # mercator (G3) | equal_earth (GeoCLIP's training input)
     fusion_dim: int = 512  # width of DualGeo's cross-attention
     fusion_heads: int = 8
     fusion_layers: int = 1
@@ -132,6 +135,11 @@ class ModelConfig:
             1,
         )
         _at_least("model", self, ("seg_layers",), 0)
+        if self.gps_projection not in GPS_PROJECTIONS:
+            raise ValueError(
+                f"model.gps_projection={self.gps_projection!r} must be one of "
+                f"{list(GPS_PROJECTIONS)} (GeoCLIP's weights were trained on equal_earth)"
+            )
         if self.fusion_dim % self.fusion_heads:
             raise ValueError(
                 f"model.fusion_dim={self.fusion_dim} must be a multiple of "

@@ -34,6 +34,7 @@ class SegmentationSettings:
     output_resolution: int  # stored label map side, pixels
     label_noise: float  # fraction of pixels (or chance per class) given a seeded wrong class
     label_noise_unit: str  # pixel | class
+    condition_errors: bool  # demo: degrade label maps with each view's conditions (published rates)
     seed: int  # seeds the label noise
     n_shards: int  # image ids are spread over this many shards by hash
     batch_size: int  # images per inference batch and per resumable part file
@@ -78,6 +79,10 @@ class SegmentationSettings:
             raise SegmentationError(
                 f"segmentation.label_noise={self.label_noise}: must lie between 0 and 1"
             )
+        if not isinstance(self.condition_errors, bool):
+            raise SegmentationError(
+                f"segmentation.condition_errors={self.condition_errors!r}: must be true or false"
+            )
         if not isinstance(self.progress, bool):
             raise SegmentationError(
                 f"segmentation.progress={self.progress!r}: must be true or false"
@@ -93,6 +98,9 @@ class SegmentationSettings:
         }
         if self.label_noise > 0:
             content["label_noise_unit"] = self.label_noise_unit
+        if self.provider == "demo":
+            content["condition_errors"] = self.condition_errors
+        if self.label_noise > 0 or content.get("condition_errors"):
             content["seed"] = self.seed
         if self.provider in MODEL_PROVIDERS:
             content["model_id"] = self.model_id

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,11 @@ from geoloc_core.segmentation.shardfile import ShardRows, read_rows, write_rows
 from geoloc_core.segmentation.sharding import shard_file_name
 
 Log = Callable[[str], None]
+
+# Test hook (tests/test_segmentation_resume.py), unset in real runs: with this set to N a run
+# writes part file N, then a STOPPED_MARKER file next to it, and waits there to be SIGKILLed.
+STOP_AFTER_BATCH_ENV = "GEOLOC_TEST_STOP_AFTER_BATCH"
+STOPPED_MARKER = "stopped"
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,10 @@ def compute_shard(
                 rows = compute_batch(provider, batch, settings, reason_root)
                 write_rows(part_path, rows, {"fingerprint": fingerprint, "part": number})
                 computed += len(batch)
+                if os.environ.get(STOP_AFTER_BATCH_ENV) == str(number + 1):
+                    (parts_dir / STOPPED_MARKER).touch()  # the test hook above
+                    while True:
+                        time.sleep(60)
             else:
                 resumed += len(batch)
             parts.append(rows)

@@ -3,7 +3,8 @@
 Every baseline guesses one reference image's coordinates per query; a trained model's numbers
 mean something only next to these. Queries whose input cannot be read (an undecodable image,
 an image the caches failed on) are counted as `failed` and left out of the scores, as the
-trained model's predictions step does; `n` is the number of queries scored.
+trained model's predictions step does; `n` is the number of queries scored. A benchmark with
+no query (its data set absent) gets empty tables and `n: 0` with no score.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
 from geoloc_core.paths import ProjectPaths
 
+# the prediction table of each baseline; `neighbour` is the reference image whose place it guessed
+TABLE_COLUMNS = ("id", "lat", "lon", "pred_lat", "pred_lon", "neighbour")
+
 
 def compute_baselines(
     paths: ProjectPaths,
@@ -47,13 +51,14 @@ def compute_baselines(
         raise ValueError(f"{paths.reference_manifest} has no rows of split 'reference'")
     queries = read_manifest(paths.benchmark_manifest(benchmark))
     if queries.empty:
-        raise ValueError(f"{paths.benchmark_manifest(benchmark)} has no rows to score")
-    results: dict[str, dict[str, Any]] = {}
-    for method in settings.methods:
-        prediction = _predict(method, paths, settings, queries, reference, benchmark)
-        table = _prediction_table(queries, reference, prediction)
-        _write_tables(paths, benchmark, method, table, prediction.failures)
-        results[method] = _score(method, benchmark, table, prediction, evaluation_section)
+        results = _no_queries(paths, benchmark, settings.methods)
+    else:
+        results = {}
+        for method in settings.methods:
+            prediction = _predict(method, paths, settings, queries, reference, benchmark)
+            table = _prediction_table(queries, reference, prediction)
+            _write_tables(paths, benchmark, method, table, prediction.failures)
+            results[method] = _score(method, benchmark, table, prediction, evaluation_section)
     target = baselines_metrics_file(paths, benchmark)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -70,6 +75,15 @@ def baseline_predictions_file(paths: ProjectPaths, benchmark: str, method: str) 
 
 def baseline_failures_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
     return paths.artifacts / "baselines" / benchmark / f"{method}.failed.csv"
+
+
+def _no_queries(
+    paths: ProjectPaths, benchmark: str, methods: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """An empty benchmark (its data set absent): empty tables and n = 0, no score."""
+    for method in methods:
+        _write_tables(paths, benchmark, method, pd.DataFrame(columns=list(TABLE_COLUMNS)), {})
+    return {method: {"n": 0, "skipped": "the benchmark has no queries"} for method in methods}
 
 
 def _predict(

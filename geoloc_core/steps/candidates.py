@@ -56,17 +56,21 @@ def build_candidates(
     features, segmentation = model_inputs(paths, trained)
     manifest = read_manifest(paths.benchmark_manifest(benchmark))
     rows, missing = rows_with_inputs(manifest, features, segmentation)
-    if rows.empty:
+    if rows.empty and not manifest.empty:
         raise ValueError(
             f"no image of benchmark '{benchmark}' has cached inputs ({len(missing)} missing, "
             "e.g. " + "; ".join(missing["reason"].head(3)) + "): materialize backbone_features"
             " and segmentation_cache with this benchmark in params benchmarks.names"
         )
-    data = AlignmentData(rows["id"].tolist(), features, segmentation)
-    queries, gps_aligned = embed_queries(
-        trained.model, data, progress=True, desc=benchmark, parts=tuple(record["parts"])
-    )
     index = index_for_search(load_index(paths.index_file), index_settings)
+    if rows.empty:  # an empty benchmark (its data set is absent): 0 queries, 0 candidates
+        queries = np.zeros((0, index.d), np.float32)
+        gps_aligned = np.zeros((0, trained.model.config.embed_dim), np.float32)
+    else:
+        data = AlignmentData(rows["id"].tolist(), features, segmentation)
+        queries, gps_aligned = embed_queries(
+            trained.model, data, progress=True, desc=benchmark, parts=tuple(record["parts"])
+        )
     meta = read_manifest(paths.index_meta)
     places = place_names(paths.root)
     scores, positions = search(index, queries, settings.top_k, index_settings)
@@ -81,16 +85,32 @@ def build_candidates(
     np.save(tmp, gps_aligned)
     tmp.replace(vectors_file)
     write_manifest(rows[["id"]], ids_file)
+    return _summary(rows, missing, table, settings, record)
+
+
+def _summary(
+    rows: pd.DataFrame,
+    missing: pd.DataFrame,
+    table: pd.DataFrame,
+    settings: RetrievalSettings,
+    record: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Counts and scores of the candidates; with no query, counts only (a mean of nothing is
+    not a score)."""
     similar = table[table["kind"] == "similar"]
-    return {
+    summary: dict[str, Any] = {
         "queries": len(rows),
         "failed_images": len(missing),
-        "top_k": int(similar["rank"].max()) + 1,
+        "top_k": int(similar["rank"].max()) + 1 if len(similar) else 0,
         "dissimilar_k": settings.dissimilar_k,
         "parts": "+".join(record["parts"]),
-        "mean_top1_score": float(similar.loc[similar["rank"] == 0, "score"].mean()),
         "unnamed_candidates": int((table["place"] == "").sum()),
     }
+    if len(similar):
+        summary["mean_top1_score"] = float(similar.loc[similar["rank"] == 0, "score"].mean())
+    else:
+        summary["skipped"] = "the benchmark has no queries"
+    return summary
 
 
 def _ranked(

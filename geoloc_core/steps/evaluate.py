@@ -1,4 +1,8 @@
-"""Step: predictions -> accuracy at the distance thresholds, written as metrics/<benchmark>.json."""
+"""Step: predictions -> accuracy at the distance thresholds, written as metrics/<benchmark>.json.
+
+A benchmark with no prediction (its data set absent) gets `n: 0`, the reason under `skipped`
+and no accuracy, median or mean at all: none of them is 0, they do not exist.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ def evaluate_benchmark(
     if not source.is_file():
         raise FileNotFoundError(f"{source} is missing: materialize predictions[{benchmark}] first")
     table = pd.read_csv(source)
+    if table.empty:
+        return _no_predictions(paths, benchmark, table)
     errors = distance_km(
         table["lat"].to_numpy(),
         table["lon"].to_numpy(),
@@ -48,15 +54,32 @@ def evaluate_benchmark(
             stages[stage] = _rounded(summarize_errors(stage_errors, thresholds))
     if stages:
         rounded["stages"] = stages
+    _write(paths, benchmark, rounded, pd.DataFrame({"id": table["id"], "error_km": errors}))
+    return rounded
+
+
+def _no_predictions(paths: ProjectPaths, benchmark: str, table: pd.DataFrame) -> dict[str, Any]:
+    """n = 0 and why, for the run and each stage; an empty errors file with its columns."""
+    from geoloc_core.steps.manifests import skipped_reason  # the gate's modules: only here
+
+    reason = skipped_reason(paths, benchmark) or f"benchmark {benchmark} has no queries"
+    metrics: dict[str, Any] = {"n": 0, "skipped": reason}
+    stages = {stage: {"n": 0} for stage, (lat, _) in STAGE_COLUMNS.items() if lat in table}
+    if stages:
+        metrics["stages"] = stages
+    _write(paths, benchmark, metrics, pd.DataFrame(columns=["id", "error_km"]))
+    return metrics
+
+
+def _write(
+    paths: ProjectPaths, benchmark: str, metrics: Mapping[str, Any], errors: pd.DataFrame
+) -> None:
     target = paths.metrics(benchmark)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(rounded, indent=2, sort_keys=True) + "\n")
+    target.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     errors_file = paths.artifacts / "errors" / f"{benchmark}.csv"
     errors_file.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": table["id"], "error_km": errors}).to_csv(
-        errors_file, index=False, float_format="%.4f", lineterminator="\n"
-    )
-    return rounded
+    errors.to_csv(errors_file, index=False, float_format="%.4f", lineterminator="\n")
 
 
 def _rounded(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Every prompt gets lmm.n answers. Only answers that parse are written, one row ea
 (query_id, source, sample, lat, lon); the rest are dropped and counted by reason in the
 summary. Answers are cached as they arrive (see lmm/runner.py), so a rerun after a kill only
 asks for what is missing. provider none writes an empty answers file: G3's "without
-geo-diversification" setting.
+geo-diversification" setting; so does a benchmark with no queries (its data set absent).
 """
 
 from __future__ import annotations
@@ -125,11 +125,7 @@ def run_lmm_stage(
     for_mode = for_mode or settings.mode
     answers_file = lmm_answers_path(paths, benchmark, for_mode)
     summary = _empty_summary(settings, benchmark)
-    reason = ""
-    if settings.provider == "none":
-        reason = "lmm.provider is none (G3 without geo-diversification)"
-    elif settings.mode != for_mode:
-        reason = f"lmm.mode is {settings.mode}; this step serves mode {for_mode}"
+    reason = _skip_reason(paths, benchmark, settings, for_mode)
     if reason:
         _write_answers(answers_file, [])
         summary["skipped"] = True
@@ -203,6 +199,20 @@ def run_lmm_stage(
             f"{summary['answers_kept']} answers so far are written and cached"
         )
     return summary
+
+
+def _skip_reason(
+    paths: ProjectPaths, benchmark: str, settings: LmmSettings, for_mode: str
+) -> str:
+    """Why this step asks nothing ("" when it asks): provider none, the other mode, or an
+    empty benchmark (its data set absent), which then needs no server, key or candidates."""
+    if settings.provider == "none":
+        return "lmm.provider is none (G3 without geo-diversification)"
+    if settings.mode != for_mode:
+        return f"lmm.mode is {settings.mode}; this step serves mode {for_mode}"
+    if read_manifest(paths.benchmark_manifest(benchmark)).empty:
+        return f"benchmark {benchmark} has no queries"
+    return ""
 
 
 # -- backends ----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Step: raw data -> the reference manifest and one manifest per benchmark, each through the gate.
 
 Each build writes three files: the manifest (accepted rows only), the quarantine report
-(id, reason) and the gate's JSON report, which the blocking asset check reads.
+(id, reason) and the gate's JSON report, which the blocking asset check reads. A configured
+benchmark whose CSV does not exist is skipped: its manifest is empty (same columns), its report
+says why, and every later step writes empty outputs for it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from geoloc_core.data.manifest import REFERENCE_SPLITS, ManifestError, write_manifest
-from geoloc_core.data.sources import SourceRows, benchmark_rows, reference_rows
+import pandas as pd
+
+from geoloc_core.data.manifest import (
+    MANIFEST_COLUMNS,
+    REFERENCE_SPLITS,
+    ManifestError,
+    write_manifest,
+)
+from geoloc_core.data.sources import (
+    SourceRows,
+    absent_benchmark,
+    benchmark_rows,
+    reference_rows,
+)
 from geoloc_core.params import load_params, section
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.validation.gate import GateOutcome, gate_manifest, write_report
+from geoloc_core.validation.gate import (
+    QUARANTINE_COLUMNS,
+    GateOutcome,
+    gate_manifest,
+    read_report,
+    skipped_report,
+    write_report,
+)
 from geoloc_core.validation.settings import GateSettings
 
 REFERENCE = "reference"
@@ -97,7 +118,11 @@ def build_benchmark_manifest(
     benchmark: str,
     manifest_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One benchmark's query rows, validated by the gate."""
+    """One benchmark's query rows, validated by the gate; an empty manifest when its data set
+    is absent (the summary's `skipped` says which file and how to provide it)."""
+    reason = absent_benchmark(paths.root, data_cfg, benchmark)
+    if reason:
+        return _skip_benchmark(paths, benchmark, reason)
     rows = benchmark_rows(paths.root, data_cfg, benchmark)
     if rows.frame.empty:
         raise ManifestError(
@@ -112,3 +137,28 @@ def build_benchmark_manifest(
         paths.benchmark_manifest(benchmark),
     )
     return _summary(outcome)
+
+
+def _skip_benchmark(paths: ProjectPaths, benchmark: str, reason: str) -> dict[str, Any]:
+    """Empty manifest and quarantine with the usual columns, and a report that says why."""
+    empty = pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    write_manifest(empty, paths.benchmark_manifest(benchmark))
+    quarantine = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    write_manifest(quarantine, quarantine_path(paths, benchmark))
+    report = skipped_report(benchmark, reason)
+    write_report(report, report_path(paths, benchmark))
+    return {
+        "rows": 0,
+        "rows_in": 0,
+        "quarantined": 0,
+        "failure_rate": 0.0,
+        "gate_passed": report.passed,
+        "skipped": reason,
+    }
+
+
+def skipped_reason(paths: ProjectPaths, benchmark: str) -> str:
+    """Why the benchmark's manifest was left empty ("" when it was not skipped), for the
+    steps after it to repeat where the empty result is seen."""
+    report = report_path(paths, benchmark)
+    return read_report(report).skipped if report.is_file() else ""

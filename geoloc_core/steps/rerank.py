@@ -54,7 +54,10 @@ def rerank_candidates(
     paths: ProjectPaths, benchmark: str, rerank_section: Mapping[str, Any]
 ) -> dict[str, Any]:
     settings = RerankSettings.from_section(rerank_section)
-    similar = similar_matrix(read_candidates(paths, benchmark))
+    candidates = read_candidates(paths, benchmark)
+    if candidates.empty:
+        return _no_queries(paths, benchmark, settings)
+    similar = similar_matrix(candidates)
     queries = similar["query_id"].drop_duplicates().tolist()
     k = len(similar) // len(queries)
     lat = similar["lat"].to_numpy(np.float64).reshape(-1, k)
@@ -80,6 +83,19 @@ def rerank_candidates(
         )
         if clustered.any()
         else 0.0,
+    }
+
+
+def _no_queries(paths: ProjectPaths, benchmark: str, settings: RerankSettings) -> dict[str, Any]:
+    """An empty benchmark: an empty re-ranked file with the usual columns, and counts of 0."""
+    write_manifest(pd.DataFrame(columns=list(RERANK_COLUMNS)), rerank_file(paths, benchmark))
+    return {
+        "method": settings.method,
+        "queries": 0,
+        "top_k": 0,
+        "queries_with_cluster": 0,
+        "top1_changed": 0,
+        "skipped": "the benchmark has no queries",
     }
 
 

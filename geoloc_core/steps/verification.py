@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
+from geoloc_core.encoders.geoclip_files import GPS_GALLERY_FILE, resolve_release_file
 from geoloc_core.geo.distance import validated_lat_lon
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.candidate_files import (
@@ -34,6 +35,19 @@ from geoloc_core.verification.geo_verify import closest_gallery_points, verify
 from geoloc_core.verification.settings import VerificationSettings
 
 GPS_BATCH = 65536
+PREDICTION_COLUMNS = (
+    "id",
+    "lat",
+    "lon",
+    "pred_lat",
+    "pred_lon",
+    "score",
+    "source",
+    "top1_lat",
+    "top1_lon",
+    "rerank_lat",
+    "rerank_lon",
+)
 
 
 def verify_benchmark(
@@ -42,6 +56,8 @@ def verify_benchmark(
     settings = VerificationSettings.from_section(verification_section)
     reranked = read_reranked(paths, benchmark)
     ids, image_gps = read_query_embeddings(paths, benchmark)
+    if not ids:
+        return _no_queries(paths, benchmark, settings)
     pool = reranked[reranked["rank"] < settings.pool_size]
     k = int(pool["rank"].max()) + 1
     by_query = pool.set_index(["query_id", "rank"]).sort_index()
@@ -68,7 +84,9 @@ def verify_benchmark(
         chosen_score = scores[:, 0]
     rows = np.arange(len(ids))
     decision = coords[rows, chosen]
-    decided_by = sources[rows, chosen].astype(str)
+    # object, not str: a fixed-width str array as wide as its longest label ("rerank", when
+    # that is every decision) would cut the "lmm-dualgeo" written into it below
+    decided_by = sources[rows, chosen].astype(object)
     reasoning = active_answers(paths, benchmark, "dualgeo")
     lmm_decided = 0
     if reasoning is not None:
@@ -95,7 +113,7 @@ def verify_benchmark(
             "rerank_lon": coords[:, 0, 1],
         }
     )
-    write_manifest(table, paths.predictions(benchmark))
+    write_manifest(table[list(PREDICTION_COLUMNS)], paths.predictions(benchmark))
     summary = {
         "method": settings.method,
         "pool_size": k,
@@ -107,6 +125,22 @@ def verify_benchmark(
     if reasoning is not None:
         summary["lmm_reasoning_fallbacks"] = len(ids) - lmm_decided
     return summary
+
+
+def _no_queries(
+    paths: ProjectPaths, benchmark: str, settings: VerificationSettings
+) -> dict[str, Any]:
+    """An empty benchmark: empty predictions with the usual columns, and counts of 0."""
+    write_manifest(pd.DataFrame(columns=list(PREDICTION_COLUMNS)), paths.predictions(benchmark))
+    return {
+        "method": settings.method,
+        "pool_size": 0,
+        "pool_extra": 0,
+        "predictions": 0,
+        "decision_not_top1": 0,
+        "decided_by_lmm_reasoning": 0,
+        "skipped": "the benchmark has no queries",
+    }
 
 
 def active_answers(paths: ProjectPaths, benchmark: str, mode: str) -> pd.DataFrame | None:
@@ -139,7 +173,9 @@ def gallery_candidates(
     settings: VerificationSettings,
 ) -> pd.DataFrame:
     """Each query's gallery_top gallery points closest to its image in the GPS space."""
-    latlon = read_gallery(paths.root / str(settings.gallery))
+    latlon = read_gallery(
+        resolve_release_file(str(settings.gallery), GPS_GALLERY_FILE, paths.root)
+    )
     chosen = closest_gallery_points(
         image_gps, encode_coordinates(paths, latlon), settings.gallery_top
     )

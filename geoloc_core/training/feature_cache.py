@@ -88,6 +88,24 @@ def read_meta(shard: Path) -> dict[str, Any]:
     return json.loads((Path(shard) / META).read_text())
 
 
+def shard_problem(shard: Path) -> str | None:
+    """Why a written shard cannot be trusted (unreadable, or arrays that no longer match the
+    digest in its meta.json), or None when it reads back as it was written."""
+    try:
+        meta = read_meta(shard)
+        content = ShardContent(
+            np.load(shard / IDS).tolist(),
+            np.load(shard / POOLED),
+            np.load(shard / TOKENS),
+            meta["failures"],
+        )
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    if content.digest() != meta.get("digest"):
+        return "its arrays do not match the digest in its meta.json"
+    return None
+
+
 @dataclass
 class _Shard:
     ids: np.ndarray

@@ -2,7 +2,8 @@
 
 Which images: every id of the reference manifest (reference + validation) and of the configured
 benchmarks' manifests, so training, indexing and querying all read features from one cache and
-never re-run the backbone. A shard already made by the same backbone for the same ids is kept.
+never re-run the backbone. A shard already made by the same backbone for the same ids is kept,
+unless it no longer reads back as written (its digest): then it is recomputed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from geoloc_core.training.feature_cache import (
     ShardContent,
     read_meta,
     shard_dir_name,
+    shard_problem,
     spec_fingerprint,
     write_shard,
 )
@@ -140,13 +142,17 @@ def compute_feature_shard(
     target = Path(directory) / shard_dir_name(shard, n_shards)
     wanted = sorted(item.id for item in items)
     if (target / "meta.json").is_file():
-        meta = read_meta(target)
-        covered = sorted([*meta.get("ids", []), *meta.get("failures", {})])
-        if meta.get("fingerprint") == fingerprint and covered == wanted:
-            log(f"backbone features {target.name}: kept (same backbone, same ids)")
-            return ShardOutcome(
-                target, True, len(meta["ids"]), meta["failures"], meta["digest"], 0.0
-            )
+        problem = shard_problem(target)
+        if problem is not None:
+            log(f"backbone features {target.name}: recomputing, {problem}")
+        else:
+            meta = read_meta(target)
+            covered = sorted([*meta.get("ids", []), *meta.get("failures", {})])
+            if meta.get("fingerprint") == fingerprint and covered == wanted:
+                log(f"backbone features {target.name}: kept (same backbone, same ids)")
+                return ShardOutcome(
+                    target, True, len(meta["ids"]), meta["failures"], meta["digest"], 0.0
+                )
     towers = towers_factory()
     if towers.image_size != image_size:
         raise ValueError(f"towers take {towers.image_size}px images, the spec says {image_size}")

@@ -45,6 +45,7 @@ class GateReport:
     expectations: list[dict[str, Any]]
     passed: bool
     message: str
+    skipped: str = ""  # why the data set was not there to check (absent, not broken)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,26 @@ def _report(
         expectations=[_jsonable(asdict(o)) for o in validation.outcomes],
         passed=passed,
         message=message,
+    )
+
+
+def skipped_report(dataset: str, reason: str) -> GateReport:
+    """The report of a data set that is absent: nothing to check, so nothing to block (its
+    empty manifest flows through every step); a present but broken one is gated as usual."""
+    return GateReport(
+        dataset=dataset,
+        rows_in=0,
+        rows_accepted=0,
+        rows_quarantined=0,
+        failure_rate=0.0,
+        max_failure_rate=0.0,
+        expected_rows=None,
+        row_count_ok=True,
+        failures_by_rule={},
+        expectations=[],
+        passed=True,
+        message=f"skipped: {reason}",
+        skipped=reason,
     )
 
 

@@ -60,6 +60,26 @@ def reference_rows(project_root: Path, data_cfg: Mapping[str, Any]) -> SourceRow
     raise ManifestError(f"params data.source '{source}' is not one of {REFERENCE_SOURCES}")
 
 
+def absent_benchmark(project_root: Path, data_cfg: Mapping[str, Any], benchmark: str) -> str:
+    """Why a benchmark is skipped: its own data set's CSV does not exist ("" when it does, or
+    the benchmark has no file of its own), so a configured but undownloaded benchmark does not
+    stop the pipeline. A CSV that exists but is broken is never skipped: reading it fails."""
+    if benchmark not in CSV_BENCHMARKS:
+        return ""
+    csv_key, images_key = f"{benchmark}_csv", f"{benchmark}_images"
+    csv_file = str(setting(data_cfg, csv_key, "data"))
+    if (project_root / csv_file).exists():
+        return ""
+    images = setting(data_cfg, images_key, "data")
+    return (
+        f"{csv_file} does not exist, so benchmark {benchmark} has no data: put "
+        f"{Path(csv_file).name} there (params data.{csv_key}) and its photos in {images} "
+        f"(params data.{images_key}), record them with `dvc add data/raw` and "
+        f"re-materialize benchmark_manifest[{benchmark}]; or remove {benchmark} from params "
+        "benchmarks.names"
+    )
+
+
 def benchmark_rows(
     project_root: Path, data_cfg: Mapping[str, Any], benchmark: str
 ) -> SourceRows:

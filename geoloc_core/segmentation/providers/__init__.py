@@ -11,7 +11,7 @@ def make_provider(settings: SegmentationSettings) -> SegmentationProvider:
     if settings.provider == "demo":
         from geoloc_core.segmentation.providers.demo import DemoProvider
 
-        return DemoProvider()
+        return DemoProvider(settings.condition_errors, settings.seed)
     from geoloc_core.segmentation.providers.device import choose_device
 
     device, dtype = choose_device(settings.device)

@@ -1,4 +1,8 @@
-"""The `demo` provider: the demo world's own ground-truth label maps.
+"""The `demo` provider: the demo world's own label maps, degraded as a real segmenter would.
+
+By default each map loses class regions at the rate published segmenters lose IoU in the view's
+conditions (condition_errors.py); `segmentation.condition_errors: false` hands over the exact
+ground truth, which makes the effect itself an ablation.
 
 It still decodes every photo (through the project's load_batch, shrunk to a few pixels since
 only success matters), so an image that would fail a real model fails here too, with the same
@@ -14,6 +18,11 @@ import numpy as np
 from PIL import Image
 
 from geoloc_core.data.images import ImageFailure, load_batch
+from geoloc_core.segmentation.condition_errors import (
+    degrade_for_conditions,
+    world_conditions,
+    world_manifest_of,
+)
 from geoloc_core.segmentation.labelmaps import invalid_label_reason
 from geoloc_core.segmentation.providers.base import Prediction, WorkItem
 
@@ -24,6 +33,10 @@ LABEL_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 class DemoProvider:
     name = "demo"
 
+    def __init__(self, condition_errors: bool = True, seed: int = 0):
+        self.condition_errors = condition_errors
+        self.seed = seed
+
     def predict(self, items: Sequence[WorkItem]) -> Prediction:
         _, decoded, failures = load_batch(
             [item.id for item in items], [item.image for item in items], DECODE_CHECK_SIZE
@@ -33,6 +46,8 @@ class DemoProvider:
             item = items[position]
             try:
                 label_map = read_label_map(item.label)
+                if self.condition_errors:
+                    label_map = self._degraded(label_map, item)
             except LABEL_ERRORS as exc:
                 prediction.failures.append(ImageFailure(item.id, f"{type(exc).__name__}: {exc}"))
                 continue
@@ -40,8 +55,22 @@ class DemoProvider:
             prediction.label_maps.append(label_map)
         return prediction
 
+    def _degraded(self, label_map: np.ndarray, item: WorkItem) -> np.ndarray:
+        assert item.label is not None  # read_label_map refused it otherwise
+        conditions = world_conditions(world_manifest_of(item.label))
+        if item.id not in conditions:
+            raise ValueError(
+                f"{item.id} is not in {world_manifest_of(item.label)}, so its conditions are "
+                "unknown; regenerate the demo world or set segmentation.condition_errors: false"
+            )
+        return degrade_for_conditions(label_map, conditions[item.id], self.seed, item.id)
+
     def describe(self) -> dict[str, str]:
-        return {"provider": self.name, "device": "cpu"}
+        return {
+            "provider": self.name,
+            "device": "cpu",
+            "condition_errors": str(self.condition_errors).lower(),
+        }
 
 
 def read_label_map(path: Path | None) -> np.ndarray:

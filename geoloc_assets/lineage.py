@@ -1,0 +1,202 @@
+"""What produced a number: the settings of an asset and of everything upstream of it.
+
+A metrics run that carries only `evaluation.*` can be neither compared with another one nor found
+by the model variant: the model, re-rank, LMM and verification settings that fed it live on
+other runs. So every asset run carries, as flat params, the params.yaml sections each upstream
+asset reads (settings.ASSET_SECTIONS, its Config defaults) and the upstream code versions, with
+its own settings on top; and tags and a run name that say in a few words what the run is.
+"""
+
+import ast
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from geoloc_assets.partitions import is_benchmark_partitioning
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
+MAX_PARAM_LENGTH = 6000
+# Longer upstream values (the prompts) become a digest: still comparable, and the runs table
+# stays readable. The asset's own params are logged as the asset passes them.
+LONG_VALUE = 250
+CODE_VERSION_PREFIX = "code_version."
+# A leaf that names a secret itself (the api_key_env leaves name an environment variable).
+SECRET_NAME = re.compile(r"(^|[._])(api_?key|secret|password|passwd|token|credentials?)$", re.I)
+SECRET_ENV_SUFFIX = "_env"
+MIN_SECRET_LENGTH = 4
+NAME_TAGS = ("geoloc.variant", "geoloc.rerank", "geoloc.verification")
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested sections -> 'section.key' strings, as MLflow params must be flat strings."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:MAX_PARAM_LENGTH]
+    return flat
+
+
+def lineage_params(context: dg.AssetExecutionContext, own: Mapping[str, Any]) -> dict[str, str]:
+    """Own params over the upstream assets' settings and code versions, secrets left out."""
+    graph = full_asset_graph(context)
+    upstream = sorted(graph.upstream_key_iterator(context.asset_key), key=lambda k: k.path)
+    overrides = _run_config_overrides(context)
+    flat: dict[str, str] = {}
+    for key in upstream:
+        settings = merged(config_defaults(graph, key), overrides.get(key.to_python_identifier()))
+        flat.update(_digested(flatten_params(settings)))
+    for key in [*upstream, context.asset_key]:
+        version = graph.get(key).code_version
+        if version:
+            flat[f"{CODE_VERSION_PREFIX}{key.to_user_string()}"] = version
+    flat.update(flatten_params(own))
+    return without_secrets(flat)
+
+
+def full_asset_graph(context: dg.AssetExecutionContext) -> "BaseAssetGraph":
+    """The whole graph: a job's own graph stubs what is not selected and forgets the
+    dependencies of those stubs, so it is walked in the graph the job was cut from."""
+    graph = context.job_def.asset_layer.asset_graph
+    return getattr(graph, "source_asset_graph", graph)
+
+
+def config_defaults(graph: "BaseAssetGraph", key: dg.AssetKey) -> Mapping[str, Any]:
+    """An asset's Config defaults: its params.yaml sections as the definitions were built."""
+    assets_def = graph.get(key).assets_def
+    if not assets_def.is_executable:
+        return {}  # a stub or an external asset: no settings of its own here
+    schema = getattr(assets_def.node_def, "config_schema", None)
+    if schema is None:
+        return {}
+    config = schema.as_field()
+    default = config.default_value if config.default_provided else None
+    return default if isinstance(default, Mapping) else {}
+
+
+def _run_config_overrides(context: dg.AssetExecutionContext) -> dict[str, Mapping[str, Any]]:
+    """Config of the ops in this run: an upstream asset materialized in the same run used it
+    (launchpad edits included) over the defaults."""
+    ops = (context.run.run_config or {}).get("ops") or {}
+    return {
+        name: op["config"]
+        for name, op in ops.items()
+        if isinstance(op, Mapping) and isinstance(op.get("config"), Mapping)
+    }
+
+
+def merged(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """base with override on top, section by section (run config may name a few keys only)."""
+    result = dict(base)
+    for key, value in (override or {}).items():
+        old = result.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        result[key] = merged(old, value) if both else value
+    return result
+
+
+def _digested(flat: Mapping[str, str]) -> dict[str, str]:
+    return {k: _short(v) for k, v in flat.items()}
+
+
+def _short(value: str) -> str:
+    if len(value) <= LONG_VALUE:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+    return f"sha256:{digest} ({len(value)} chars)"
+
+
+def without_secrets(flat: Mapping[str, str]) -> dict[str, str]:
+    """Params minus any leaf that names a secret and any value that holds one of the secrets
+    the *_env params point to: keys live only in the environment."""
+    secrets = _secret_values(flat)
+    return {
+        k: v
+        for k, v in flat.items()
+        if not SECRET_NAME.search(k) and not any(s in v for s in secrets)
+    }
+
+
+def _secret_values(flat: Mapping[str, str]) -> set[str]:
+    names = {v for k, v in flat.items() if k.endswith(SECRET_ENV_SUFFIX)}
+    values = {os.environ.get(name, "") for name in names}
+    return {v for v in values if len(v) >= MIN_SECRET_LENGTH}
+
+
+def comparison_tags(
+    flat: Mapping[str, str], partition: str, partitions_def: dg.PartitionsDefinition | None
+) -> dict[str, str]:
+    """geoloc.* tags to filter and group runs by in the MLflow UI; only those the lineage has."""
+    tags: dict[str, str] = {}
+    if "model.variant" in flat:
+        tags["geoloc.variant"] = flat["model.variant"]
+    parts = _embedding_parts(flat.get("embeddings.parts", "auto"))
+    if parts != "auto":
+        tags["geoloc.embeddings"] = parts
+    if partition and is_benchmark_partitioning(partitions_def):
+        tags["geoloc.benchmark"] = partition
+    if "rerank.method" in flat:
+        tags["geoloc.rerank"] = _rerank_label(flat)
+    if "verification.method" in flat:
+        tags["geoloc.verification"] = flat["verification.method"]
+    if "lmm.provider" in flat:
+        tags["geoloc.lmm"] = _lmm_label(flat)
+    return tags
+
+
+def _embedding_parts(value: str) -> str:
+    """"['frozen', 'image_gps']" -> 'frozen+image_gps' (G3's ablation rows share a variant)."""
+    try:
+        parts = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+    return "+".join(str(p) for p in parts) if isinstance(parts, list | tuple) else value
+
+
+def _rerank_label(flat: Mapping[str, str]) -> str:
+    method = flat["rerank.method"]
+    if method == "none" or "rerank.eps_km" not in flat:
+        return method
+    try:
+        return f"{method}-{float(flat['rerank.eps_km']):g}km"
+    except ValueError:
+        return method
+
+
+def _lmm_label(flat: Mapping[str, str]) -> str:
+    provider = flat["lmm.provider"]
+    if provider == "none":
+        return "none"
+    parts = [provider, flat.get("lmm.mode", ""), flat.get("lmm.model", "")]
+    return "/".join(p for p in parts if p)
+
+
+def run_name(asset_key: str, partition: str, tags: Mapping[str, str]) -> str:
+    """E.g. 'metrics[validation] g3 dbscan-50km verify lmm:none': what the run is, at a glance."""
+    words = [f"{asset_key}[{partition}]" if partition else asset_key]
+    if "geoloc.variant" in tags and "geoloc.embeddings" in tags:
+        tags = {**tags, "geoloc.variant": f"{tags['geoloc.variant']}({tags['geoloc.embeddings']})"}
+    words += [tags[t] for t in NAME_TAGS if t in tags]
+    if "geoloc.lmm" in tags:
+        words.append(f"lmm:{_short_model(tags['geoloc.lmm'])}")
+    return " ".join(words)
+
+
+def _short_model(label: str) -> str:
+    """'transformers/g3/Qwen/Qwen2.5-VL-7B-Instruct' -> 'transformers/g3/Qwen2.5-VL-7B-Instruct'."""
+    parts = label.split("/")
+    return "/".join(parts[:2] + parts[-1:]) if len(parts) > 3 else label
+
+
+def batches(items: Iterable[Any], size: int) -> list[list[Any]]:
+    """MLflow takes at most 100 params per log_batch call."""
+    items = list(items)
+    return [items[i : i + size] for i in range(0, len(items), size)]
