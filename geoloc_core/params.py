@@ -13,6 +13,7 @@ import yaml
 
 PARAMS_FILE = "params.yaml"
 ROOT_ENV = "GEOLOC_ROOT"
+DVC_ROOT_ENV = "DVC_ROOT"  # set by DVC for every stage command: the workspace it runs in
 
 
 class ParamsError(ValueError):
@@ -20,7 +21,16 @@ class ParamsError(ValueError):
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The project root: $GEOLOC_ROOT, else the nearest folder upwards holding params.yaml."""
+    """The project root: the workspace DVC runs a stage in ($DVC_ROOT), else $GEOLOC_ROOT, else
+    the nearest folder upwards holding params.yaml.
+
+    DVC_ROOT comes first because a queued `dvc exp run` runs its stages in a temporary copy of
+    the repository while the caller's environment (the Makefile's GEOLOC_ROOT included) still
+    names the main workspace: that experiment must read and write its own copy.
+    """
+    dvc_root = os.environ.get(DVC_ROOT_ENV)
+    if dvc_root and (Path(dvc_root) / PARAMS_FILE).is_file():
+        return Path(dvc_root).resolve()
     env = os.environ.get(ROOT_ENV)
     if env:
         root = Path(env).resolve()

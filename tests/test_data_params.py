@@ -78,3 +78,25 @@ def test_params_yaml_carries_every_data_layer_key():
         if key not in params.get(name, {})
     ]
     assert not missing, f"params.yaml lacks {missing}"
+
+
+def test_a_dvc_stage_runs_in_its_own_workspace(tmp_path, monkeypatch):
+    """A queued `dvc exp run` runs stages in a temporary copy while GEOLOC_ROOT (exported by
+    the Makefile) still names the main workspace: DVC_ROOT must win, or the experiment would
+    overwrite the main workspace's artifacts."""
+    from geoloc_core.params import ParamsError, find_root
+
+    main, copy = tmp_path / "main", tmp_path / "exp-copy"
+    for folder in (main, copy):
+        folder.mkdir()
+        (folder / "params.yaml").write_text("profile: demo\n")
+    monkeypatch.setenv("GEOLOC_ROOT", str(main))
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert find_root() == main.resolve()
+    monkeypatch.setenv("DVC_ROOT", str(copy))
+    assert find_root() == copy.resolve()
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "not-a-project"))  # no params.yaml there
+    assert find_root() == main.resolve()
+    monkeypatch.setenv("GEOLOC_ROOT", str(tmp_path / "nowhere"))
+    with pytest.raises(ParamsError, match="GEOLOC_ROOT"):
+        find_root()
