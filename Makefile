@@ -78,7 +78,9 @@ experiments: install
 	dvc exp run --run-all --jobs 1
 	dvc exp show --only-changed
 
+# `geoloc status` first: it sets up the project's instance (the GPU pool's limit) and shows staleness
 ui: install
+	geoloc status
 	dagster dev -h 127.0.0.1 -p 3000
 
 mlflow-ui: install

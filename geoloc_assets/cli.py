@@ -6,7 +6,6 @@ Dagster is imported only by the commands that orchestrate, so `geoloc predict` s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -36,12 +35,30 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="benchmark partition (default: params benchmarks.names)",
     )
+    mat.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        metavar="RUNS",
+        help="one Dagster backfill: a run per partition, up to RUNS at once, each on the "
+        "multiprocess executor; GPU steps share the gpu pool (see docs/deployment.md)",
+    )
 
     sub.add_parser("status", help="which assets Dagster considers stale, and why")
 
-    pred = sub.add_parser("predict", help="geolocate image files with the trained model")
-    pred.add_argument("images", nargs="+", type=Path)
-    pred.add_argument("--top-k", type=int, default=5)
+    pred = sub.add_parser(
+        "predict",
+        help="geolocate photos with the trained artifacts and the current params: ranked "
+        "candidates with place names, the decision marked (docs/predict.md)",
+    )
+    pred.add_argument(
+        "images", nargs="+", metavar="PHOTO|FOLDER|GLOB", help="image files, folders, patterns"
+    )
+    pred.add_argument("--top-k", type=int, default=5, help="candidates shown per photo")
+    pred.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    pred.add_argument("--map", type=Path, default=None, metavar="OUT.png",
+                      help="draw the candidates (and the EXIF position) on a map")
+    pred.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     server = sub.add_parser(
         "lmm-test-server",
@@ -95,6 +112,7 @@ def _demo_world(root: Path, args: argparse.Namespace) -> int:
 def _materialize(root: Path, args: argparse.Namespace) -> int:
     from geoloc_assets.definitions import definitions_for
     from geoloc_assets.runner import (
+        materialize_in_parallel,
         materialize_selection,
         observe_raw_data,
         project_instance,
@@ -124,7 +142,10 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     if not keys:
         print("nothing to materialize: everything selected is fresh")
         return 0
-    outcomes = materialize_selection(defs, instance, keys, benchmarks)
+    if args.parallel is None:
+        outcomes = materialize_selection(defs, instance, keys, benchmarks)
+    else:
+        outcomes = materialize_in_parallel(root, defs, instance, keys, benchmarks, args.parallel)
     for outcome in outcomes:
         where = f"[{outcome.partition}]" if outcome.partition else ""
         state = "ok" if outcome.success else "FAILED"
@@ -150,12 +171,21 @@ def _status(root: Path) -> int:
 
 
 def _predict(root: Path, args: argparse.Namespace) -> int:
-    from geoloc_core.predict_images import predict_images
+    """geoloc_core's predict path; dagster is never imported on the way (fast start-up)."""
+    from geoloc_core.lmm.errors import LmmStageError
+    from geoloc_core.predict.command import PredictRequest, run_predict
 
-    results = predict_images(root, args.images, args.top_k)
-    for result in results:
-        print(json.dumps(result))
-    return 0 if all("error" not in r for r in results) else 1
+    request = PredictRequest(
+        arguments=list(args.images),
+        top_k=args.top_k,
+        as_json=args.json,
+        map_out=args.map,
+        progress=not args.no_progress,
+    )
+    try:
+        return run_predict(root, request)
+    except LmmStageError as exc:  # the LMM refused every request: a setup problem
+        raise ValueError(str(exc)) from exc
 
 
 def run() -> None:

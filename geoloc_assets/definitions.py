@@ -13,6 +13,7 @@ from geoloc_assets.assets.model import build_model_assets
 from geoloc_assets.assets.refinement import build_refinement_assets
 from geoloc_assets.assets.retrieval import build_retrieval_assets
 from geoloc_assets.assets.segmentation import build_segmentation_assets
+from geoloc_assets.assets.serving import build_serving_assets
 from geoloc_assets.assets.texts import build_text_assets
 from geoloc_assets.partitions import configured_benchmarks
 from geoloc_assets.resources import MlflowTracker, ProjectResource
@@ -41,6 +42,7 @@ def build_definitions(root: Path) -> dg.Definitions:
         *build_refinement_assets(params, benchmarks),
         *build_lmm_assets(params, benchmarks),
         *build_evaluation_assets(params, benchmarks),
+        *build_serving_assets(params),
     ]
     assets = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)]
     checks = [a for a in everything if isinstance(a, dg.AssetChecksDefinition)]

@@ -1,11 +1,17 @@
-"""Benchmarks are partitions: each evaluated, tracked and re-run on its own.
+"""How the work is cut and shared out: benchmarks are partitions, and the steps that use a GPU
+share one Dagster concurrency pool.
 
 The partitions are the configured params benchmarks.names, so the UI never shows a benchmark
 the project does not evaluate as missing. `validation` (the reference source's held-out split)
-is evaluated like any benchmark: settings are tuned there, never on a test benchmark.
+is evaluated like any benchmark: settings are tuned there, never on a test benchmark. (Image
+shards are partitions too: see feature_shard_partitions and the segmentation assets.)
+
+The GPU steps carry the pool and, for running the same partitions on a cluster, the per-step
+GPU request of Kubernetes (dagster-k8s) and Ray (dagster-ray); locally those tags do nothing.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -14,6 +20,35 @@ from geoloc_core.data.sources import BENCHMARK_SOURCES
 KNOWN_BENCHMARKS = tuple(BENCHMARK_SOURCES)
 # Every known benchmark: for stand-in assets in tests that need no params.
 benchmark_partitions = dg.StaticPartitionsDefinition(list(KNOWN_BENCHMARKS))
+
+# The pool of every step that runs a model on the GPU when one is present; the instance limits
+# it to the number of GPUs (geoloc_assets.runner.gpu_pool_limit).
+GPU_POOL = "gpu"
+K8S_CONFIG_TAG = "dagster-k8s/config"
+RAY_CONFIG_TAG = "dagster-ray/config"
+GPU_RESOURCE = "nvidia.com/gpu"
+# One GPU per step pod, on nodes that keep GPUs for pods that ask (the usual taint of GPU pools).
+GPU_STEP_TAGS: dict[str, Any] = {
+    K8S_CONFIG_TAG: {
+        "container_config": {
+            "resources": {"requests": {GPU_RESOURCE: "1"}, "limits": {GPU_RESOURCE: "1"}}
+        },
+        "pod_spec_config": {
+            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        },
+    },
+    RAY_CONFIG_TAG: {"num_gpus": 1},
+}
+
+
+def gpu_pool(uses_gpu: bool = True) -> str | None:
+    """The pool of a step: GPU_POOL when it runs a model on the GPU, else none."""
+    return GPU_POOL if uses_gpu else None
+
+
+def gpu_step_tags(uses_gpu: bool = True) -> dict[str, Any]:
+    """The op tags that ask a cluster for one GPU for the step (none when it uses no GPU)."""
+    return dict(GPU_STEP_TAGS) if uses_gpu else {}
 
 
 def configured_benchmarks(names: Sequence[str]) -> dg.StaticPartitionsDefinition:

@@ -77,7 +77,12 @@ class MlflowTracker(dg.ConfigurableResource):
     def client(self) -> MlflowClient:
         # A client of its own, never mlflow.set_tracking_uri: that sets MLFLOW_TRACKING_URI for
         # the whole process, and the next project built in it would log into this store.
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        # Opening a new sqlite store creates and migrates its tables; two processes doing that
+        # at once fail ("duplicate column name"), so the first opening is serialized.
+        with self._lock():
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            client.search_experiments(max_results=1)  # the store is opened (and migrated) here
+        return client
 
     def experiment_id(self, client: MlflowClient) -> str:
         """The experiment, created if missing, marked as model training either way."""
@@ -86,10 +91,13 @@ class MlflowTracker(dg.ConfigurableResource):
             if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
                 client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return found.experiment_id
-        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        location = None  # a tracking server puts artifacts in its own store (deploy/mlflow)
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+            location = Path(self.artifact_root).resolve().as_uri()
         return client.create_experiment(
             self.experiment,
-            artifact_location=Path(self.artifact_root).resolve().as_uri(),
+            artifact_location=location,
             tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
         )
 

@@ -31,6 +31,7 @@ LOGIC_VERSIONS: dict[str, str] = {
     "metrics": "2",
     "baselines": "1",
     "report": "2",
+    "served_model": "1",
 }
 
 # Which params sections each asset reads (its Config defaults and its code_version).
@@ -53,6 +54,9 @@ ASSET_SECTIONS: dict[str, tuple[str, ...]] = {
     "baselines": ("baselines", "evaluation"),
     # the row labels (variant x re-rank x verification x LMM) come from these sections
     "report": ("evaluation", "benchmarks", "model", "embeddings", "rerank", "verification", "lmm"),
+    # the predict path's sections (geoloc_core/predict/settings.py); it also bundles segmentation
+    # and text, whose changes reach it through segmentation_cache's and place_texts' content
+    "served_model": ("retrieval", "index", "rerank", "lmm", "verification"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,49 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS = ["validation", "demo-street", "demo-unseen"]
+# A recognisable fake API key, in the environment for the whole suite under every name the
+# project reads a key from: whatever any test runs (the LMM stages, the served model, the UIs),
+# the key must end up in no file. pytest_sessionfinish sweeps every file the suite wrote.
+SUITE_SECRET = "sk-geoloc-SUITE-FAKE-5e0c2b7a-never-written"
+SECRET_ENV_NAMES = ("GEOLOC_LMM_API_KEY", "OPENAI_API_KEY")
+# what a run leaves in the checkout itself, besides the temp folders
+REPO_OUTPUTS = ("dvc.lock", "params.yaml", "metrics", "reports", ".ui-screenshots")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in SECRET_ENV_NAMES:
+        os.environ[name] = SUITE_SECRET
+
+
+def files_holding(folders: list[Path], needle: bytes) -> list[Path]:
+    """Every regular file under folders (or a file itself) whose bytes contain needle."""
+    found = []
+    for folder in folders:
+        candidates = [folder] if folder.is_file() else folder.rglob("*") if folder.is_dir() else []
+        for path in candidates:
+            if path.is_file() and not path.is_symlink():
+                try:
+                    if needle in path.read_bytes():
+                        found.append(path)
+                except OSError:  # a socket or a file removed meanwhile
+                    continue
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the suite's fake key was written anywhere: the temp folders of every
+    test (MLflow stores and artifacts, Dagster instances and compute logs, DVC files,
+    reports, served models) and the checkout's own outputs."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    folders = [REPO / name for name in REPO_OUTPUTS]
+    if factory is not None:
+        folders.append(factory.getbasetemp())
+    leaked = files_holding(folders, SUITE_SECRET.encode())
+    if leaked:
+        listing = "\n  ".join(str(p) for p in leaked[:20])
+        print(f"\nthe suite's fake API key was written into {len(leaked)} files:\n  {listing}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 TINY_OVERRIDES = {
     "demo_world": {
@@ -66,3 +110,33 @@ def tiny_project(tiny_world_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "project"
     shutil.copytree(tiny_world_template, target)
     return target
+
+
+def materialize_all(root: Path):
+    """Every asset group of the project at root, every benchmark partition, in one pass."""
+    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.runner import (
+        materialize_selection,
+        observe_raw_data,
+        project_instance,
+        selected_keys,
+    )
+
+    defs = build_definitions(root)
+    instance = project_instance(root)
+    observe_raw_data(defs, instance)
+    groups = sorted(defs.resolve_asset_graph().all_group_names)
+    keys = selected_keys(defs, groups, [])
+    return defs, instance, materialize_selection(defs, instance, keys, BENCHMARKS)
+
+
+@pytest.fixture(scope="session")
+def materialized_template(tmp_path_factory) -> Path:
+    """The tiny project with the whole graph materialized once (its Dagster instance in
+    <root>/.dagster, its MLflow store in <root>/mlruns). Shared: never write into it; copy it."""
+    root = make_tiny_project(tmp_path_factory.mktemp("e2e") / "project")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(root / ".dagster"))
+        _, _, outcomes = materialize_all(root)
+    assert all(o.success for o in outcomes), outcomes
+    return root

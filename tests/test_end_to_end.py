@@ -20,14 +20,13 @@ from mlflow.tracking import MlflowClient
 from geoloc_assets.definitions import build_definitions
 from geoloc_assets.runner import (
     materialize_selection,
-    observe_raw_data,
     project_instance,
     selected_keys,
 )
 from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
-from tests.conftest import make_tiny_project
+from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
     "acc_1km",
@@ -40,7 +39,6 @@ METRIC_KEYS = {
     "n",
     "stages",
 }
-BENCHMARKS = ["validation", "demo-street", "demo-unseen"]
 PER_BENCHMARK = {
     "benchmark_manifest",
     "baselines",
@@ -59,18 +57,10 @@ ASSETS = {
     "alignment_model",
     "retrieval_index",
     "report",
+    "served_model",
     *PER_BENCHMARK,
     *PER_SHARD,
 }
-
-
-def materialize_all(root: Path):
-    defs = build_definitions(root)
-    instance = project_instance(root)
-    observe_raw_data(defs, instance)
-    groups = sorted(defs.resolve_asset_graph().all_group_names)
-    keys = selected_keys(defs, groups, [])
-    return defs, instance, materialize_selection(defs, instance, keys, BENCHMARKS)
 
 
 def pending(root: Path) -> set[tuple[str, str | None]]:
@@ -95,22 +85,6 @@ def edit_params(root: Path, section: str, **values) -> None:
     params = yaml.safe_load(params_file.read_text())
     params[section].update(values)
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture(scope="module")
-def materialized_template(tmp_path_factory) -> Path:
-    root = make_tiny_project(tmp_path_factory.mktemp("e2e") / "project")
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(root / ".dagster")
-    try:
-        _, _, outcomes = materialize_all(root)
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME")
-        else:
-            os.environ["DAGSTER_HOME"] = previous
-    assert all(o.success for o in outcomes), outcomes
-    return root
 
 
 @pytest.fixture
@@ -227,9 +201,10 @@ def test_eps_change_reruns_exactly_rerank_and_below(project):
     below = {
         (a, b) for a in ("rerank", "lmm_reasoning", "verification", "metrics") for b in BENCHMARKS
     }
-    assert pending(project) == below | {("report", None)}
+    # the served model bundles the rerank section: it is logged again, nothing else above
+    assert pending(project) == below | {("report", None), ("served_model", None)}
     ran = materialize_stale(project)
-    assert ran == ["lmm_reasoning", "metrics", "report", "rerank", "verification"]
+    assert ran == ["lmm_reasoning", "metrics", "report", "rerank", "served_model", "verification"]
     assert pending(project) == set()
 
 
@@ -248,6 +223,7 @@ def test_variant_change_marks_everything_below_the_model_stale(project):
         "verification",
         "metrics",
         "report",
+        "served_model",
     }
 
 
@@ -255,7 +231,14 @@ def test_variant_change_marks_everything_below_the_model_stale(project):
 def test_lmm_model_change_reruns_the_lmm_and_below(project):
     edit_params(project, "lmm", model="another-model")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {"lmm_diversification", "lmm_reasoning", "verification", "metrics", "report"}
+    assert stale == {
+        "lmm_diversification",
+        "lmm_reasoning",
+        "verification",
+        "metrics",
+        "report",
+        "served_model",
+    }
 
 
 @pytest.mark.slow
@@ -307,7 +290,7 @@ def test_a_gps_gallery_joins_the_verification_pool(project):
     gallery = project / "gallery.csv"
     gallery.write_text("LAT,LON\n" + "".join(f"{la},{lo}\n" for la, lo in GALLERY))
     edit_params(project, "verification", gallery="gallery.csv", gallery_top=3)
-    assert materialize_stale(project) == ["metrics", "report", "verification"]
+    assert materialize_stale(project) == ["metrics", "report", "served_model", "verification"]
     instance = project_instance(project)
     event = instance.get_latest_materialization_event(dg.AssetKey("verification"))
     metadata = event.asset_materialization.metadata
@@ -315,7 +298,6 @@ def test_a_gps_gallery_joins_the_verification_pool(project):
 
 
 GALLERY = [(48.85, 2.35), (-33.87, 151.21), (35.68, 139.69), (-22.91, -43.17), (40.71, -74.0)]
-FAKE_KEY = "sk-geoloc-FAKE-0123456789abcdef"
 
 
 @pytest.mark.slow
@@ -323,7 +305,7 @@ def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatc
     """Both LMM modes end to end against the local OpenAI-compatible server: G3's answers join
     the verification pool, DualGeo's answer becomes the decision, a re-run asks nothing, and
     the key set in the environment is written nowhere."""
-    monkeypatch.setenv("GEOLOC_LMM_API_KEY", FAKE_KEY)
+    assert os.environ["GEOLOC_LMM_API_KEY"] == SUITE_SECRET  # the suite-wide fake key
     with LmmTestServer() as server:
         edit_params(
             project,
@@ -360,14 +342,14 @@ def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatc
         decided = (paths.predictions("demo-street")).read_text()
         assert decided != predictions and "lmm-dualgeo" in decided
 
-    leaked = [p for p in project.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
-    assert leaked == []
+    assert files_holding([project], SUITE_SECRET.encode()) == []
     client = MlflowClient(ProjectPaths(project).tracking_uri)
     for run in client.search_runs(
         [client.get_experiment_by_name("geoloc").experiment_id], max_results=1000
     ):
-        assert FAKE_KEY not in json.dumps([run.data.params, run.data.tags, list(run.data.metrics)])
+        recorded = json.dumps([run.data.params, run.data.tags, list(run.data.metrics)])
+        assert SUITE_SECRET not in recorded
     instance = project_instance(project)
     for record in instance.get_run_records():
         for event in instance.all_logs(record.dagster_run.run_id):
-            assert FAKE_KEY not in str(event)
+            assert SUITE_SECRET not in str(event)

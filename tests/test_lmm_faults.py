@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from geoloc_core.lmm.answers import MAX_ANSWER_CHARS
 from geoloc_core.lmm.errors import LmmStageError
 from geoloc_core.lmm.retry import backoff_delay
 from geoloc_core.lmm.test_server import LmmTestServer
@@ -89,6 +90,21 @@ def test_answer_faults_are_parsed_or_dropped_and_counted(project, fault, kept, d
         assert (answers["lat"] == answers["lat"].round()).all()
     if fault == "out_of_range":
         assert answers.empty  # nothing clipped, nothing set to 0
+
+
+def test_a_10_mb_answer_is_dropped_as_too_long_and_never_cached_whole(project):
+    with LmmTestServer(always=["huge"]) as server:
+        summary = run(project, server, n=1)
+        again = run(project, server, n=1)
+    assert summary["answers_kept"] == 0 and summary["errors"] == {}
+    assert {k: v for k, v in summary["drops"].items() if v} == {"too_long": PROMPTS}
+    assert read_answers(project).empty
+    cached = sorted((project.root / "artifacts" / "cache" / "lmm_stage").rglob("*.json"))
+    assert len(cached) == PROMPTS
+    assert max(f.stat().st_size for f in cached) < 2 * MAX_ANSWER_CHARS  # not 10 MB each
+    # read back from the cache, the cut answers are still too long, not a shorter valid one
+    assert again["requests_sent"] == 0
+    assert {k: v for k, v in again["drops"].items() if v} == {"too_long": PROMPTS}
 
 
 def test_fewer_choices_than_asked_are_requested_again(project):

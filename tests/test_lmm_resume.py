@@ -1,5 +1,6 @@
-"""A real SIGKILL of the stage mid-run, in a subprocess, against the local server: every answer
-that arrived before the kill is on disk, and the rerun sends only the unanswered requests."""
+"""A real SIGKILL of the stage mid-run, in a subprocess, against the local server, at a fixed
+point (after its 7th cached answer, geoloc_core/kill_point.py): every answer that arrived is on
+disk, the rerun sends only the unanswered requests, and the answers equal an unbroken run's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 from geoloc_core.lmm.cache import JsonRecordCache
 from geoloc_core.lmm.settings import LmmSettings
 from geoloc_core.lmm.test_server import LmmTestServer
@@ -35,48 +38,59 @@ config = json.loads(Path(sys.argv[1]).read_text())
 run_lmm_stage(ProjectPaths(Path(config["root"])), config["benchmark"], config["section"],
               progress=False, log=lambda line: None)
 """
-CONCURRENCY = 2
+KILL_AT = 7  # the child stops for good once it has cached this many answers
 
 
-def wait_for_requests(server: LmmTestServer, count: int, child: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while server.stats()["requests"] < count:
-        assert child.poll() is None, "the stage finished or died before it could be killed"
-        assert time.monotonic() < deadline, "the stage never reached the server"
+def wait_for_marker(marker: Path, child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, "the stage finished or died before its kill point"
+        assert time.monotonic() < deadline, "the stage never reached its kill point"
         time.sleep(0.01)
 
 
 def test_sigkill_mid_run_loses_no_answer_and_the_rerun_sends_only_the_rest(tmp_path):
     paths = make_project(tmp_path / "project", queries=8, per_kind=10)
+    straight = make_project(tmp_path / "straight", queries=8, per_kind=10)
     prompts = 8 * 3
-    with LmmTestServer(latency_s=0.15) as server:
-        section = stage_section(server, g3_rag_sizes=[0, 5, 10], n=1, max_concurrency=CONCURRENCY)
+    with LmmTestServer() as server:
+        # one request at a time until the kill, so exactly KILL_AT answers are cached by then
+        section = stage_section(server, g3_rag_sizes=[0, 5, 10], n=1, max_concurrency=1)
         config = tmp_path / "config.json"
         config.write_text(
             json.dumps({"root": str(paths.root), "benchmark": BENCHMARK, "section": section})
         )
-        env = os.environ | {"PYTHONPATH": str(REPO), KEY_ENV: STAGE_KEY}
+        marker = tmp_path / "killed-here"
+        env = os.environ | {
+            "PYTHONPATH": str(REPO),
+            KEY_ENV: STAGE_KEY,
+            POINT_ENV: f"lmm-answer-cached:{KILL_AT}",
+            MARKER_ENV: str(marker),
+        }
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(config)], cwd=REPO, env=env)
         try:
-            wait_for_requests(server, 7, child)
+            wait_for_marker(marker, child)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
         assert child.returncode == -signal.SIGKILL
-        time.sleep(0.3)  # let the server finish the requests the dead client left behind
         sent_before = server.stats()["requests"]
+        assert sent_before == KILL_AT
         cache = JsonRecordCache(LmmSettings.from_section(section).cache_path(paths.root))
-        cached = cache.count()
-        assert 0 < cached < prompts
-        assert sent_before - CONCURRENCY <= cached <= sent_before  # only in-flight ones lost
+        assert cache.count() == KILL_AT
         assert not lmm_answers_path(paths, BENCHMARK).exists()  # written only at the end
         cache_files = list(cache.cache_dir.glob("??/*.json"))
         assert all(cache.get(f.stem) is not None for f in cache_files)  # none torn
 
-        server.latency_s = 0.0
-        summary = run_lmm_stage(paths, BENCHMARK, section, progress=False, log=quiet)
+        resumed_section = section | {"max_concurrency": 2}
+        summary = run_lmm_stage(paths, BENCHMARK, resumed_section, progress=False, log=quiet)
         resent = server.stats()["requests"] - sent_before
-    assert resent == summary["requests_sent"] == prompts - cached
-    assert summary["cache_hits"] == cached
+        straight_section = stage_section(server, g3_rag_sizes=[0, 5, 10], n=1, max_concurrency=2)
+        run_lmm_stage(straight, BENCHMARK, straight_section, progress=False, log=quiet)
+    assert resent == summary["requests_sent"] == prompts - KILL_AT
+    assert summary["cache_hits"] == KILL_AT
     assert summary["answers_kept"] == prompts and summary["prompts_complete"] == prompts
     assert len(read_answers(paths)) == prompts
+    # the interrupted run's answers are those of a run that was never interrupted
+    resumed_bytes = lmm_answers_path(paths, BENCHMARK).read_bytes()
+    assert resumed_bytes == lmm_answers_path(straight, BENCHMARK).read_bytes()

@@ -102,6 +102,7 @@ def test_dualgeo_graph_trains_tracks_and_predicts(dualgeo_project):
         "verification",
         "metrics",
         "report",
+        "served_model",
     }
     assert stale_after(root, "train", "epochs", 3) == below_model
     assert stale_after(root, "model", "variant", "dualgeo+text") == below_model
@@ -112,7 +113,7 @@ def test_dualgeo_graph_trains_tracks_and_predicts(dualgeo_project):
     # `geoloc predict` on a project image uses its cached segmentation ...
     street = read_manifest(paths.benchmark_manifest("demo-street"))
     [result] = predict_images(root, [root / street["image"].iloc[0]], top_k=3)
-    assert "error" not in result and len(result["neighbours"]) == 3
+    assert result["error"] is None and len(result["neighbours"]) == 3
     # ... and refuses a new photo it cannot segment, saying what to do.
     photo = root / "photo.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)

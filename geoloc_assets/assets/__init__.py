@@ -1,1 +1,1 @@
-"""Assets grouped by domain: data, model, retrieval, evaluation."""
+"""Assets grouped by domain: data, model, retrieval, evaluation, serving."""

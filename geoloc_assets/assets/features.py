@@ -12,6 +12,7 @@ import dagster as dg
 
 from geoloc_assets import settings as asset_settings
 from geoloc_assets.assets.common import AUTOMATION, result_metadata
+from geoloc_assets.partitions import GPU_POOL, GPU_STEP_TAGS
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.models.config import FeaturesConfig
@@ -64,6 +65,8 @@ def build_feature_assets(
         automation_condition=AUTOMATION,
         deps=["reference_manifest", "place_texts"],
         code_version=weights_version,
+        pool=GPU_POOL,
+        op_tags=GPU_STEP_TAGS,
         description=(
             "The frozen image/text towers' weights: an open_clip tag (full profile: ViT-L-14 "
             "openai), or the demo's CLIP-style pretraining on reference images and captions."
@@ -124,6 +127,8 @@ def build_feature_assets(
         ],
         partitions_def=feature_shards,
         code_version=code_version("backbone_features", params),
+        pool=GPU_POOL,
+        op_tags=GPU_STEP_TAGS,
         description=(
             "Frozen image tower outputs (pooled embedding + pooled patch-token grid, fp16) for "
             "every reference and benchmark image, one directory per shard of image ids."

@@ -8,6 +8,7 @@ import dagster as dg
 from mlflow.exceptions import MlflowException
 
 from geoloc_assets.assets.common import AUTOMATION, materialized
+from geoloc_assets.partitions import GPU_POOL, GPU_STEP_TAGS
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
@@ -39,6 +40,8 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         ],
         code_version=train_version,
         automation_condition=AUTOMATION,
+        pool=GPU_POOL,
+        op_tags=GPU_STEP_TAGS,
         description=(
             "Geo-alignment heads of model.variant (image-only, g3, dualgeo, dualgeo+text) "
             "trained contrastively on the cached backbone features of the reference split."
@@ -102,6 +105,8 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         partitions_def=feature_shards,
         code_version=code_version("reference_embeddings", params),
         automation_condition=AUTOMATION,
+        pool=GPU_POOL,
+        op_tags=GPU_STEP_TAGS,
         description=(
             "One shard of reference images as retrieval vectors (fp16): embeddings.parts, by "
             "default each paper's own (G3: frozen | image->text | image->GPS; DualGeo: "

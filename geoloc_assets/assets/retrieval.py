@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from geoloc_assets.assets.common import AUTOMATION, materialized
+from geoloc_assets.partitions import GPU_POOL, GPU_STEP_TAGS
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 
@@ -29,6 +30,8 @@ def build_retrieval_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefi
         partitions_def=benchmarks,
         code_version=code_version("candidates", params),
         automation_condition=AUTOMATION,
+        pool=GPU_POOL,  # embeds the queries and searches (faiss-gpu when present)
+        op_tags=GPU_STEP_TAGS,
         description=(
             "Per query: the top retrieval.top_k similar and retrieval.dissimilar_k least "
             "similar reference images, with coordinates, scores and place names."

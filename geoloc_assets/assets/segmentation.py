@@ -11,10 +11,11 @@ import dagster as dg
 
 from geoloc_assets import settings as asset_settings
 from geoloc_assets.assets.common import AUTOMATION, result_metadata
+from geoloc_assets.partitions import gpu_pool, gpu_step_tags
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.settings import asset_config, code_version
 from geoloc_core.params import section
-from geoloc_core.segmentation.settings import SegmentationSettings
+from geoloc_core.segmentation.settings import MODEL_PROVIDERS, SegmentationSettings
 from geoloc_core.segmentation.sharding import shard_keys
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ MAX_LISTED_FAILURES = 50
 
 def build_segmentation_assets(params: dict[str, Any]) -> list:
     _require_wiring()
-    n_shards = SegmentationSettings.from_section(section(params, "segmentation")).n_shards
+    settings = SegmentationSettings.from_section(section(params, "segmentation"))
+    n_shards = settings.n_shards
+    uses_gpu = settings.provider in MODEL_PROVIDERS  # the demo's label maps need no model
     config_class = asset_config(ASSET, params)
 
     @dg.asset(
@@ -41,6 +44,8 @@ def build_segmentation_assets(params: dict[str, Any]) -> list:
         ],
         partitions_def=dg.StaticPartitionsDefinition(shard_keys(n_shards)),
         code_version=code_version(ASSET, params),
+        pool=gpu_pool(uses_gpu),
+        op_tags=gpu_step_tags(uses_gpu),
         check_specs=[
             dg.AssetCheckSpec(
                 CHECK,

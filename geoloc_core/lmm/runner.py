@@ -28,6 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from geoloc_core.kill_point import kill_point
+from geoloc_core.lmm.answers import MAX_ANSWER_CHARS
 from geoloc_core.lmm.backend import Backend, Completion, Failure
 from geoloc_core.lmm.budget import RunBudget
 from geoloc_core.lmm.cache import JsonRecordCache, prompt_key, sample_key
@@ -224,7 +226,7 @@ class SampleRunner:
         tokens = completion.input_tokens + completion.output_tokens
         self.budget.add_tokens(tokens)
         self.stats.add(tokens_in=completion.input_tokens, tokens_out=completion.output_tokens)
-        got = completion.texts[: len(missing)]
+        got = [_bounded(text) for text in completion.texts[: len(missing)]]
         for index, text in zip(missing, got, strict=False):
             texts[index] = text
             if self.cache is not None:
@@ -235,11 +237,18 @@ class SampleRunner:
                     "text": text,
                 }
                 self.cache.put(keys[index], record)
+                kill_point("lmm-answer-cached")
         self.stats.add(answers_new=len(got))
         return len(got)
 
     def estimated_cost(self) -> float:
         return self.backend.cost(self.stats.tokens_in, self.stats.tokens_out)
+
+
+def _bounded(text: str) -> str:
+    """An answer as kept in memory and in the cache: one longer than the parser accepts is cut
+    just past that limit, so it still parses as too_long, and a 10 MB answer costs 16 KB."""
+    return text if len(text) <= MAX_ANSWER_CHARS else text[: MAX_ANSWER_CHARS + 1]
 
 
 def _seed(base: str, missing: list[int]) -> int:

@@ -18,6 +18,7 @@ Faults, per request from a script (consumed one per request) or always on:
   out_of_range   latitude beyond 90
   integer        whole-number coordinates
   fewer_choices  n // 2 choices instead of n
+  huge           10 MB of prose before the JSON answer (a runaway model)
 Admin: GET /admin/stats (request counts), POST /admin/faults {"script": [...], "always": [...]},
 POST /admin/reset (counters to zero). `serve()` runs it in the foreground for the CLI.
 """
@@ -48,7 +49,9 @@ FAULTS = (
     "out_of_range",
     "integer",
     "fewer_choices",
+    "huge",
 )
+HUGE_ANSWER_CHARS = 10 * 1024 * 1024  # the "huge" fault: 10 MB of prose before the answer
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EARTH_RADIUS_KM = 6371.0088
 POINT = re.compile(r"\(\s*([+-]?\d{1,3}(?:\.\d+)?)\s*,\s*([+-]?\d{1,3}(?:\.\d+)?)\s*\)")
@@ -273,6 +276,8 @@ def _content(lat: float, lon: float, faults: set[str]) -> str:
         answer = json.dumps({"latitude": round(lat), "longitude": round(lon)})
     else:
         answer = json.dumps({"latitude": round(lat, 6), "longitude": round(lon, 6)})
+    if "huge" in faults:
+        return "The scene suggests many places. " * (HUGE_ANSWER_CHARS // 32) + answer
     if "prose" in faults:
         return (
             "Looking at the vegetation, the road markings and the architecture, my best "

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from geoloc_core.encoders.backbone import FeatureSpec
+from geoloc_core.file_hash import check_sha256, file_sha256
 from geoloc_core.models.alignment import GeoAlignmentModel, InputShapes
 from geoloc_core.models.config import ModelConfig
 
@@ -35,6 +36,7 @@ def save_model(directory: Path, trained: TrainedModel) -> None:
     torch.save(trained.model.state_dict(), tmp)
     tmp.replace(directory / MODEL_FILE)
     config = {
+        "weights_sha256": file_sha256(directory / MODEL_FILE),
         "model": dataclasses.asdict(trained.model.config),
         "shapes": dataclasses.asdict(trained.model.shapes),
         "features": dataclasses.asdict(trained.features),
@@ -61,6 +63,7 @@ def load_model(directory: Path) -> TrainedModel:
             f"{config_file} was written by an older model format ({exc}): "
             "re-materialize alignment_model"
         ) from exc
+    check_sha256(weights, saved.get("weights_sha256"), "re-materialize alignment_model")
     model = GeoAlignmentModel(config, shapes)
     model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
     model.eval()

@@ -24,6 +24,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from geoloc_core.file_hash import check_sha256, file_sha256
+from geoloc_core.kill_point import kill_point
 from geoloc_core.retrieval.index_settings import MIN_POINTS_PER_CENTROID, IndexSettings
 
 # Rows normalised to float32 at a time while adding a shard (768-d: 200 MB).
@@ -125,16 +127,31 @@ def index_for_search(index: faiss.Index, settings: IndexSettings) -> faiss.Index
     return _moved(index, _to_gpu)
 
 
+def checksum_file(path: Path) -> Path:
+    """The index's SHA-256, written beside it: FAISS reads a damaged file without complaint."""
+    return path.with_name(path.name + ".sha256")
+
+
 def save_index(index: faiss.Index, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     faiss.write_index(index, str(tmp))
+    digest = file_sha256(tmp)
+    sidecar = checksum_file(path)
+    sidecar_tmp = sidecar.with_name(sidecar.name + ".tmp")
+    sidecar_tmp.write_text(digest + "\n")
+    kill_point("index-written")  # complete, not yet in place
     tmp.replace(path)
+    sidecar_tmp.replace(sidecar)
 
 
 def load_index(path: Path) -> faiss.Index:
+    """The saved index, refused unless its bytes are those save_index wrote."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: materialize the retrieval_index asset first")
+    sidecar = checksum_file(path)
+    expected = sidecar.read_text().strip() if sidecar.is_file() else None
+    check_sha256(path, expected, "re-materialize retrieval_index")
     return faiss.read_index(str(path))
 
 

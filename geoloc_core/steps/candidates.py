@@ -8,7 +8,8 @@ built from (its record), so index and queries cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,16 @@ from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
 PLACE_PARTS = ("city", "state", "country")
 
 
+def place_label(parts: Iterable[str]) -> str:
+    """'city, state, country' without empty or repeated parts ("Singapore" once, not twice)."""
+    return ", ".join(dict.fromkeys(v for v in parts if v))
+
+
 def place_names(root: Path) -> dict[str, str]:
     """id -> 'city, state, country' from the place texts (MP16-Pro's fields)."""
     table = pd.read_csv(place_texts_file(root), dtype=str, keep_default_na=False)
     present = [c for c in PLACE_PARTS if c in table.columns]
-    labels = table[present].apply(lambda row: ", ".join(dict.fromkeys(v for v in row if v)), axis=1)
+    labels = table[present].apply(place_label, axis=1)
     return dict(zip(table["id"], labels, strict=True))
 
 
@@ -73,11 +79,8 @@ def build_candidates(
         )
     meta = read_manifest(paths.index_meta)
     places = place_names(paths.root)
-    scores, positions = search(index, queries, settings.top_k, index_settings)
-    frames = [_ranked(rows, meta, places, "similar", scores, positions)]
-    if settings.dissimilar_k:
-        scores, positions = search(index, -queries, settings.dissimilar_k, index_settings)
-        frames.append(_ranked(rows, meta, places, "dissimilar", -scores, positions))
+    found = search_neighbours(index, queries, settings, index_settings)
+    frames = [_ranked(rows, meta, places, kind, n) for kind, n in found.by_kind()]
     table = pd.concat(frames, ignore_index=True)
     write_manifest(table[list(CANDIDATE_COLUMNS)], candidates_file(paths, benchmark))
     vectors_file, ids_file = query_embeddings_files(paths, benchmark)
@@ -113,19 +116,60 @@ def _summary(
     return summary
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """k reference images per query: positions in the index (= rows of the index meta) and
+    the cosine similarity of each to the query's retrieval embedding."""
+
+    positions: np.ndarray  # (n, k) int
+    scores: np.ndarray  # (n, k)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    similar: Neighbours  # retrieval.top_k most similar, best first
+    dissimilar: Neighbours | None  # retrieval.dissimilar_k least similar (None when 0)
+
+    def by_kind(self) -> list[tuple[str, Neighbours]]:
+        kinds = [("similar", self.similar)]
+        if self.dissimilar is not None:
+            kinds.append(("dissimilar", self.dissimilar))
+        return kinds
+
+
+def search_neighbours(
+    index: Any, queries: np.ndarray, settings: RetrievalSettings, index_settings: IndexSettings
+) -> SearchResult:
+    """G3's two searches for retrieval embeddings (n, d): the most similar reference images,
+    and the least similar ones (search with the negated query; their scores are the cosine
+    to the query itself). The benchmark step and `geoloc predict` both search here."""
+    scores, positions = search(index, queries, settings.top_k, index_settings)
+    similar = _full(Neighbours(positions, scores), "similar")
+    dissimilar = None
+    if settings.dissimilar_k:
+        scores, positions = search(index, -queries, settings.dissimilar_k, index_settings)
+        dissimilar = _full(Neighbours(positions, -scores), "dissimilar")
+    return SearchResult(similar, dissimilar)
+
+
+def _full(neighbours: Neighbours, kind: str) -> Neighbours:
+    """The neighbours, or an error when the index returned fewer than k for some query."""
+    if (neighbours.positions < 0).any():
+        k = neighbours.positions.shape[1]
+        raise ValueError(f"the index returned fewer than {k} {kind} neighbours for some query")
+    return neighbours
+
+
 def _ranked(
     rows: pd.DataFrame,
     meta: pd.DataFrame,
     places: Mapping[str, str],
     kind: str,
-    scores: np.ndarray,
-    positions: np.ndarray,
+    neighbours: Neighbours,
 ) -> pd.DataFrame:
     """One row per (query, rank); positions index the index meta (reference ids in order)."""
-    n, k = positions.shape
-    if (positions < 0).any():
-        raise ValueError(f"the index returned fewer than {k} {kind} neighbours for some query")
-    flat = positions.reshape(-1)
+    n, k = neighbours.positions.shape
+    flat = neighbours.positions.reshape(-1)
     ref_ids = meta["id"].to_numpy()[flat]
     return pd.DataFrame(
         {
@@ -135,7 +179,7 @@ def _ranked(
             "ref_id": ref_ids,
             "lat": meta["lat"].to_numpy(np.float64)[flat],
             "lon": meta["lon"].to_numpy(np.float64)[flat],
-            "score": scores.reshape(-1).astype(np.float64),
+            "score": neighbours.scores.reshape(-1).astype(np.float64),
             "place": [places.get(str(i), "") for i in ref_ids],
         }
     )

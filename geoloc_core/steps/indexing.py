@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
-from geoloc_core.file_hash import file_sha256
+from geoloc_core.file_hash import check_sha256, file_sha256
+from geoloc_core.kill_point import kill_point
 from geoloc_core.models.variants import retrieval_parts
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import build_index_from_shards, save_index
@@ -73,6 +74,7 @@ def embed_reference_shard(
     tmp = vectors_file.with_suffix(".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(vectors_file)
+    kill_point("embedding-vectors-written")  # new vectors, the old ids and record
     write_manifest(rows[["id", "lat", "lon"]], ids_file)
     record = {
         "parts": list(parts),
@@ -81,8 +83,11 @@ def embed_reference_shard(
         "shard": shard_key,
         "n_shards": n_shards,
         "vectors": len(vectors),
+        "vectors_sha256": file_sha256(vectors_file),
     }
-    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record_tmp = record_file.with_name(record_file.name + ".tmp")
+    record_tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record_tmp.replace(record_file)  # last: the shard is finished when its record says so
     return {
         "variant": record["variant"],
         "parts": "+".join(parts),
@@ -109,7 +114,7 @@ def build_index(
                 f"({record['parts']}): re-materialize reference_embeddings"
             )
     filled = [key for key, record in zip(shard_keys, records, strict=True) if record["vectors"]]
-    loaders = [_vector_loader(paths, key) for key in filled]
+    loaders = [_vector_loader(paths, key, records[shard_keys.index(key)]) for key in filled]
     index = build_index_from_shards(loaders, settings, log)
     save_index(index, paths.index_file)
     ids = [read_manifest(shard_files(paths, key)[1]) for key in filled]
@@ -149,5 +154,15 @@ def _shard_record(paths: ProjectPaths, key: str) -> dict[str, Any]:
     return json.loads(record_file.read_text())
 
 
-def _vector_loader(paths: ProjectPaths, key: str) -> Callable[[], np.ndarray]:
-    return lambda: np.load(shard_files(paths, key)[0])
+def _vector_loader(
+    paths: ProjectPaths, key: str, record: Mapping[str, Any]
+) -> Callable[[], np.ndarray]:
+    """Loads one shard's vectors when the index needs them, after checking their bytes."""
+
+    def load() -> np.ndarray:
+        vectors_file = shard_files(paths, key)[0]
+        fix = f"re-materialize reference_embeddings[{key}]"
+        check_sha256(vectors_file, record.get("vectors_sha256"), fix)
+        return np.load(vectors_file)
+
+    return load

@@ -12,6 +12,9 @@ Every prompt gets lmm.n answers. Only answers that parse are written, one row ea
 summary. Answers are cached as they arrive (see lmm/runner.py), so a rerun after a kill only
 asks for what is missing. provider none writes an empty answers file: G3's "without
 geo-diversification" setting; so does a benchmark with no queries (its data set absent).
+
+The per-query prompt builders (g3_query_jobs, dualgeo_query_job) and the run over them
+(ask_lmm) take photos as files or bytes: `geoloc predict` and the served model ask with them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from geoloc_core.lmm.prompts import (
     dualgeo_messages,
     g3_rag_messages,
     g3_zero_shot_messages,
+    image_data_url,
     load_image_url,
 )
 from geoloc_core.lmm.runner import JobResult, PromptJob, SampleRunner
@@ -98,6 +102,14 @@ def read_lmm_summary(paths: ProjectPaths, benchmark: str, mode: str) -> dict[str
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+# A photo to send: a file (or tar member) of the project, or its bytes (the served model).
+ImageSource = Path | bytes
+# A re-ranked candidate as DualGeo shows it: lat, lon, place name, its reference photo.
+ShownCandidate = tuple[float, float, str, Path | None]
+# One parsed answer: (query position, source position), sample, query_id, source, lat, lon.
+AnswerRow = tuple[tuple[int, int], int, str, str, float, float]
+
+
 @dataclass(frozen=True)
 class Tag:
     """Which query and source a prompt's answers belong to (and where they sort)."""
@@ -134,7 +146,7 @@ def run_lmm_stage(
         log(f"lmm {benchmark}: skipped ({reason})")
         return summary
 
-    backend = _backend(settings)
+    backend = lmm_backend(settings)
     manifest = read_manifest(paths.benchmark_manifest(benchmark))
     plan = _plan(paths, benchmark, settings, manifest)
     summary.update(plan.counts)
@@ -148,20 +160,11 @@ def run_lmm_stage(
         f"{len(plan.jobs)} prompts x n={settings.n}"
     )
     cache = JsonRecordCache(settings.cache_path(paths.root))
-    runner = SampleRunner(settings, backend, cache)
-    rows: list[tuple[tuple[int, int], int, str, str, float, float]] = []
-    drops = DropCounts()
-    by_source: Counter[str] = Counter()
-    with tqdm(
-        total=len(plan.jobs), desc=f"lmm {benchmark}", unit="prompt", disable=not progress
-    ) as bar:
-        for result in runner.run(plan.jobs):
-            _collect(result, rows, drops, by_source)
-            bar.update(1)
-    rows.sort(key=lambda row: (row[0], row[1]))
+    answers = ask_lmm(settings, backend, cache, plan.jobs, progress, f"lmm {benchmark}")
+    rows, drops, by_source = answers.rows, answers.drops, answers.by_source
     _write_answers(answers_file, [(q, source, sample, a, b) for _, sample, q, source, a, b in rows])
 
-    stats = runner.stats.as_dict()
+    stats = answers.stats
     summary.update(
         {
             "prompts": stats["prompts"],
@@ -179,7 +182,7 @@ def run_lmm_stage(
             "choices_shortfall": stats["choices_shortfall"],
             "tokens_in": stats["tokens_in"],
             "tokens_out": stats["tokens_out"],
-            "estimated_cost": round(runner.estimated_cost(), 6),
+            "estimated_cost": round(answers.estimated_cost, 6),
             "errors": stats["errors"],
             "budget_exhausted": stats["budget_exhausted"],
             "stopped_reason": stats["stopped_reason"],
@@ -218,7 +221,9 @@ def _skip_reason(
 # -- backends ----------------------------------------------------------------------------
 
 
-def _backend(settings: LmmSettings) -> Backend:
+def lmm_backend(settings: LmmSettings) -> Backend:
+    """The configured model: an OpenAI-compatible server (its key read from the environment
+    variable lmm.api_key_env, now) or a transformers checkpoint in this process."""
     if settings.provider == "openai":
         from geoloc_core.lmm.client import OpenAIBackend
 
@@ -231,7 +236,7 @@ def _backend(settings: LmmSettings) -> Backend:
 # -- what to ask -------------------------------------------------------------------------
 
 
-class _Tally:
+class Tally:
     """A counter the prompt-building worker threads share."""
 
     def __init__(self) -> None:
@@ -248,7 +253,7 @@ class _Plan:
     jobs: list[PromptJob] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     short: dict[int, int] = field(default_factory=dict)  # rag size -> queries skipped
-    unreadable_references: _Tally = field(default_factory=_Tally)
+    unreadable_references: Tally = field(default_factory=Tally)
 
 
 def _plan(
@@ -309,13 +314,11 @@ def _plan_g3(
             without += 1
         similar = _points(group[group["kind"] == "similar"]) if group is not None else []
         dissimilar = _points(group[group["kind"] == "dissimilar"]) if group is not None else []
-        for position, size in enumerate(settings.g3_rag_sizes):
-            if size > 0 and (len(similar) < size or len(dissimilar) < size):
-                short[size] += 1
-                continue
-            tag = Tag(query_id, rag_source(size), (order[query_id], position))
-            build = _g3_builder(settings, image, similar[:size], dissimilar[:size])
-            plan.jobs.append(PromptJob(tag, build))
+        jobs, skipped = g3_query_jobs(
+            settings, query_id, image, similar, dissimilar, order[query_id]
+        )
+        plan.jobs.extend(jobs)
+        short.update(skipped)
     plan.short = dict(sorted(short.items()))
     plan.counts = {
         "queries": len(images),
@@ -324,14 +327,43 @@ def _plan_g3(
     }
 
 
+def g3_query_jobs(
+    settings: LmmSettings,
+    query_id: str,
+    image: ImageSource,
+    similar: Sequence[tuple[float, float]],
+    dissimilar: Sequence[tuple[float, float]],
+    position: int,
+) -> tuple[list[PromptJob], list[int]]:
+    """G3's prompts for one query, one per size r in lmm.g3_rag_sizes (r = 0: zero-shot; r > 0:
+    the first r similar and r dissimilar coordinates, in retrieval order), and the sizes
+    skipped because the query has fewer than r of either. position orders the query's answers
+    among the others'."""
+    jobs: list[PromptJob] = []
+    short: list[int] = []
+    for rank, size in enumerate(settings.g3_rag_sizes):
+        if size > 0 and (len(similar) < size or len(dissimilar) < size):
+            short.append(size)
+            continue
+        tag = Tag(query_id, rag_source(size), (position, rank))
+        build = _g3_builder(settings, image, list(similar[:size]), list(dissimilar[:size]))
+        jobs.append(PromptJob(tag, build))
+    return jobs, short
+
+
+def image_url(image: ImageSource) -> str:
+    """A data URL of a photo given as a file (or tar member) or as its bytes."""
+    return image_data_url(image) if isinstance(image, bytes) else load_image_url(image)
+
+
 def _g3_builder(
     settings: LmmSettings,
-    image: Path,
+    image: ImageSource,
     similar: list[tuple[float, float]],
     dissimilar: list[tuple[float, float]],
 ) -> Callable[[], Messages]:
     def build() -> Messages:
-        url = load_image_url(image)
+        url = image_url(image)
         if not similar:
             return g3_zero_shot_messages(settings, url)
         return g3_rag_messages(settings, url, similar, dissimilar)
@@ -366,16 +398,33 @@ def _plan_dualgeo(
             (float(r.lat), float(r.lon), str(r.place), ref_images.get(str(r.ref_id)))
             for r in top.itertuples()
         ]
-        tag = Tag(query_id, SOURCE_DUALGEO, (order[query_id], 0))
-        plan.jobs.append(PromptJob(tag, _dualgeo_builder(settings, image, shown, plan)))
+        job = dualgeo_query_job(
+            settings, query_id, image, shown, order[query_id], plan.unreadable_references
+        )
+        plan.jobs.append(job)
     plan.counts = {"queries": len(images), "queries_without_candidates": without}
+
+
+def dualgeo_query_job(
+    settings: LmmSettings,
+    query_id: str,
+    image: ImageSource,
+    shown: Sequence[ShownCandidate],
+    position: int,
+    unreadable: Tally,
+) -> PromptJob:
+    """DualGeo's prompt for one query: the photo, then the re-ranked candidates shown (lat,
+    lon, place name, reference photo or None), most likely first; reference photos that
+    cannot be read are counted in unreadable and shown without their photo."""
+    tag = Tag(query_id, SOURCE_DUALGEO, (position, 0))
+    return PromptJob(tag, _dualgeo_builder(settings, image, list(shown), unreadable))
 
 
 def _dualgeo_builder(
     settings: LmmSettings,
-    image: Path,
-    shown: list[tuple[float, float, str, Path | None]],
-    plan: _Plan,
+    image: ImageSource,
+    shown: list[ShownCandidate],
+    unreadable: Tally,
 ) -> Callable[[], Messages]:
     def reference_url(path: Path | None) -> str | None:
         try:
@@ -383,11 +432,11 @@ def _dualgeo_builder(
                 raise FileNotFoundError("reference id not in the reference manifest")
             return load_image_url(path)
         except Exception:  # the candidate is still shown, with its coordinates and place
-            plan.unreadable_references.add()
+            unreadable.add()
             return None
 
     def build() -> Messages:
-        url = load_image_url(image)
+        url = image_url(image)
         candidates = [Candidate(a, b, place, reference_url(ref)) for a, b, place, ref in shown]
         return dualgeo_messages(settings, url, candidates)
 
@@ -397,9 +446,49 @@ def _dualgeo_builder(
 # -- what came back ----------------------------------------------------------------------
 
 
+@dataclass
+class LmmAnswers:
+    """What one run of prompts gave: the answers that parse, sorted by (query position, source
+    position, sample), what was dropped, and the runner's counts."""
+
+    rows: list[AnswerRow]
+    drops: DropCounts
+    by_source: Counter[str]
+    stats: dict[str, Any]
+    estimated_cost: float
+
+    def by_query(self) -> dict[str, list[AnswerRow]]:
+        """Each query's answers, in order."""
+        grouped: dict[str, list[AnswerRow]] = {}
+        for row in self.rows:
+            grouped.setdefault(row[2], []).append(row)
+        return grouped
+
+
+def ask_lmm(
+    settings: LmmSettings,
+    backend: Backend,
+    cache: JsonRecordCache | None,
+    jobs: Sequence[PromptJob],
+    progress: bool,
+    desc: str,
+) -> LmmAnswers:
+    """Every job's lmm.n answers through the runner (cache, budget, retries), parsed."""
+    runner = SampleRunner(settings, backend, cache)
+    rows: list[AnswerRow] = []
+    drops = DropCounts()
+    by_source: Counter[str] = Counter()
+    with tqdm(total=len(jobs), desc=desc, unit="prompt", disable=not progress) as bar:
+        for result in runner.run(jobs):
+            _collect(result, rows, drops, by_source)
+            bar.update(1)
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return LmmAnswers(rows, drops, by_source, runner.stats.as_dict(), runner.estimated_cost())
+
+
 def _collect(
     result: JobResult,
-    rows: list[tuple[tuple[int, int], int, str, str, float, float]],
+    rows: list[AnswerRow],
     drops: DropCounts,
     by_source: Counter[str],
 ) -> None:

@@ -7,6 +7,9 @@ geo-diversification ran, its LMM answers, and the closest points of an optional 
 `top1` the first re-ranked candidate. When DualGeo's LMM reasoning ran, its answer is the
 decision (a query it did not answer keeps the pool's). The predictions keep the retrieval top-1
 and the re-ranked top-1 beside the decision, so the metrics show what each stage adds.
+
+This step reads the benchmark's files; the pool and the decision themselves are
+verification/pool.py's, the in-memory core `geoloc predict` and the served model share.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.encoders.geoclip_files import GPS_GALLERY_FILE, resolve_release_file
 from geoloc_core.geo.distance import validated_lat_lon
+from geoloc_core.models.alignment import GeoAlignmentModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.candidate_files import (
     read_candidates,
@@ -31,7 +35,16 @@ from geoloc_core.steps.candidate_files import (
 from geoloc_core.steps.lmm import lmm_answers_path, read_lmm_summary
 from geoloc_core.steps.rerank import read_reranked
 from geoloc_core.steps.training import load_trained
-from geoloc_core.verification.geo_verify import closest_gallery_points, verify
+from geoloc_core.verification.pool import (
+    SOURCE_TOP1,
+    CandidatePool,
+    ExtraPoints,
+    decide,
+    gallery_extras,
+    reranked_pool,
+    widen_pool,
+    with_reasoning,
+)
 from geoloc_core.verification.settings import VerificationSettings
 
 GPS_BATCH = 65536
@@ -58,44 +71,25 @@ def verify_benchmark(
     ids, image_gps = read_query_embeddings(paths, benchmark)
     if not ids:
         return _no_queries(paths, benchmark, settings)
-    pool = reranked[reranked["rank"] < settings.pool_size]
-    k = int(pool["rank"].max()) + 1
-    by_query = pool.set_index(["query_id", "rank"]).sort_index()
+    needs_model = settings.method == "verify" or bool(settings.gallery)
+    model = load_trained(paths).model if needs_model else None
+    pool_rows = reranked[reranked["rank"] < settings.pool_size]
+    k = int(pool_rows["rank"].max()) + 1
+    by_query = pool_rows.set_index(["query_id", "rank"]).sort_index()
     coords = by_query.loc[ids, ["lat", "lon"]].to_numpy(np.float64).reshape(len(ids), k, 2)
     scores = by_query.loc[ids, "score"].to_numpy(np.float64).reshape(len(ids), k)
-    sources = np.full((len(ids), k), "rerank", dtype=object)
-    sources[:, 0] = "rerank-top1"
-    valid = np.ones((len(ids), k), bool)
+    pool = reranked_pool(coords, scores)
     lmm_answers = active_answers(paths, benchmark, "g3")
     if lmm_answers is not None:
-        coords, sources, valid = join_pool(ids, coords, sources, valid, lmm_answers)
+        pool = widen_pool(pool, extras_by_query(ids, lmm_answers))
     if settings.gallery:
-        gallery = gallery_candidates(paths, ids, image_gps, settings)
-        coords, sources, valid = join_pool(ids, coords, sources, valid, gallery)
-    if settings.method == "verify":
-        flat = coords[valid]
-        encoded = encode_coordinates(paths, flat)
-        candidate_gps = np.zeros((*valid.shape, encoded.shape[1]), np.float32)
-        candidate_gps[valid] = encoded
-        chosen, cosines = verify(image_gps, candidate_gps, valid)
-        chosen_score = cosines[np.arange(len(ids)), chosen]
-    else:
-        chosen = np.zeros(len(ids), np.int64)
-        chosen_score = scores[:, 0]
-    rows = np.arange(len(ids))
-    decision = coords[rows, chosen]
-    # object, not str: a fixed-width str array as wide as its longest label ("rerank", when
-    # that is every decision) would cut the "lmm-dualgeo" written into it below
-    decided_by = sources[rows, chosen].astype(object)
+        pool = widen_pool(pool, gallery_candidates(paths, model, image_gps, settings))
+    decision = decide(
+        pool, image_gps, settings.method, lambda latlon: encode_coordinates(model, latlon)
+    )
     reasoning = active_answers(paths, benchmark, "dualgeo")
-    lmm_decided = 0
     if reasoning is not None:
-        first = reasoning.sort_values(["query_id", "sample"]).drop_duplicates("query_id")
-        answer = first.set_index("query_id")[["lat", "lon"]]
-        has = np.array([i in answer.index for i in ids])
-        decision[has] = answer.loc[[i for i in ids if i in answer.index]].to_numpy(np.float64)
-        decided_by[has] = "lmm-dualgeo"
-        lmm_decided = int(has.sum())
+        decision = with_reasoning(decision, first_answers(ids, reasoning))
     truth = read_manifest(paths.benchmark_manifest(benchmark)).set_index("id").loc[ids]
     retrieval_top1 = _top1(read_candidates(paths, benchmark), ids)
     table = pd.DataFrame(
@@ -103,23 +97,24 @@ def verify_benchmark(
             "id": ids,
             "lat": truth["lat"].to_numpy(np.float64),
             "lon": truth["lon"].to_numpy(np.float64),
-            "pred_lat": decision[:, 0],
-            "pred_lon": decision[:, 1],
-            "score": chosen_score,
-            "source": decided_by,
+            "pred_lat": decision.latlon[:, 0],
+            "pred_lon": decision.latlon[:, 1],
+            "score": decision.score,
+            "source": decision.source,
             "top1_lat": retrieval_top1[:, 0],
             "top1_lon": retrieval_top1[:, 1],
-            "rerank_lat": coords[:, 0, 0],
-            "rerank_lon": coords[:, 0, 1],
+            "rerank_lat": pool.coords[:, 0, 0],
+            "rerank_lon": pool.coords[:, 0, 1],
         }
     )
     write_manifest(table[list(PREDICTION_COLUMNS)], paths.predictions(benchmark))
+    lmm_decided = int(decision.by_reasoning.sum())
     summary = {
         "method": settings.method,
         "pool_size": k,
-        "pool_extra": int(valid[:, k:].sum()),  # LMM answers and gallery points
+        "pool_extra": int(pool.valid[:, k:].sum()),  # LMM answers and gallery points
         "predictions": len(table),
-        "decision_not_top1": int((decided_by != "rerank-top1").sum()),
+        "decision_not_top1": int((decision.source != SOURCE_TOP1).sum()),
         "decided_by_lmm_reasoning": lmm_decided,
     }
     if reasoning is not None:
@@ -166,28 +161,48 @@ def read_gallery(path: Path) -> np.ndarray:
     return latlon
 
 
+def load_gallery(setting: str, root: Path) -> np.ndarray:
+    """verification.gallery as (m, 2) degrees: `geoclip` (the wheel's file) or a CSV path
+    relative to root."""
+    return read_gallery(resolve_release_file(setting, GPS_GALLERY_FILE, root))
+
+
 def gallery_candidates(
     paths: ProjectPaths,
-    ids: list[str],
+    model: GeoAlignmentModel,
     image_gps: np.ndarray,
     settings: VerificationSettings,
-) -> pd.DataFrame:
+) -> list[ExtraPoints]:
     """Each query's gallery_top gallery points closest to its image in the GPS space."""
-    latlon = read_gallery(
-        resolve_release_file(str(settings.gallery), GPS_GALLERY_FILE, paths.root)
+    latlon = load_gallery(str(settings.gallery), paths.root)
+    return gallery_extras(
+        image_gps, latlon, encode_coordinates(model, latlon), settings.gallery_top
     )
-    chosen = closest_gallery_points(
-        image_gps, encode_coordinates(paths, latlon), settings.gallery_top
-    )
-    points = latlon[chosen.reshape(-1)]
-    return pd.DataFrame(
-        {
-            "query_id": np.repeat(ids, settings.gallery_top),
-            "source": "gallery",
-            "lat": points[:, 0],
-            "lon": points[:, 1],
-        }
-    )
+
+
+def extras_by_query(ids: list[str], answers: pd.DataFrame) -> list[ExtraPoints | None]:
+    """Each query's LMM answers (query_id, source, lat, lon rows, in file order) as its pool's
+    extra points; None for a query without answers."""
+    grouped = {q: g for q, g in answers.groupby("query_id", sort=False)}
+    extras: list[ExtraPoints | None] = []
+    for query in ids:
+        group = grouped.get(query)
+        if group is None:
+            extras.append(None)
+        else:
+            points = group[["lat", "lon"]].to_numpy(np.float64)
+            extras.append(ExtraPoints(points, group["source"].to_numpy()))
+    return extras
+
+
+def first_answers(ids: list[str], reasoning: pd.DataFrame) -> list[tuple[float, float] | None]:
+    """DualGeo's decision per query: its first answer (lowest sample), None without one."""
+    first = reasoning.sort_values(["query_id", "sample"]).drop_duplicates("query_id")
+    answer = first.set_index("query_id")[["lat", "lon"]]
+    return [
+        (float(answer.at[q, "lat"]), float(answer.at[q, "lon"])) if q in answer.index else None
+        for q in ids
+    ]
 
 
 def join_pool(
@@ -197,32 +212,16 @@ def join_pool(
     valid: np.ndarray,
     answers: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pool widened by each query's LMM answers (G3: N generated + S retrieved); slots a
-    query does not fill stay invalid."""
-    grouped = {q: g for q, g in answers.groupby("query_id", sort=False)}
-    extra = max((len(g) for g in grouped.values()), default=0)
-    n, k = valid.shape
-    wide = np.zeros((n, k + extra, 2))
-    wide[:, :k] = coords
-    wide_sources = np.full((n, k + extra), "", dtype=object)
-    wide_sources[:, :k] = sources
-    wide_valid = np.zeros((n, k + extra), bool)
-    wide_valid[:, :k] = valid
-    for row, query in enumerate(ids):
-        group = grouped.get(query)
-        if group is None:
-            continue
-        m = len(group)
-        wide[row, k : k + m] = group[["lat", "lon"]].to_numpy(np.float64)
-        wide_sources[row, k : k + m] = group["source"].to_numpy()
-        wide_valid[row, k : k + m] = True
-    return wide, wide_sources, wide_valid
+    """The pool widened by each query's LMM answers (G3: N generated + S retrieved), as
+    (coords, sources, valid); slots a query does not fill stay invalid."""
+    pool = CandidatePool(coords, sources, valid, np.zeros(valid.shape))
+    wide = widen_pool(pool, extras_by_query(ids, answers))
+    return wide.coords, wide.sources, wide.valid
 
 
 @torch.no_grad()
-def encode_coordinates(paths: ProjectPaths, latlon: np.ndarray) -> np.ndarray:
+def encode_coordinates(model: GeoAlignmentModel, latlon: np.ndarray) -> np.ndarray:
     """Unit GPS embeddings of (n, 2) degrees with the trained model's location encoder."""
-    model = load_trained(paths).model
     chunks = [
         model.encode_gps(torch.from_numpy(latlon[s : s + GPS_BATCH].astype(np.float32))).numpy()
         for s in range(0, len(latlon), GPS_BATCH)

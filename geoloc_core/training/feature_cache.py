@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from geoloc_core.encoders.backbone import FeatureSpec
+from geoloc_core.kill_point import kill_point
 from geoloc_core.segmentation.sharding import shard_of, single_layout
 
 FORMAT = "geoloc-features/1"
@@ -78,6 +79,7 @@ def write_shard(
     np.save(tmp / TOKENS, content.tokens.astype(np.float16))
     full_meta = {**meta, "format": FORMAT, "digest": content.digest(), "failures": content.failures}
     (tmp / META).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
+    kill_point("feature-shard-written")  # complete, not yet in place
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

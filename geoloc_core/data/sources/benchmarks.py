@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geoloc_core.data.containment import escape_reason
 from geoloc_core.data.manifest import project_relative
 from geoloc_core.data.schema import SOURCE_PROBLEM
 from geoloc_core.data.sources.places365_csv import (
@@ -22,7 +23,8 @@ def benchmark_csv_manifest(
 ) -> pd.DataFrame:
     """Every row of a benchmark CSV in the common schema (split and source = the benchmark).
 
-    A row whose photo is missing keeps its place here; the manifest gate quarantines it.
+    A row whose photo is missing, or whose IMG_ID leads out of images_dir, keeps its place
+    here with the reason; the manifest gate quarantines it.
     """
     if name not in CSV_BENCHMARKS:
         raise ValueError(f"'{name}' is not one of {CSV_BENCHMARKS}")
@@ -42,6 +44,9 @@ def benchmark_csv_manifest(
             "lon": frame["LON"],
             "split": name,
             "source": name,
-            SOURCE_PROBLEM: "",
+            SOURCE_PROBLEM: [
+                escape_reason(image_id, images_dir) if isinstance(image_id, str) else ""
+                for image_id in frame["IMG_ID"]
+            ],
         }
     )

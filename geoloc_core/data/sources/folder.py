@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from geoloc_core.data.containment import escape_reason
 from geoloc_core.data.exif_gps import GpsReading, gps_from_exif
 from geoloc_core.data.manifest import ManifestError, project_relative
 from geoloc_core.data.schema import SOURCE_PROBLEM
@@ -38,8 +39,12 @@ def folder_manifest(folder: Path, project_root: Path, validation_fraction: float
     )
     if not photos:
         raise ManifestError(f"{folder} holds no photos with suffixes {PHOTO_SUFFIXES}")
-    readings = [read_gps(p) for p in photos]
     ids = [p.relative_to(folder).as_posix() for p in photos]
+    escapes = [escape_reason(i, folder) for i in ids]  # a link out is refused, never opened
+    readings = [
+        GpsReading(None, None, why) if why else read_gps(p)
+        for p, why in zip(photos, escapes, strict=True)
+    ]
     return pd.DataFrame(
         {
             "id": ids,

@@ -1,0 +1,8 @@
+"""The predict path: photos -> ranked candidates with place names and the decision.
+
+photos.py (what to read), settings.py and files.py (what it reads, and the error when it is not
+built yet), embed.py (a photo embedded like the caches' images), predictor.py (the benchmark
+steps' in-memory core over photos), results.py (the JSON shape), render.py and map.py (the
+command's text and picture), command.py (`geoloc predict`). Importing this package is light:
+torch, open_clip and FAISS load with predictor.py.
+"""

@@ -1,0 +1,88 @@
+"""`geoloc predict PHOTO|FOLDER|GLOB … [--top-k K] [--json] [--map OUT.png]`.
+
+Photos are read and geolocated a chunk at a time under a progress bar (stderr); a photo that
+cannot be used is reported with its reason and never stops the others. Exit status: 0 when
+every photo was located, 1 when some could not be; a setup problem (no trained artifacts, a
+bad setting, an LMM that refuses) raises before any photo is read, for the caller's one-line
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from geoloc_core.params import load_params
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.predict.files import PredictFiles
+from geoloc_core.predict.photos import Photo, expand_arguments, read_photo
+from geoloc_core.predict.settings import PredictSettings
+
+CHUNK = 16  # photos decoded and embedded together: bounds memory on a folder of thousands
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    arguments: list[str]
+    top_k: int = 5
+    as_json: bool = False
+    map_out: Path | None = None
+    progress: bool = True
+
+
+def run_predict(
+    root: Path, request: PredictRequest, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout  # looked up per call: the streams may have been replaced
+    err = err or sys.stderr
+    if request.top_k < 1:
+        raise ValueError(f"--top-k {request.top_k}: must be at least 1")
+    settings = PredictSettings.from_params(load_params(root))
+    expanded = expand_arguments(request.arguments)
+    if expanded.skipped:
+        names = ", ".join(str(p) for p in expanded.skipped[:5])
+        more = " …" if len(expanded.skipped) > 5 else ""
+        err.write(
+            f"geoloc: skipped {len(expanded.skipped)} file(s) of the folders given whose names "
+            f"are not image names: {names}{more}\n"
+        )
+    files = PredictFiles.of_project(root, settings)  # refuses at once when nothing is built
+    from geoloc_core.predict.predictor import Predictor  # torch, open_clip, FAISS: only now
+
+    predictor = Predictor(files, settings, ProjectPaths(root))
+    results = []
+    photos = expanded.photos
+    with tqdm(
+        total=len(photos), desc="predict", unit="photo", file=err, disable=not request.progress
+    ) as bar:
+        for start in range(0, len(photos), CHUNK):
+            chunk: list[Photo] = [read_photo(p) for p in photos[start : start + CHUNK]]
+            results += predictor.predict(chunk)
+            bar.update(len(chunk))
+    if request.map_out is not None and any(r.candidates for r in results):
+        from geoloc_core.predict.map import draw_map
+
+        path, panels = draw_map(results, request.map_out, request.top_k)
+        err.write(f"geoloc: map of {panels} photo(s) written to {path}\n")
+    elif request.map_out is not None:
+        err.write("geoloc: no photo was located, so no map was written\n")
+    failed = sum(1 for r in results if r.error)
+    if request.as_json:
+        document = {
+            "model": predictor.describe(),
+            "settings": settings.summary(),
+            "images": [r.as_dict(request.top_k) for r in results],
+            "located": len(results) - failed,
+            "failed": failed,
+        }
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        from geoloc_core.predict.render import render
+
+        out.write(render(results, request.top_k))
+    return 1 if failed else 0

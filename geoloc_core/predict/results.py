@@ -1,0 +1,113 @@
+"""What a prediction says about one photo, and its JSON form (the CLI's `--json` and the served
+model's answer share it, so both give the same document for the same photo)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Where a candidate comes from: a reference image of the index in retrieval order, the same
+# re-sorted by DualGeo's clustering, an LMM answer, or a point of the GPS gallery.
+SOURCES = ("retrieval", "re-rank", "lmm", "gallery")
+
+
+@dataclass(frozen=True)
+class Place:
+    city: str
+    state: str
+    country: str
+
+    @property
+    def label(self) -> str:
+        """'city, state, country' as the candidates files write it ("" when unknown)."""
+        from geoloc_core.steps.candidates import place_label  # loaded with the predictor
+
+        return place_label((self.city, self.state, self.country))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"city": self.city, "state": self.state, "country": self.country}
+
+
+UNKNOWN_PLACE = Place("", "", "")
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    rank: int  # 1 = the decision
+    lat: float
+    lon: float
+    score: float | None  # what ranks the list: verification cosine (verify) or retrieval cosine
+    source: str  # one of SOURCES
+    stage: str  # the pool's label: rerank-top1, rerank, lmm-zero-shot, lmm-rag-5, gallery, ...
+    place: Place
+    decision: bool
+    ref_id: str | None = None  # the reference image, for retrieval and re-rank candidates
+    retrieval_rank: int | None = None  # 1-based, in the similarity search
+    retrieval_score: float | None = None  # cosine of the retrieval embeddings
+    verification_score: float | None = None  # cosine in the GPS space (method verify)
+    error_km: float | None = None  # geodesic distance to the EXIF position, when there is one
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "lat": self.lat,
+            "lon": self.lon,
+            "score": self.score,
+            "source": self.source,
+            "stage": self.stage,
+            "place": self.place.as_dict(),
+            "place_name": self.place.label,
+            "decision": self.decision,
+            "ref_id": self.ref_id,
+            "retrieval_rank": self.retrieval_rank,
+            "retrieval_score": self.retrieval_score,
+            "verification_score": self.verification_score,
+            "error_km": self.error_km,
+        }
+
+
+@dataclass(frozen=True)
+class ExifPosition:
+    lat: float | None
+    lon: float | None
+    note: str  # "" when read; else why there is none (no GPS block, unusable values)
+
+    @property
+    def known(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+@dataclass
+class PhotoResult:
+    image: str  # what the caller named it: a path, or the served model's `name`
+    error: str | None = None  # why it has no prediction; None when it has one
+    exif: ExifPosition | None = None
+    candidates: list[RankedCandidate] = field(default_factory=list)  # ranked, decision first
+    decided_by: str = ""  # how the decision was taken (verification, top1, LMM reasoning)
+    neighbours: list[str] = field(default_factory=list)  # reference ids, retrieval order
+
+    @property
+    def decision(self) -> RankedCandidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    def as_dict(self, top_k: int | None = None) -> dict[str, Any]:
+        """The JSON form; top_k limits the candidates and neighbours listed (None: all)."""
+        shown = self.candidates[:top_k] if top_k else self.candidates
+        decision = self.decision
+        exif = self.exif
+        return {
+            "image": self.image,
+            "error": self.error,
+            "lat": decision.lat if decision else None,
+            "lon": decision.lon if decision else None,
+            "score": decision.score if decision else None,
+            "source": decision.source if decision else None,
+            "place_name": decision.place.label if decision else None,
+            "error_km": decision.error_km if decision else None,
+            "decided_by": self.decided_by or None,
+            "exif_gps": {"lat": exif.lat, "lon": exif.lon} if exif and exif.known else None,
+            "exif_note": exif.note if exif and not exif.known else None,
+            "candidates": [c.as_dict() for c in shown],
+            "candidates_total": len(self.candidates),
+            "neighbours": self.neighbours[:top_k] if top_k else list(self.neighbours),
+        }

