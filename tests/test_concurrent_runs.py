@@ -39,7 +39,10 @@ def racing_materializations(root: Path, asset: str) -> list[subprocess.Completed
     return done
 
 
-def test_two_materializations_on_a_fresh_instance_and_store_both_finish(tiny_project):
+def test_two_materializations_on_a_fresh_instance_and_store_both_finish(
+    tiny_project, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster"))  # make test sets its own
     results = racing_materializations(tiny_project, "reference_manifest")
     for result in results:
         assert result.returncode == 0, result.stdout[-3000:]
