@@ -24,7 +24,7 @@ from dagster_k8s.job import (
 
 from geoloc_assets.partitions import GPU_POOL, GPU_RESOURCE
 from tests.conftest import REPO
-from tests.test_tooling import dvc_executable
+from tests.test_tooling import dvc_executable, dvc_git_env
 
 K8S = REPO / "deploy" / "k8s"
 DVC_EXAMPLE = REPO / "deploy" / "dvc" / "config.example"
@@ -107,14 +107,7 @@ def test_dvc_push_and_pull_round_trip_through_a_local_remote(tmp_path: Path):
     repo = tmp_path / "repo"
     remote = tmp_path / "remote"
     (repo / "data" / "raw").mkdir(parents=True)
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = dvc_git_env()
 
     def run(*args: str) -> str:
         done = subprocess.run(args, cwd=repo, capture_output=True, text=True, env=env, timeout=120)

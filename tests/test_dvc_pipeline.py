@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_tiny_project
-from tests.test_tooling import dvc_executable
+from tests.test_tooling import dvc_executable, dvc_git_env
 
 BIN = Path(sys.executable).parent
 BENCHMARKS = ("validation", "demo-street", "demo-unseen")
@@ -42,18 +42,12 @@ def compare_outputs(one: Path, other: Path) -> tuple[list[str], list[str]]:
 def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materialized_template):
     dvc = dvc_executable()
     root = make_tiny_project(tmp_path / "project", with_code=True)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "GEOLOC_ROOT": str(root),
-        "DAGSTER_HOME": str(root / ".dagster"),
-        "DVC_NO_ANALYTICS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = dvc_git_env(
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        GEOLOC_ROOT=str(root),
+        DAGSTER_HOME=str(root / ".dagster"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
 
     def run(*args: str) -> str:
         done = subprocess.run(args, cwd=root, capture_output=True, text=True, env=env, timeout=900)

@@ -28,6 +28,20 @@ def dvc_executable() -> str:
     return found
 
 
+def dvc_git_env(**extra: str) -> dict[str, str]:
+    """The environment for real git and dvc commands in a temp repository: an identity for
+    commits, no analytics."""
+    return {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        **extra,
+    }
+
+
 def test_definitions_validate_with_the_dagster_cli():
     env = {**os.environ, "GEOLOC_ROOT": str(REPO)}
     done = subprocess.run(
@@ -82,14 +96,7 @@ def test_dvc_exp_run_with_set_param(tmp_path):
         "json.dump(yaml.safe_load(open('params.yaml')), open('out.json','w'))\"\n"
         "    params: [train.epochs]\n    outs: [out.json]\n"
     )
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = dvc_git_env()
 
     def run(*args: str) -> str:
         done = subprocess.run(
