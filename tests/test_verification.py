@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geoloc_core.steps.verification import join_pool, read_gallery
+from geoloc_core.steps.verification import extras_by_query, read_gallery
 from geoloc_core.verification.geo_verify import closest_gallery_points, verify
+from geoloc_core.verification.pool import CandidatePool, widen_pool
 from geoloc_core.verification.settings import VerificationSettings
 
 
@@ -35,7 +36,7 @@ def test_an_empty_pool_is_an_error_not_a_guess():
         verify(np.ones((2, 3)), np.ones((2, 2, 3)), np.array([[True, False], [False, False]]))
 
 
-def test_join_pool_appends_each_querys_answers_and_marks_the_rest_empty():
+def test_widened_pool_appends_each_querys_answers_and_marks_the_rest_empty():
     coords = np.zeros((2, 2, 2))
     sources = np.full((2, 2), "rerank", dtype=object)
     valid = np.ones((2, 2), bool)
@@ -47,7 +48,9 @@ def test_join_pool_appends_each_querys_answers_and_marks_the_rest_empty():
             "lon": [4, 5, 6],
         }
     )
-    wide, wide_sources, wide_valid = join_pool(["a", "b"], coords, sources, valid, answers)
+    pool = CandidatePool(coords, sources, valid, np.zeros(valid.shape))
+    widened = widen_pool(pool, extras_by_query(["a", "b"], answers))
+    wide, wide_sources, wide_valid = widened.coords, widened.sources, widened.valid
     assert wide.shape == (2, 5, 2)
     assert wide_valid.tolist() == [[True, True, False, False, False], [True] * 5]
     assert wide[1, 2:].tolist() == [[1, 4], [2, 5], [3, 6]]

@@ -37,7 +37,6 @@ from geoloc_core.steps.rerank import read_reranked
 from geoloc_core.steps.training import load_trained
 from geoloc_core.verification.pool import (
     SOURCE_TOP1,
-    CandidatePool,
     ExtraPoints,
     decide,
     gallery_extras,
@@ -203,20 +202,6 @@ def first_answers(ids: list[str], reasoning: pd.DataFrame) -> list[tuple[float, 
         (float(answer.at[q, "lat"]), float(answer.at[q, "lon"])) if q in answer.index else None
         for q in ids
     ]
-
-
-def join_pool(
-    ids: list[str],
-    coords: np.ndarray,
-    sources: np.ndarray,
-    valid: np.ndarray,
-    answers: pd.DataFrame,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pool widened by each query's LMM answers (G3: N generated + S retrieved), as
-    (coords, sources, valid); slots a query does not fill stay invalid."""
-    pool = CandidatePool(coords, sources, valid, np.zeros(valid.shape))
-    wide = widen_pool(pool, extras_by_query(ids, answers))
-    return wide.coords, wide.sources, wide.valid
 
 
 @torch.no_grad()
