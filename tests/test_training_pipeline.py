@@ -21,7 +21,7 @@ from geoloc_assets.runner import (
 from geoloc_assets.staleness import asset_states
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.predict_images import predict_images
+from geoloc_core.predict.predictor import predict_images
 
 BENCHMARKS = ["demo-street", "demo-unseen"]
 
