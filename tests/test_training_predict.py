@@ -18,7 +18,7 @@ from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.embed import PhotoEmbeddings, embed_photos, frozen_towers
-from geoloc_core.predict_images import predict_images
+from geoloc_core.predict.predictor import predict_images
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.steps.indexing import (
     build_index,
