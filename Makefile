@@ -42,7 +42,7 @@ demo: data
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30  # the slow cases and how long each takes
 
 lint: install
 	$(BIN)/ruff check .

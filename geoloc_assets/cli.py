@@ -12,7 +12,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from geoloc_core.dvc_lock import DvcLockError, dvc_write_lock
+from geoloc_core.kill_point import kill_point
 from geoloc_core.params import ParamsError, find_root, load_params
+from geoloc_core.paths import ProjectPaths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo-world":
             return _demo_world(root, args)
         if args.command == "materialize":
-            return _materialize(root, args)
+            # before any work, and for all of it: a `dvc repro` beside it must not run stages
+            with dvc_write_lock(root, materialize_outputs(root)):
+                kill_point("dvc-lock-held")
+                return _materialize(root, args)
         if args.command == "status":
             return _status(root)
         if args.command == "lmm-test-server":
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             serve("127.0.0.1", args.port, args.latency, args.fault)
             return 0
         return _predict(root, args)
-    except (ParamsError, ValueError, FileNotFoundError) as exc:
+    except (ParamsError, ValueError, FileNotFoundError, DvcLockError) as exc:
         print(f"geoloc: error: {exc}", file=sys.stderr)
         return 2
 
@@ -104,9 +110,17 @@ def _demo_world(root: Path, args: argparse.Namespace) -> int:
     if args.if_missing and (out / "manifest.csv").is_file():
         print(f"demo world already at {out}; skipping (delete it to regenerate)")
         return 0
-    manifest = generate_demo_world(out, DemoWorldConfig.from_mapping(params["demo_world"]))
+    with dvc_write_lock(root, [out]):
+        manifest = generate_demo_world(out, DemoWorldConfig.from_mapping(params["demo_world"]))
     print(f"demo world written: {manifest}")
     return 0
+
+
+def materialize_outputs(root: Path) -> list[Path]:
+    """What a materialize may write that DVC tracks (dvc.yaml's outs and metrics lie in these):
+    what it holds DVC's write lock on when started by hand."""
+    paths = ProjectPaths(root)
+    return [paths.artifacts, root / "metrics", paths.reports]
 
 
 def _materialize(root: Path, args: argparse.Namespace) -> int:

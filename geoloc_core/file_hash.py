@@ -1,7 +1,16 @@
 """Content hashes of files, kept free of heavy imports so every layer can fingerprint cheaply."""
 
 import hashlib
+import os
+import time
 from pathlib import Path
+
+# (path, size, mtime, ctime, inode) of each file this process has verified -> its digest: a file
+# loaded many times (the index per candidates partition, a shard per index pass) is read once
+_verified: dict[tuple[str, int, int, int, int], str] = {}
+# File times tick coarsely (a few ms): a file changed this recently could change again with the
+# same times and size, so it is re-hashed until it is older (git's "racily clean" entries).
+RACY_WINDOW_NS = 2_000_000_000
 
 
 def file_sha256(path: Path) -> str:
@@ -24,9 +33,20 @@ def check_sha256(path: Path, expected: str | None, fix: str) -> None:
         raise CorruptFileError(
             f"{path} has no recorded checksum (written by an older geoloc or by hand): {fix}"
         )
+    version = _file_version(path)
+    if _verified.get(version) == expected:
+        return
     actual = file_sha256(path)
     if actual != expected:
         raise CorruptFileError(
             f"{path} is damaged: its SHA-256 is {actual[:12]}…, {expected[:12]}… was "
             f"written (truncated, bit-flipped or replaced): {fix}"
         )
+    if time.time_ns() - version[2] > RACY_WINDOW_NS:  # by its mtime
+        _verified[version] = actual
+
+
+def _file_version(path: Path) -> tuple[str, int, int, int, int]:
+    """What changes whenever a file's bytes are rewritten, replaced or truncated."""
+    stat = os.stat(path)
+    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)

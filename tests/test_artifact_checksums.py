@@ -4,7 +4,9 @@ restores the same result. On a copy of the tiny project with the whole graph mat
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,32 @@ def test_a_damaged_embedding_shard_is_refused_then_rebuilt(paths):
     build_index(paths, params["index"], keys)
     rebuilt = load_index(paths.index_file)
     assert np.array_equal(rebuilt.reconstruct_n(0, rebuilt.ntotal), before)
+
+
+def test_a_file_is_hashed_once_per_version_and_a_later_change_is_still_caught(
+    tmp_path, monkeypatch
+):
+    """Loading the same file again costs a stat, not a re-read; a file changed in the last
+    seconds is re-read each time (file times tick coarsely); rewriting it in place (same size,
+    same inode) is a new version, hashed again."""
+    from geoloc_core import file_hash
+
+    reads: list[Path] = []
+    real_hash = file_hash.file_sha256
+    monkeypatch.setattr(file_hash, "file_sha256", lambda p: reads.append(p) or real_hash(p))
+    path = tmp_path / "weights.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    expected = real_hash(path)
+    for _ in range(2):
+        file_hash.check_sha256(path, expected, "rebuild it")
+    assert reads == [path, path]  # just written: racily clean, so never remembered
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    reads.clear()
+    for _ in range(3):
+        file_hash.check_sha256(path, expected, "rebuild it")
+    assert reads == [path]
+    flip_byte(path)
+    with pytest.raises(CorruptFileError, match=r"weights\.bin is damaged"):
+        file_hash.check_sha256(path, expected, "rebuild it")
+    assert len(reads) == 2

@@ -1,8 +1,9 @@
-"""SIGKILL in the middle of the long steps — backbone features, reference embeddings, the index —
-at a fixed point (geoloc_core/kill_point.py: the moment a complete file is written but not yet in
-place, the worst one), then run again: finished work is kept, the partial file never looks
-finished, and the result equals the uninterrupted run's byte for byte (the session's template).
-The LMM stage has its own test (test_lmm_resume.py), segmentation and training theirs."""
+"""SIGKILL in the middle of the long steps — backbone pretraining, backbone features, training,
+reference embeddings, the index — at a fixed point (geoloc_core/kill_point.py: the moment a
+complete file is written but not yet in place, the worst one), then run again: finished work is
+kept, the partial file never looks finished, and the result equals the uninterrupted run's byte
+for byte (the session's template). The LMM stage has its own test (test_lmm_resume.py), place
+texts theirs (test_place_texts_resume.py), segmentation its own (test_segmentation_resume.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,20 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import load_index
 from geoloc_core.segmentation.sharding import shard_keys
 from geoloc_core.steps.indexing import build_index, embed_reference_shard, shard_files
-from geoloc_core.steps.training import build_backbone_features
+from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
+from geoloc_core.training.backbone_weights import backbone_directory
 from geoloc_core.training.feature_cache import features_directory
+from geoloc_core.training.loop import CHECKPOINT_NAME
+from geoloc_core.training.project_inputs import checkpoint_directory
 from tests.conftest import REPO
 
 CHILD = """
@@ -32,8 +38,9 @@ from pathlib import Path
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.sharding import shard_keys
+from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.steps.indexing import build_index, embed_reference_shard
-from geoloc_core.steps.training import build_backbone_features
+from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
 
 root, step = Path(sys.argv[1]), sys.argv[2]
 paths, params = ProjectPaths(root), load_params(root)
@@ -43,6 +50,11 @@ if step == "features":
     for key in keys:
         names = params["benchmarks"]["names"]
         build_backbone_features(paths, params["features"], names, key, quiet)
+elif step == "pretraining":
+    build_backbone_weights(paths, params["backbone"], "kill-test")
+elif step == "training":
+    train_model(paths, params["model"], params["train"], DEFAULT_THRESHOLDS_KM, "kill-test",
+                progress=False)
 elif step == "embeddings":
     for key in keys:
         embed_reference_shard(paths, params["embeddings"], key, len(keys))
@@ -144,3 +156,63 @@ def test_a_killed_index_build_leaves_no_index_and_its_rerun_equals(
     expected = files_under(template.index_dir)
     expected.pop("settings.json")  # the asset's record of its settings, not the step's output
     assert files_under(project.index_dir) == expected  # index, checksum, meta and record
+
+
+def checkpoint_epoch(folder: Path) -> int:
+    state = torch.load(folder / CHECKPOINT_NAME, weights_only=True, map_location="cpu")
+    return int(state["epoch"])
+
+
+def kill_in_the_second_epochs_checkpoint(paths: ProjectPaths, step: str, tmp_path: Path) -> Path:
+    """Kill step once epoch 2's checkpoint is written but not in place; the checkpoint on disk
+    must still be epoch 1's, complete (the partial one under a temp name)."""
+    name = "backbone" if step == "pretraining" else "alignment"
+    folder = checkpoint_directory(paths, name)
+    shutil.rmtree(folder, ignore_errors=True)  # the template's finished run must not resume
+    kill_at(paths, step, "epoch-checkpoint-written:2", tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == [CHECKPOINT_NAME, "last.tmp"]
+    assert checkpoint_epoch(folder) == 1
+    return folder
+
+
+def test_killed_pretraining_resumes_from_its_last_epoch_and_equals_a_straight_run(
+    project, materialized_template, tmp_path
+):
+    params = load_params(project.root)
+    assert params["backbone"]["pretrain_epochs"] == 2
+    shutil.rmtree(backbone_directory(project.root))
+    folder = kill_in_the_second_epochs_checkpoint(project, "pretraining", tmp_path)
+    assert not backbone_directory(project.root).exists()  # no weights before the last epoch
+    epochs_run: list[int] = []
+    summary = build_backbone_weights(
+        project, params["backbone"], "kill-test", on_epoch=lambda r: epochs_run.append(r.epoch)
+    )
+    assert epochs_run == [2] and summary["epochs"] == 2  # epoch 1 was not trained again
+    assert checkpoint_epoch(folder) == 2
+    template = backbone_directory(materialized_template)
+    assert files_under(backbone_directory(project.root)) == files_under(template)
+
+
+def test_killed_training_resumes_from_its_last_epoch_and_equals_a_straight_run(
+    project, materialized_template, tmp_path
+):
+    params = load_params(project.root)
+    assert params["train"]["epochs"] == 2
+    shutil.rmtree(project.model_dir)
+    kill_in_the_second_epochs_checkpoint(project, "training", tmp_path)
+    assert not project.model_weights.exists()
+    epochs_run: list[int] = []
+    summary = train_model(
+        project,
+        params["model"],
+        params["train"],
+        DEFAULT_THRESHOLDS_KM,
+        "kill-test",
+        on_epoch=lambda r: epochs_run.append(r.epoch),
+        progress=False,
+    )
+    assert epochs_run == [2] and summary["epochs"] == 2
+    template = ProjectPaths(materialized_template)
+    assert project.model_weights.read_bytes() == template.model_weights.read_bytes()
+    history = project.model_dir / "history.csv"
+    assert history.read_bytes() == (template.model_dir / "history.csv").read_bytes()

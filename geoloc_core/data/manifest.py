@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geoloc_core.data.containment import escape_reason
 from geoloc_core.data.schema import (
     DEMO_BENCHMARKS,
     MANIFEST_COLUMNS,
     PLACE_FIELDS,
     REFERENCE_SPLITS,
+    SOURCE_PROBLEM,
     TEXT_COLUMNS,
 )
 from geoloc_core.text.names import continent_name
@@ -42,7 +44,9 @@ class ManifestError(ValueError):
 
 
 def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
-    """The demo world's manifest in the common schema, image paths relative to the project."""
+    """The demo world's manifest in the common schema, image paths relative to the project; a
+    row whose image or label path leads out of the demo folder keeps the reason in
+    SOURCE_PROBLEM, for the gate to quarantine by name."""
     source_file = demo_root / "manifest.csv"
     if not source_file.is_file():
         raise ManifestError(
@@ -72,6 +76,11 @@ def demo_manifest(demo_root: Path, project_root: Path) -> pd.DataFrame:
         manifest["label"] = labels
     for column in extra:
         manifest[column] = raw[column].values
+    columns = [raw[c] for c in ("image", "label") if c in raw.columns]
+    manifest[SOURCE_PROBLEM] = [
+        "; ".join(r for r in (escape_reason(entry, demo_root) for entry in entries) if r)
+        for entries in zip(*columns, strict=True)
+    ]
     if "continent" in manifest.columns:
         # The demo world writes continent codes; the schema holds names, as MP16-Pro does.
         manifest["continent"] = [continent_name(str(c)) for c in manifest["continent"]]

@@ -24,6 +24,7 @@ from typing import Any
 
 import openai
 
+from geoloc_core.kill_point import kill_point
 from geoloc_core.lmm.budget import RequestBudget
 from geoloc_core.lmm.retry import retry_delay
 from geoloc_core.lmm.transient import TRANSIENT_ERRORS
@@ -216,6 +217,7 @@ class LmmDescriber:
                     "for it (check text.lmm_prompt and text.lmm_max_tokens)"
                 )
             self.cache.put(key, self.settings.model, text)
+            kill_point("place-text-cached")
             self.stats.add(answered=1)
             return text
         raise AssertionError("unreachable: the loop returns or raises")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from geoloc_core.kill_point import kill_point
 from geoloc_core.models.alignment import LossOutput
 
 CHECKPOINT_NAME = "last.pt"
@@ -195,4 +196,5 @@ def _save(path, model, optimizer, scheduler, generator, epoch, history, fingerpr
         },
         tmp,
     )
+    kill_point("epoch-checkpoint-written")  # complete, not yet in place
     tmp.replace(path)

@@ -13,9 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from geoloc_core.data.containment import escape_reason
 from geoloc_core.data.manifest import ManifestError, demo_manifest
-from geoloc_core.data.schema import DEMO_BENCHMARKS, SOURCE_PROBLEM
+from geoloc_core.data.schema import DEMO_BENCHMARKS
 from geoloc_core.data.settings import setting
 from geoloc_core.data.sources.benchmarks import CSV_BENCHMARKS, benchmark_csv_manifest
 from geoloc_core.data.sources.folder import folder_manifest
@@ -36,17 +35,8 @@ class SourceRows:
 
 
 def _demo(project_root: Path, data_cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The demo world's rows; one whose image or label path leads out of its folder is kept
-    with the reason, for the gate to quarantine by name."""
-    demo_root = project_root / setting(data_cfg, "root", "data")
-    frame = demo_manifest(demo_root, project_root)
-    raw = pd.read_csv(demo_root / "manifest.csv", dtype=str, keep_default_na=False)
-    columns = [c for c in ("image", "label") if c in raw.columns]
-    frame[SOURCE_PROBLEM] = [
-        "; ".join(r for r in (escape_reason(entry, demo_root) for entry in entries) if r)
-        for entries in zip(*(raw[c] for c in columns), strict=True)
-    ]
-    return frame
+    """The demo world's rows, each with its containment problem ("" for none)."""
+    return demo_manifest(project_root / setting(data_cfg, "root", "data"), project_root)
 
 
 def reference_rows(project_root: Path, data_cfg: Mapping[str, Any]) -> SourceRows:
