@@ -30,10 +30,15 @@ SETTINGS = {
     "flat": IndexSettings(type="flat"),
     "hnsw": IndexSettings(type="hnsw", hnsw_m=16, hnsw_ef_construction=64, hnsw_ef_search=32),
     "ivfpq": IndexSettings(
-        type="ivfpq", ivf_nlist=16, pq_m=16, pq_nbits=6, train_size=3000, nprobe=4
+        type="ivfpq", ivf_nlist=16, pq_m=16, pq_nbits=6, pq_layout="standard", train_size=3000,
+        nprobe=4,
+    ),
+    "ivfpq-fastscan": IndexSettings(
+        type="ivfpq", ivf_nlist=16, pq_m=32, pq_nbits=4, pq_layout="fastscan", train_size=3000,
+        nprobe=4,
     ),
 }
-RECALL_GOAL = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.9}
+RECALL_GOAL = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.9, "ivfpq-fastscan": 0.9}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -232,6 +237,17 @@ def test_device_resolution_on_cpu(monkeypatch):
     assert index_device(IndexSettings(device="cpu")) == "cpu"
 
 
+def test_the_fastscan_layout_builds_faiss_fast_scan_codes_and_stays_on_cpu(built, monkeypatch):
+    base = faiss.downcast_index(built["ivfpq-fastscan"].base_index)
+    assert isinstance(base, faiss.IndexIVFPQFastScan) and base.pq.nbits == 4
+    assert isinstance(faiss.downcast_index(built["ivfpq"].base_index), faiss.IndexIVFPQ)
+    # a GPU seen: auto would move flat and standard IVF-PQ, but FAISS has no GPU fast-scan
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    fastscan = built["ivfpq-fastscan"]
+    assert index_for_search(fastscan, SETTINGS["ivfpq-fastscan"]) is fastscan
+
+
 def test_index_for_search_on_cpu_is_the_index_itself(built, monkeypatch):
     monkeypatch.delattr(faiss, "StandardGpuResources", raising=False)
     for name, index in built.items():
@@ -254,8 +270,9 @@ SECTION = {
     "type": "flat",
     "metric": "inner_product",
     "ivf_nlist": 1024,
-    "pq_m": 64,
-    "pq_nbits": 8,
+    "pq_m": 128,
+    "pq_nbits": 4,
+    "pq_layout": "fastscan",
     "train_size": 100000,
     "nprobe": 32,
     "refine": True,
@@ -288,6 +305,13 @@ def test_section_with_every_key_gives_the_defaults():
         ("type", "annoy", "index.type='annoy' is not one of ['flat', 'ivfpq', 'hnsw']"),
         ("metric", "l2", "index.metric='l2' is not one of ['inner_product']"),
         ("device", "tpu", "index.device='tpu' is not one of ['auto', 'cpu', 'cuda']"),
+        ("pq_layout", "turbo", "index.pq_layout='turbo' is not one of ['fastscan', 'standard']"),
+        (
+            "pq_nbits",
+            8,
+            "index.pq_nbits=8 must be 4 with index.pq_layout=fastscan (FAISS's fast-scan codes "
+            "are 4-bit); set index.pq_layout to standard for other code widths",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(key, value, message):
@@ -311,3 +335,11 @@ def test_ivfpq_training_sample_too_small_for_nlist_is_refused():
     text = str(error.value)
     assert "index.train_size=20000 is too small" in text and ">= 39936" in text
     assert "raise index.train_size or lower index.ivf_nlist" in text and "\n" not in text
+
+
+def test_fastscan_on_an_explicit_gpu_is_refused_when_params_load():
+    with pytest.raises(ValueError) as error:
+        IndexSettings.from_section({**SECTION, "type": "ivfpq", "device": "cuda"})
+    assert str(error.value).startswith("index.pq_layout=fastscan has no GPU version in FAISS")
+    standard = {**SECTION, "type": "ivfpq", "device": "cuda", "pq_layout": "standard"}
+    assert IndexSettings.from_section({**standard, "pq_m": 64, "pq_nbits": 8}).device == "cuda"

@@ -10,8 +10,9 @@ concatenation order of the shards; the caller keeps the ids in the same order.
 k, and a query that still comes back short (an IVF query whose visited cells hold fewer than k
 vectors) is searched again with twice the cells (or beam), up to every cell, which is exact.
 
-The index is built and saved on CPU. `index_for_search` gives a GPU copy (flat, IVF-PQ) when
-`index.device` resolves to cuda; HNSW always stays on CPU, FAISS has no GPU HNSW.
+The index is built and saved on CPU. `index_for_search` gives a GPU copy (flat, IVF-PQ of the
+standard layout) when `index.device` resolves to cuda; HNSW and fast-scan IVF-PQ stay on CPU,
+FAISS has neither on the GPU.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def build_index_from_shards(
         index = _empty_index(sample.shape[1], settings)
         say(
             f"index: training IVF-PQ ({settings.ivf_nlist} cells, PQ {settings.pq_m}x"
-            f"{settings.pq_nbits}) on {len(sample)} sampled vectors"
+            f"{settings.pq_nbits} {settings.pq_layout}) on {len(sample)} sampled vectors"
         )
         index.train(sample)
         del sample
@@ -119,10 +120,11 @@ def index_for_search(index: faiss.Index, settings: IndexSettings) -> faiss.Index
 
     Flat and IVF-PQ move with faiss.index_cpu_to_gpu (IVF-PQ with fp16 lookup tables: float32
     ones for pq_m = 64 overflow GPU shared memory); an IVF-PQ refine stage stays on CPU, where
-    IndexRefine can re-score from it. HNSW stays on CPU: FAISS has no GPU HNSW. Save the CPU
-    index, never the copy. GPU FAISS limits k (and k·refine_k_factor, nprobe) to 2048.
+    IndexRefine can re-score from it. HNSW and fast-scan IVF-PQ stay on CPU: FAISS has neither
+    on the GPU (settings refuse pq_layout fastscan with device cuda; auto keeps it here). Save
+    the CPU index, never the copy. GPU FAISS limits k (and k·refine_k_factor, nprobe) to 2048.
     """
-    if index_device(settings) == "cpu" or _is_hnsw(index):
+    if index_device(settings) == "cpu" or _is_hnsw(index) or _is_fastscan(index):
         return index
     return _moved(index, _to_gpu)
 
@@ -182,14 +184,15 @@ def _empty_index(dim: int, settings: IndexSettings) -> faiss.Index:
         return index
     _check_pq_m(dim, settings)
     refine = ",Refine(SQfp16)" if settings.refine else ""
-    index = faiss.index_factory(
-        dim, f"IVF{settings.ivf_nlist},PQ{settings.pq_m}x{settings.pq_nbits}{refine}", metric
-    )
+    layout = "fs" if settings.pq_layout == "fastscan" else ""
+    pq = f"PQ{settings.pq_m}x{settings.pq_nbits}{layout}"
+    index = faiss.index_factory(dim, f"IVF{settings.ivf_nlist},{pq}{refine}", metric)
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
     ivf.cp.seed = settings.seed
     ivf.pq.cp.seed = settings.seed
-    # The factory turns on polysemous training (slow; only for Hamming pre-filters, unused here).
-    ivf.do_polysemous_training = False
+    if hasattr(ivf, "do_polysemous_training"):
+        # The factory turns on polysemous training (slow; for Hamming pre-filters, unused here).
+        ivf.do_polysemous_training = False
     ivf.nprobe = settings.nprobe
     if settings.refine:
         index.k_factor = settings.refine_k_factor
@@ -333,6 +336,10 @@ def _base(index: faiss.Index) -> faiss.Index:
 
 def _is_hnsw(index: faiss.Index) -> bool:
     return isinstance(_base(index), faiss.IndexHNSW)
+
+
+def _is_fastscan(index: faiss.Index) -> bool:
+    return isinstance(_base(index), faiss.IndexIVFFastScan)
 
 
 def _moved(index: faiss.Index, move: Callable[[faiss.Index], faiss.Index]) -> faiss.Index:
