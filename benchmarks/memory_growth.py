@@ -238,6 +238,7 @@ def write_embedding_shards(root: Path, n: int, seed: int = 0) -> int:
             "shard": key,
             "n_shards": shards,
             "vectors": int(b - a),
+            "vectors_sha256": file_sha256(vectors_file),  # the index checks it on load
         }
         record_file.write_text(json.dumps(record))
     return shards

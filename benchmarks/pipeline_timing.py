@@ -55,7 +55,9 @@ GOAL_DEMO_S = 600.0
 GOAL_INCREMENTAL_S = 60.0
 GOAL_NOOP_S = 10.0
 EPS_VALUES = (30.0, 40.0)  # from params.yaml's 50.0: each run a real change
-DOWNSTREAM_OF_RERANK = {"rerank", "verification", "evaluation"}
+# the stages whose dvc.yaml entries depend on the rerank params or outputs; serving bundles
+# the rerank settings into the served model
+DOWNSTREAM_OF_RERANK = {"rerank", "verification", "evaluation", "serving"}
 RUNNING = re.compile(r"Running stage '([^']+)'")
 COMMAND_TIMEOUT_S = 3600.0  # a hung command is killed (and reported) rather than waited on
 
