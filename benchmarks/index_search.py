@@ -42,19 +42,19 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import yaml
 from bench_machine import numpy_matmul_gflops
 from bench_rows import NONE, Row, print_table, verdict, write_rows
 from bench_rows import timed as timed_runs
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from geoloc_core.params import load_params, section
 from geoloc_core.retrieval.index import (
     build_index_from_shards,
     index_memory_bytes_per_vector,
     save_index,
     search,
 )
-from geoloc_core.retrieval.index_settings import IndexSettings
+from geoloc_core.retrieval.index_settings import MIN_POINTS_PER_CENTROID, IndexSettings
 
 DIM = 768
 K = 10
@@ -97,10 +97,10 @@ def copies_of(vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.n
 def ivfpq_settings(size: int) -> IndexSettings:
     """params.yaml's index values as IVF-PQ; below 39 x nlist references, the most IVF cells
     that size can train."""
-    section = yaml.safe_load((REPO / "params.yaml").read_text())["index"]
-    settings = IndexSettings.from_section({**section, "type": "ivfpq", "device": "cpu"})
+    index = section(load_params(REPO), "index")
+    settings = IndexSettings.from_section({**index, "type": "ivfpq", "device": "cpu"})
     cells = settings.ivf_nlist
-    while cells > 1 and size < 39 * cells:
+    while cells > 1 and size < MIN_POINTS_PER_CENTROID * cells:
         cells //= 2
     if cells != settings.ivf_nlist:
         print(f"IVF-PQ: {size:,} references train at most {cells} cells, not {settings.ivf_nlist}")
