@@ -18,7 +18,7 @@ variant see the changed label maps. --label prefixes every row.
 
 --lmm adds, for the variants it names, the "+ LMM" rows of both modes (G3's
 geo-diversification joining the verification pool; DualGeo's reasoning deciding) against the
-local OpenAI-compatible test server (geoloc_core/lmm/test_server.py), whose answers come from
+local OpenAI-compatible test server (geoloc_core/lmm/stub_server.py), whose answers come from
 the prompt's coordinates.
 """
 
@@ -117,12 +117,12 @@ def lmm_rows(paths: ProjectPaths, params: dict, label: str) -> dict[str, dict]:
     """The decision with each LMM mode, against the local test server."""
     import os
 
-    from geoloc_core.lmm.test_server import LmmTestServer
+    from geoloc_core.lmm.stub_server import LmmStubServer
     from geoloc_core.steps.lmm import run_lmm_stage
 
     os.environ.setdefault("GEOLOC_LMM_API_KEY", "local-test-server")
     rows: dict[str, dict] = {}
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         for mode in ("g3", "dualgeo"):
             section = {**params["lmm"], "provider": "openai", "mode": mode}
             section["base_url"] = server.base_url

@@ -30,7 +30,7 @@ from bench_rows import Row, print_table, verdict, write_rows
 from geoloc_core.lmm.client import OpenAIBackend
 from geoloc_core.lmm.runner import PromptJob, SampleRunner
 from geoloc_core.lmm.settings import DEFAULTS, LmmSettings
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.text.lmm import LmmDescriber, PlaceQuery
 from geoloc_core.text.settings import LmmSettings as TextLmmSettings
 
@@ -44,13 +44,13 @@ def request_count(concurrency: int) -> int:
     return max(15, 8 * concurrency)
 
 
-def openai_client(server: LmmTestServer, timeout_s: float = 30.0) -> openai.OpenAI:
+def openai_client(server: LmmStubServer, timeout_s: float = 30.0) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=server.base_url, api_key="bench", timeout=timeout_s, max_retries=0
     )
 
 
-def ours(server: LmmTestServer, concurrency: int, count: int, limit_s: float) -> float:
+def ours(server: LmmStubServer, concurrency: int, count: int, limit_s: float) -> float:
     section = copy.deepcopy(DEFAULTS) | {
         "provider": "openai",
         "model": "bench",
@@ -74,7 +74,7 @@ def ours(server: LmmTestServer, concurrency: int, count: int, limit_s: float) ->
     return done / (time.perf_counter() - start)
 
 
-def peer(server: LmmTestServer, concurrency: int, count: int, cache_dir: Path) -> float:
+def peer(server: LmmStubServer, concurrency: int, count: int, cache_dir: Path) -> float:
     settings = TextLmmSettings(
         base_url=server.base_url,
         model="bench",
@@ -103,7 +103,7 @@ def run(latency: float = 0.2, per_level_s: float = 10.0, repeats: int = 3) -> li
         "ours": {c: [] for c in LEVELS},
         "peer": {c: [] for c in LEVELS},
     }
-    with LmmTestServer(latency_s=latency) as server, tempfile.TemporaryDirectory() as tmp:
+    with LmmStubServer(latency_s=latency) as server, tempfile.TemporaryDirectory() as tmp:
         for round_ in range(max(1, repeats)):
             for concurrency in LEVELS:
                 count = request_count(concurrency)

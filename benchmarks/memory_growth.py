@@ -208,7 +208,6 @@ def write_embedding_shards(root: Path, n: int, seed: int = 0) -> int:
     from geoloc_core.file_hash import file_sha256
     from geoloc_core.paths import ProjectPaths
     from geoloc_core.segmentation.sharding import shard_keys
-    from geoloc_core.steps.indexing import shard_files
 
     paths = ProjectPaths(root)
     fake_model_file(root)
@@ -220,7 +219,7 @@ def write_embedding_shards(root: Path, n: int, seed: int = 0) -> int:
     for key, a, b in zip(shard_keys(shards), bounds[:-1], bounds[1:], strict=True):
         vectors = rng.standard_normal((b - a, dim), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors_file, ids_file, record_file = shard_files(paths, key)
+        vectors_file, ids_file, record_file = paths.embedding_shard(key)
         vectors_file.parent.mkdir(parents=True, exist_ok=True)
         np.save(vectors_file, vectors.astype(np.float16))
         ids = pd.DataFrame(
@@ -262,7 +261,6 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
         backbone_directory,
         write_record,
     )
-    from geoloc_core.training.captions import place_texts_file
     from geoloc_core.training.feature_cache import (
         ShardContent,
         features_directory,
@@ -300,7 +298,7 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
     write_manifest(manifest, paths.reference_manifest)
     places = max(1, n // CAPTIONS_PER_PLACE)
     captions = [f"A street view photo taken in City {k % places}" for k in range(len(ids))]
-    texts = place_texts_file(root)
+    texts = ProjectPaths(Path(root)).place_texts
     texts.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"id": ids, "caption": captions}).to_csv(texts, index=False)
 

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return _status(root)
         if args.command == "lmm-test-server":
-            from geoloc_core.lmm.test_server import serve
+            from geoloc_core.lmm.stub_server import serve
 
             serve("127.0.0.1", args.port, args.latency, args.fault)
             return 0

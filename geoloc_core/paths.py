@@ -1,9 +1,60 @@
-"""Where every step reads and writes, relative to the project root (one place to change it)."""
+"""The artifact catalogue: where every step reads and writes, relative to the project root, and
+the columns of the tables the steps hand each other (one place to change either)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+# -- the columns of the tables steps write and read ------------------------------------------
+
+# candidates: the top-k similar and dissimilar reference images of each query
+CANDIDATE_COLUMNS = ("query_id", "kind", "rank", "ref_id", "lat", "lon", "score", "place")
+# the query embeddings' ids, in the order of their vectors
+QUERY_ID_COLUMNS = ("id",)
+# rerank: each query's similar candidates in the re-ranked order
+RERANK_COLUMNS = (
+    "query_id",
+    "rank",
+    "orig_rank",
+    "ref_id",
+    "lat",
+    "lon",
+    "score",
+    "place",
+    "cluster",
+)
+# lmm, lmm_reasoning: the answers that parse
+ANSWER_COLUMNS = ("query_id", "source", "sample", "lat", "lon")
+# predictions: the decision beside the ground truth and what each stage alone predicted
+PREDICTION_COLUMNS = (
+    "id",
+    "lat",
+    "lon",
+    "pred_lat",
+    "pred_lon",
+    "score",
+    "source",
+    "top1_lat",
+    "top1_lon",
+    "rerank_lat",
+    "rerank_lon",
+)
+# Columns of the predictions file holding what each stage alone would have predicted.
+STAGE_COLUMNS: dict[str, tuple[str, str]] = {
+    "retrieval": ("top1_lat", "top1_lon"),
+    "rerank": ("rerank_lat", "rerank_lon"),
+}
+# errors: each prediction's distance to the truth
+ERROR_COLUMNS = ("id", "error_km")
+# baselines: each baseline's predictions; `neighbour` is the reference image whose place it guessed
+BASELINE_COLUMNS = ("id", "lat", "lon", "pred_lat", "pred_lon", "neighbour")
+# an embedding shard's ids, in the order of its vectors
+SHARD_ID_COLUMNS = ("id", "lat", "lon")
+
+# Where each LMM mode's answers go: G3's geo-diversification feeds the verification pool;
+# DualGeo's reasoning over the re-ranked candidates is the decision.
+LMM_FOLDERS = {"g3": "lmm", "dualgeo": "lmm_reasoning"}
 
 
 @dataclass(frozen=True)
@@ -13,6 +64,8 @@ class ProjectPaths:
     @property
     def artifacts(self) -> Path:
         return self.root / "artifacts"
+
+    # -- manifests -------------------------------------------------------------------------
 
     @property
     def manifests(self) -> Path:
@@ -29,6 +82,12 @@ class ProjectPaths:
     def benchmark_manifest(self, benchmark: str) -> Path:
         return self.manifests / "benchmarks" / f"{benchmark}.csv"
 
+    # -- texts and model ------------------------------------------------------------
+
+    @property
+    def place_texts(self) -> Path:
+        return self.artifacts / "texts" / "place_texts.csv"
+
     @property
     def model_dir(self) -> Path:
         return self.artifacts / "model"
@@ -41,9 +100,16 @@ class ProjectPaths:
     def checkpoints(self) -> Path:
         return self.root / ".checkpoints" / "alignment"
 
+    # -- reference embeddings and the index ------------------------------------------------
+
     @property
     def embeddings_dir(self) -> Path:
         return self.artifacts / "embeddings"
+
+    def embedding_shard(self, shard_key: str) -> tuple[Path, Path, Path]:
+        """(vectors .npy, ids .csv, record .json) of one embedding shard."""
+        base = self.embeddings_dir / f"shard-{shard_key}"
+        return base.with_suffix(".npy"), base.with_suffix(".csv"), base.with_suffix(".json")
 
     @property
     def index_dir(self) -> Path:
@@ -57,11 +123,49 @@ class ProjectPaths:
     def index_meta(self) -> Path:
         return self.index_dir / "reference_meta.csv"
 
+    @property
+    def index_record(self) -> Path:
+        """What the index holds (parts, variant, model), written beside it."""
+        return self.index_dir / "index.json"
+
+    # -- per benchmark: the inference chain's outputs --------------------------------------
+
+    def candidates(self, benchmark: str) -> Path:
+        return self.artifacts / "candidates" / f"{benchmark}.csv"
+
+    def query_embeddings(self, benchmark: str) -> tuple[Path, Path]:
+        """(GPS-aligned query embeddings .npy, their ids .csv in the same order)."""
+        folder = self.artifacts / "candidates"
+        return folder / f"{benchmark}.queries.npy", folder / f"{benchmark}.queries.csv"
+
+    def reranked(self, benchmark: str) -> Path:
+        return self.artifacts / "rerank" / f"{benchmark}.csv"
+
+    def lmm_answers(self, benchmark: str, mode: str = "g3") -> Path:
+        return self.artifacts / LMM_FOLDERS[mode] / f"{benchmark}.csv"
+
+    def lmm_summary(self, benchmark: str, mode: str = "g3") -> Path:
+        return self.artifacts / LMM_FOLDERS[mode] / f"{benchmark}.summary.json"
+
     def predictions(self, benchmark: str) -> Path:
         return self.artifacts / "predictions" / f"{benchmark}.csv"
 
+    # -- evaluation and reports ------------------------------------------------------------
+
     def metrics(self, benchmark: str) -> Path:
         return self.root / "metrics" / f"{benchmark}.json"
+
+    def errors(self, benchmark: str) -> Path:
+        return self.artifacts / "errors" / f"{benchmark}.csv"
+
+    def baseline_metrics(self, benchmark: str) -> Path:
+        return self.root / "metrics" / "baselines" / f"{benchmark}.json"
+
+    def baseline_predictions(self, benchmark: str, method: str) -> Path:
+        return self.artifacts / "baselines" / benchmark / f"{method}.csv"
+
+    def baseline_failures(self, benchmark: str, method: str) -> Path:
+        return self.artifacts / "baselines" / benchmark / f"{method}.failed.csv"
 
     @property
     def reports(self) -> Path:

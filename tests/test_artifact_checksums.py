@@ -17,7 +17,7 @@ from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import checksum_file, load_index
 from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.steps.indexing import build_index, embed_reference_shard, shard_files
+from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import load_trained
 
 
@@ -67,7 +67,7 @@ def test_a_damaged_embedding_shard_is_refused_then_rebuilt(paths):
     keys = shard_keys(params["features"]["n_shards"])
     original = load_index(paths.index_file)
     before = original.reconstruct_n(0, original.ntotal)
-    vectors_file = shard_files(paths, keys[-1])[0]
+    vectors_file = paths.embedding_shard(keys[-1])[0]
     flip_byte(vectors_file, 8)
     with pytest.raises(CorruptFileError, match=rf"reference_embeddings\[{keys[-1]}\]"):
         build_index(paths, params["index"], keys)

@@ -31,12 +31,7 @@ from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.baselines import (
-    baseline_failures_file,
-    baseline_predictions_file,
-    baselines_metrics_file,
-    compute_baselines,
-)
+from geoloc_core.steps.baselines import compute_baselines
 
 SETTINGS = {"methods": list(METHODS), "seed": 0, "image_size": 32, "batch_size": 256}
 EVALUATION = {"thresholds_km": [1, 25, 200, 750, 2500], "distance": "geodesic"}
@@ -271,7 +266,7 @@ def test_compute_baselines_writes_scores_predictions_and_failures(scored_project
     street = read_manifest(paths.benchmark_manifest("demo-street"))
     summary = compute_baselines(paths, "demo-street", SETTINGS, EVALUATION)
 
-    scores = json.loads(baselines_metrics_file(paths, "demo-street").read_text())
+    scores = json.loads(paths.baseline_metrics("demo-street").read_text())
     accuracies = ["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"]
     expected = {*accuracies, "median_km", "mean_km", "n", "failed", "reference_failed"}
     assert list(scores) == sorted(METHODS)
@@ -284,13 +279,13 @@ def test_compute_baselines_writes_scores_predictions_and_failures(scored_project
     for method in ("random", "label_histogram", "frozen_backbone"):
         assert scores[method]["failed"] == 0 and scores[method]["n"] == len(street)
 
-    pixels = read_manifest(baseline_predictions_file(paths, "demo-street", "raw_pixels"))
+    pixels = read_manifest(paths.baseline_predictions("demo-street", "raw_pixels"))
     assert list(pixels.columns) == ["id", "lat", "lon", "pred_lat", "pred_lon", "neighbour"]
     copy = pixels[pixels["id"] == street.loc[0, "id"]].iloc[0]
     assert copy["neighbour"] == scored_project_source(paths)
     assert (copy["pred_lat"], copy["pred_lon"]) == pytest.approx((copy["lat"], copy["lon"]))
     assert street.loc[1, "id"] not in set(pixels["id"])
-    failed = read_manifest(baseline_failures_file(paths, "demo-street", "raw_pixels"))
+    failed = read_manifest(paths.baseline_failures("demo-street", "raw_pixels"))
     assert failed["id"].tolist() == [street.loc[1, "id"]]
     assert failed["reason"].iloc[0]
 
@@ -302,5 +297,5 @@ def test_compute_baselines_random_depends_only_on_the_seed(scored_project: Path)
         compute_baselines(
             paths, "demo-unseen", {**SETTINGS, "methods": ["random"], "seed": seed}, EVALUATION
         )
-        runs.append(baseline_predictions_file(paths, "demo-unseen", "random").read_bytes())
+        runs.append(paths.baseline_predictions("demo-unseen", "random").read_bytes())
     assert runs[0] == runs[1] != runs[2]

@@ -25,26 +25,24 @@ from geoloc_core.data.manifest import (
 )
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.lmm.settings import DEFAULTS as LMM_DEFAULTS
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.params import load_params
-from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.steps.baselines import (
-    baseline_predictions_file,
-    baselines_metrics_file,
-    compute_baselines,
-)
-from geoloc_core.steps.candidate_files import (
+from geoloc_core.paths import (
+    ANSWER_COLUMNS,
     CANDIDATE_COLUMNS,
-    read_candidates,
-    read_query_embeddings,
+    PREDICTION_COLUMNS,
+    RERANK_COLUMNS,
+    ProjectPaths,
 )
+from geoloc_core.segmentation.sharding import shard_keys
+from geoloc_core.steps.baselines import compute_baselines
 from geoloc_core.steps.candidates import build_candidates
 from geoloc_core.steps.evaluate import evaluate_benchmark
-from geoloc_core.steps.lmm import ANSWER_COLUMNS, lmm_answers_path, run_lmm_stage
+from geoloc_core.steps.lmm import run_lmm_stage
 from geoloc_core.steps.manifests import build_benchmark_manifest, report_path
-from geoloc_core.steps.rerank import RERANK_COLUMNS, read_reranked, rerank_candidates
-from geoloc_core.steps.verification import PREDICTION_COLUMNS, verify_benchmark
+from geoloc_core.steps.rerank import rerank_candidates
+from geoloc_core.steps.tables import read_candidates, read_query_embeddings, read_reranked
+from geoloc_core.steps.verification import verify_benchmark
 from geoloc_core.validation.gate import read_report
 from tests.conftest import tiny_params
 
@@ -229,7 +227,7 @@ def test_an_empty_benchmark_writes_well_formed_empty_outputs_at_every_step(proje
     reranked = read_reranked(paths, ABSENT)
     assert reranked.empty and tuple(reranked.columns) == RERANK_COLUMNS
     for mode in ("g3", "dualgeo"):
-        answers = pd.read_csv(lmm_answers_path(paths, ABSENT, mode))
+        answers = pd.read_csv(paths.lmm_answers(ABSENT, mode))
         assert answers.empty and tuple(answers.columns) == ANSWER_COLUMNS
         assert done[f"lmm_{mode}"]["skipped"] is True
         assert "no queries" in done[f"lmm_{mode}"]["skip_reason"]
@@ -245,17 +243,17 @@ def test_an_empty_benchmark_writes_well_formed_empty_outputs_at_every_step(proje
     errors = pd.read_csv(paths.artifacts / "errors" / f"{ABSENT}.csv")
     assert errors.empty and list(errors.columns) == ["id", "error_km"]
 
-    baselines = strict_json(baselines_metrics_file(paths, ABSENT))
+    baselines = strict_json(paths.baseline_metrics(ABSENT))
     assert set(baselines) == set(params["baselines"]["methods"])
     for method, scores in baselines.items():
         assert scores == {"n": 0, "skipped": "the benchmark has no queries"}, method
-        assert pd.read_csv(baseline_predictions_file(paths, ABSENT, method)).empty
+        assert pd.read_csv(paths.baseline_predictions(ABSENT, method)).empty
 
 
 def test_a_one_image_benchmark_scores_exactly_that_images_error(project, monkeypatch):
     paths, params = project
     monkeypatch.setenv(KEY_ENV, "sk-test")
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         done = run_after_index(paths, params, ONE, server.base_url)
     [truth] = read_manifest(paths.benchmark_manifest(ONE)).itertuples()
     assert done["candidates"]["queries"] == 1 and done["rerank"]["queries"] == 1
@@ -283,9 +281,9 @@ def test_a_one_image_benchmark_scores_exactly_that_images_error(project, monkeyp
     )
     assert metrics["stages"]["retrieval"] == rounded(expected(error(top1.lat, top1.lon)))
     assert metrics["stages"]["rerank"] == rounded(expected(error(reranked.lat, reranked.lon)))
-    baselines = strict_json(baselines_metrics_file(paths, ONE))
+    baselines = strict_json(paths.baseline_metrics(ONE))
     for method, scores in baselines.items():
-        [guess] = pd.read_csv(baseline_predictions_file(paths, ONE, method)).itertuples()
+        [guess] = pd.read_csv(paths.baseline_predictions(ONE, method)).itertuples()
         km = error(guess.pred_lat, guess.pred_lon)
         assert {k: scores[k] for k in expected(km)} == rounded(expected(km)), method
 

@@ -24,7 +24,7 @@ from geoloc_assets.runner import (
     selected_keys,
 )
 from geoloc_assets.staleness import asset_states
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import ProjectPaths
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
@@ -306,7 +306,7 @@ def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatc
     the verification pool, DualGeo's answer becomes the decision, a re-run asks nothing, and
     the key set in the environment is written nowhere."""
     assert os.environ["GEOLOC_LMM_API_KEY"] == SUITE_SECRET  # the suite-wide fake key
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         edit_params(
             project,
             "lmm",

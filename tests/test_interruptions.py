@@ -24,7 +24,7 @@ from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import load_index
 from geoloc_core.segmentation.sharding import shard_keys
-from geoloc_core.steps.indexing import build_index, embed_reference_shard, shard_files
+from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
 from geoloc_core.training.backbone_weights import backbone_directory
 from geoloc_core.training.feature_cache import features_directory
@@ -126,16 +126,16 @@ def test_a_killed_embedding_shard_is_never_indexed_and_its_rerun_equals(
 ):
     params = load_params(project.root)
     keys = shard_keys(params["features"]["n_shards"])
-    for path in shard_files(project, keys[0]):
+    for path in project.embedding_shard(keys[0]):
         path.unlink()
     kill_at(project, "embeddings", "embedding-vectors-written:1", tmp_path)
-    vectors, _, record = shard_files(project, keys[0])
+    vectors, _, record = project.embedding_shard(keys[0])
     assert vectors.is_file() and not record.exists()  # vectors alone: not a finished shard
     with pytest.raises(FileNotFoundError, match=rf"reference_embeddings\[{keys[0]}\]"):
         build_index(project, params["index"], keys)
     embed_reference_shard(project, params["embeddings"], keys[0], len(keys))
     template = ProjectPaths(materialized_template)
-    pairs = zip(shard_files(project, keys[0]), shard_files(template, keys[0]), strict=True)
+    pairs = zip(project.embedding_shard(keys[0]), template.embedding_shard(keys[0]), strict=True)
     for mine, theirs in pairs:
         assert mine.read_bytes() == theirs.read_bytes(), mine.name
 

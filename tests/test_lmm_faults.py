@@ -11,7 +11,7 @@ import pytest
 from geoloc_core.lmm.answers import MAX_ANSWER_CHARS
 from geoloc_core.lmm.errors import LmmStageError
 from geoloc_core.lmm.retry import backoff_delay
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.steps.lmm import run_lmm_stage
 from tests.test_lmm_stage import (  # noqa: F401  (api_key is an autouse fixture)
     BENCHMARK,
@@ -42,7 +42,7 @@ def run(project, server, **overrides) -> dict:
     [("429", "HTTP 429"), ("500", "HTTP 500"), ("malformed", "malformed response")],
 )
 def test_transient_failures_are_retried_and_counted(project, fault, label):
-    with LmmTestServer(faults=[fault, fault]) as server:
+    with LmmStubServer(faults=[fault, fault]) as server:
         summary = run(project, server)
         assert server.stats()["faults"][fault] == 2
         assert server.stats()["requests"] == PROMPTS + 2
@@ -52,7 +52,7 @@ def test_transient_failures_are_retried_and_counted(project, fault, label):
 
 
 def test_a_hang_past_the_timeout_is_retried(project):
-    with LmmTestServer(faults=["hang"], hang_s=10.0) as server:
+    with LmmStubServer(faults=["hang"], hang_s=10.0) as server:
         start = time.perf_counter()
         summary = run(project, server, timeout_s=0.5)
         assert time.perf_counter() - start < 5.0
@@ -62,7 +62,7 @@ def test_a_hang_past_the_timeout_is_retried(project):
 
 
 def test_persistent_failures_give_up_per_prompt_without_crashing(project):
-    with LmmTestServer(always=["500"]) as server:
+    with LmmStubServer(always=["500"]) as server:
         summary = run(project, server, max_retries=2)
         assert server.stats()["requests"] == PROMPTS * 3
     assert summary["prompts_failed"] == PROMPTS and summary["prompts_unanswered"] == PROMPTS
@@ -80,7 +80,7 @@ def test_persistent_failures_give_up_per_prompt_without_crashing(project):
     ],
 )
 def test_answer_faults_are_parsed_or_dropped_and_counted(project, fault, kept, drops):
-    with LmmTestServer(always=[fault]) as server:
+    with LmmStubServer(always=[fault]) as server:
         summary = run(project, server)
     assert summary["answers_kept"] == kept
     assert {k: v for k, v in summary["drops"].items() if v} == drops
@@ -93,7 +93,7 @@ def test_answer_faults_are_parsed_or_dropped_and_counted(project, fault, kept, d
 
 
 def test_a_10_mb_answer_is_dropped_as_too_long_and_never_cached_whole(project):
-    with LmmTestServer(always=["huge"]) as server:
+    with LmmStubServer(always=["huge"]) as server:
         summary = run(project, server, n=1)
         again = run(project, server, n=1)
     assert summary["answers_kept"] == 0 and summary["errors"] == {}
@@ -108,7 +108,7 @@ def test_a_10_mb_answer_is_dropped_as_too_long_and_never_cached_whole(project):
 
 
 def test_fewer_choices_than_asked_are_requested_again(project):
-    with LmmTestServer(faults=["fewer_choices"]) as server:
+    with LmmStubServer(faults=["fewer_choices"]) as server:
         summary = run(project, server)
         assert server.stats()["requests"] == PROMPTS + 1
     assert summary["choices_shortfall"] == N - N // 2 and summary["shortfall_requests"] == 1
@@ -116,7 +116,7 @@ def test_fewer_choices_than_asked_are_requested_again(project):
 
 
 def test_fewer_choices_for_ever_are_recorded_not_invented(project):
-    with LmmTestServer(always=["fewer_choices"]) as server:
+    with LmmStubServer(always=["fewer_choices"]) as server:
         summary = run(project, server, n=4, max_retries=1)
     # per prompt: ask 4, get 2; ask 2, get 1; give up with 1 missing
     assert summary["answers_kept"] == PROMPTS * 3 and summary["samples_missing"] == PROMPTS
@@ -125,7 +125,7 @@ def test_fewer_choices_for_ever_are_recorded_not_invented(project):
 
 
 def test_retry_after_is_honoured(project):
-    with LmmTestServer(faults=["429"], retry_after_s=0.6) as server:
+    with LmmStubServer(faults=["429"], retry_after_s=0.6) as server:
         start = time.perf_counter()
         summary = run(project, server, backoff_s=0.0, g3_rag_sizes=[0])
         elapsed = time.perf_counter() - start
@@ -142,7 +142,7 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
 
 
 def test_a_refused_key_stops_the_run_and_keeps_the_answers(project):
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         first = run(project, server, g3_rag_sizes=[0])  # two prompts answered, cached
         server.set_faults(always=["401"])
         with pytest.raises(LmmStageError, match=r"refused the requests \(HTTP 401\)") as raised:
@@ -154,7 +154,7 @@ def test_a_refused_key_stops_the_run_and_keeps_the_answers(project):
 
 
 def test_request_budget_stops_cleanly_and_a_rerun_finishes(project):
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         logs: list[str] = []
         section = stage_section(server, g3_rag_sizes=[0, 5], n=N, max_concurrency=1)
         short = run_lmm_stage(
@@ -171,7 +171,7 @@ def test_request_budget_stops_cleanly_and_a_rerun_finishes(project):
 
 
 def test_token_budget_stops_cleanly(project):
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         summary = run(project, server, max_tokens_total=1)
         assert server.stats()["requests"] == 1  # the first response spent the budget
     assert summary["budget_exhausted"] is True and summary["prompts_unanswered"] == PROMPTS - 1

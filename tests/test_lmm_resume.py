@@ -15,8 +15,8 @@ from pathlib import Path
 from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 from geoloc_core.lmm.cache import JsonRecordCache
 from geoloc_core.lmm.settings import LmmSettings
-from geoloc_core.lmm.test_server import LmmTestServer
-from geoloc_core.steps.lmm import lmm_answers_path, run_lmm_stage
+from geoloc_core.lmm.stub_server import LmmStubServer
+from geoloc_core.steps.lmm import run_lmm_stage
 from tests.conftest import REPO
 from tests.test_lmm_stage import (  # noqa: F401  (api_key is an autouse fixture)
     BENCHMARK,
@@ -53,7 +53,7 @@ def test_sigkill_mid_run_loses_no_answer_and_the_rerun_sends_only_the_rest(tmp_p
     paths = make_project(tmp_path / "project", queries=8, per_kind=10)
     straight = make_project(tmp_path / "straight", queries=8, per_kind=10)
     prompts = 8 * 3
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         # one request at a time until the kill, so exactly KILL_AT answers are cached by then
         section = stage_section(server, g3_rag_sizes=[0, 5, 10], n=1, max_concurrency=1)
         config = tmp_path / "config.json"
@@ -78,7 +78,7 @@ def test_sigkill_mid_run_loses_no_answer_and_the_rerun_sends_only_the_rest(tmp_p
         assert sent_before == KILL_AT
         cache = JsonRecordCache(LmmSettings.from_section(section).cache_path(paths.root))
         assert cache.count() == KILL_AT
-        assert not lmm_answers_path(paths, BENCHMARK).exists()  # written only at the end
+        assert not paths.lmm_answers(BENCHMARK).exists()  # written only at the end
         cache_files = list(cache.cache_dir.glob("??/*.json"))
         assert all(cache.get(f.stem) is not None for f in cache_files)  # none torn
 
@@ -92,5 +92,5 @@ def test_sigkill_mid_run_loses_no_answer_and_the_rerun_sends_only_the_rest(tmp_p
     assert summary["answers_kept"] == prompts and summary["prompts_complete"] == prompts
     assert len(read_answers(paths)) == prompts
     # the interrupted run's answers are those of a run that was never interrupted
-    resumed_bytes = lmm_answers_path(paths, BENCHMARK).read_bytes()
-    assert resumed_bytes == lmm_answers_path(straight, BENCHMARK).read_bytes()
+    resumed_bytes = paths.lmm_answers(BENCHMARK).read_bytes()
+    assert resumed_bytes == straight.lmm_answers(BENCHMARK).read_bytes()

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from geoloc_core.lmm.errors import LmmStageError
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.steps.lmm import run_lmm_stage
 from tests.test_lmm_stage import BENCHMARK, KEY_ENV, make_project, stage_section
 
@@ -26,7 +26,7 @@ def test_api_key_is_written_nowhere_and_logged_nowhere(tmp_path, monkeypatch, ca
     caplog.set_level(logging.DEBUG)
     paths = make_project(tmp_path, queries=2, per_kind=5)
     lines: list[str] = []
-    with LmmTestServer(faults=["429", "500", "malformed", "fewer_choices"]) as server:
+    with LmmStubServer(faults=["429", "500", "malformed", "fewer_choices"]) as server:
         base = stage_section(server, g3_rag_sizes=[0, 5], n=2, max_concurrency=2)
         run_lmm_stage(paths, BENCHMARK, base | {"max_requests": 2}, log=lines.append)
         server.set_faults(always=["prose"])

@@ -18,16 +18,9 @@ from PIL import Image
 from geoloc_core.data.manifest import write_manifest
 from geoloc_core.geo.distance import haversine_km
 from geoloc_core.lmm.settings import DEFAULTS
-from geoloc_core.lmm.test_server import LmmTestServer
-from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.candidate_files import candidates_file as candidates_path
-from geoloc_core.steps.lmm import (
-    ANSWER_COLUMNS,
-    lmm_answers_path,
-    lmm_summary_path,
-    run_lmm_stage,
-)
-from geoloc_core.steps.rerank import rerank_file as rerank_path
+from geoloc_core.lmm.stub_server import LmmStubServer
+from geoloc_core.paths import ANSWER_COLUMNS, ProjectPaths
+from geoloc_core.steps.lmm import run_lmm_stage
 
 BENCHMARK = "demo-street"
 KEY_ENV = "GEOLOC_TEST_LMM_STAGE_KEY"
@@ -125,15 +118,15 @@ def make_project(root: Path, queries: int = 4, per_kind: int = 15, seed: int = 0
     write_manifest(pd.DataFrame(bench_rows), paths.benchmark_manifest(BENCHMARK))
     write_manifest(pd.DataFrame(ref_rows), paths.reference_manifest)
     for table, path in (
-        (cand_rows, candidates_path(paths, BENCHMARK)),
-        (rerank_rows, rerank_path(paths, BENCHMARK)),
+        (cand_rows, paths.candidates(BENCHMARK)),
+        (rerank_rows, paths.reranked(BENCHMARK)),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(table).to_csv(path, index=False)
     return paths
 
 
-def stage_section(server: LmmTestServer | None, **overrides) -> dict:
+def stage_section(server: LmmStubServer | None, **overrides) -> dict:
     """The defaults with provider openai at the test server (a local URL when there is none)."""
     values = copy.deepcopy(DEFAULTS) | {
         "provider": "openai",
@@ -153,7 +146,7 @@ def quiet(_: str) -> None:
 
 
 def read_answers(paths: ProjectPaths, mode: str = "g3") -> pd.DataFrame:
-    return pd.read_csv(lmm_answers_path(paths, BENCHMARK, mode), dtype={"query_id": str})
+    return pd.read_csv(paths.lmm_answers(BENCHMARK, mode), dtype={"query_id": str})
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +157,7 @@ def api_key(monkeypatch) -> str:
 
 @pytest.fixture
 def server():
-    with LmmTestServer() as running:
+    with LmmStubServer() as running:
         yield running
 
 
@@ -180,7 +173,7 @@ def test_provider_none_writes_an_empty_answers_file(tmp_path):
     assert summary["requests_sent"] == 0 and summary["answers_kept"] == 0
     answers = read_answers(paths)
     assert list(answers.columns) == list(ANSWER_COLUMNS) and answers.empty
-    assert json.loads(lmm_summary_path(paths, BENCHMARK).read_text())["skipped"] is True
+    assert json.loads(paths.lmm_summary(BENCHMARK).read_text())["skipped"] is True
 
 
 def test_g3_run_then_immediate_rerun_sends_nothing(project, server):
@@ -197,12 +190,12 @@ def test_g3_run_then_immediate_rerun_sends_nothing(project, server):
         "lmm-rag-5": 12,
         "lmm-zero-shot": 12,
     }
-    answers_bytes = lmm_answers_path(project, BENCHMARK).read_bytes()
+    answers_bytes = project.lmm_answers(BENCHMARK).read_bytes()
 
     again = run_lmm_stage(project, BENCHMARK, section, progress=False, log=quiet)
     assert server.stats()["requests"] == prompts  # not one more
     assert again["requests_sent"] == 0 and again["cache_hits"] == prompts * 3
-    assert lmm_answers_path(project, BENCHMARK).read_bytes() == answers_bytes
+    assert project.lmm_answers(BENCHMARK).read_bytes() == answers_bytes
 
     answers = read_answers(project)
     assert list(answers.columns) == list(ANSWER_COLUMNS)
@@ -260,6 +253,6 @@ def test_short_candidate_lists_and_unreadable_images_are_counted(project, server
 
 def test_missing_candidates_file_names_the_asset(tmp_path, server):
     paths = make_project(tmp_path)
-    candidates_path(paths, BENCHMARK).unlink()
+    paths.candidates(BENCHMARK).unlink()
     with pytest.raises(Exception, match="materialize the candidates asset"):
         run_lmm_stage(paths, BENCHMARK, stage_section(server), progress=False, log=quiet)

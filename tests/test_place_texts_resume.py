@@ -16,7 +16,7 @@ from pathlib import Path
 from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 from geoloc_core.lmm.cache import JsonRecordCache
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.texts import build_place_texts, place_texts_path
+from geoloc_core.steps.texts import build_place_texts
 from geoloc_core.text.settings import TextSettings
 from tests.conftest import REPO
 from tests.test_text_lmm import (  # noqa: F401  (api_key is an autouse fixture)
@@ -39,7 +39,7 @@ KILL_AT = 5
 def project_copy(template: Path, target: Path) -> ProjectPaths:
     shutil.copytree(template, target, ignore=shutil.ignore_patterns(".dagster"))
     paths = ProjectPaths(target)
-    place_texts_path(paths).unlink()  # the template's offline texts: this run writes its own
+    paths.place_texts.unlink()  # the template's offline texts: this run writes its own
     return paths
 
 
@@ -79,8 +79,8 @@ def test_sigkill_keeps_cached_descriptions_and_the_rerun_asks_only_for_the_rest(
         assert len(server.requests) == KILL_AT
         cache = JsonRecordCache(TextSettings.from_params(text, paths.root).lmm.cache_dir)
         assert cache.count() == KILL_AT
-        assert not place_texts_path(paths).exists()  # written once, at the end
-        assert not list(place_texts_path(paths).parent.glob("*.tmp"))
+        assert not paths.place_texts.exists()  # written once, at the end
+        assert not list(paths.place_texts.parent.glob("*.tmp"))
 
         resumed = build_place_texts(paths, text | {"lmm_max_concurrency": 2})
         sent_on_resume = len(server.requests) - KILL_AT
@@ -89,6 +89,6 @@ def test_sigkill_keeps_cached_descriptions_and_the_rerun_asks_only_for_the_rest(
     assert unbroken["lmm_requests"] == distinct > KILL_AT
     assert resumed["lmm_requests"] == sent_on_resume == distinct - KILL_AT
     assert cache.count() == distinct
-    resumed_bytes = place_texts_path(paths).read_bytes()
-    assert resumed_bytes == place_texts_path(straight).read_bytes()
+    resumed_bytes = paths.place_texts.read_bytes()
+    assert resumed_bytes == straight.place_texts.read_bytes()
     assert b"Seen: " in resumed_bytes  # the captions are the LMM's descriptions

@@ -22,7 +22,7 @@ from geopy.distance import geodesic
 from PIL import ExifTags, Image, TiffImagePlugin
 
 from geoloc_assets.cli import main
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import ProjectPaths
 from tests.conftest import REPO
 
@@ -212,7 +212,7 @@ def test_the_lmm_and_the_gallery_join_the_pool(project, tmp_path, capsys, monkey
     (root / "gallery.csv").write_text("lat,lon\n48.85,2.35\n-33.87,151.21\n35.68,139.69\n")
     monkeypatch.setenv("GEOLOC_LMM_API_KEY", "sk-test-not-a-real-key")
     photo = str(SAMPLES / "flower.jpg")
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         edit = {
             "lmm": {"provider": "openai", "base_url": server.base_url, "n": 2,
                     "g3_rag_sizes": [0, 5]},

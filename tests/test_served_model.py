@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from geoloc_assets.cli import main
 from geoloc_assets.runner import project_instance
 from geoloc_core.file_hash import file_sha256
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.settings import PREDICT_SECTIONS
 from geoloc_core.serving.registry import log_served_model
@@ -256,7 +256,7 @@ def test_the_lmm_key_comes_from_the_serving_environment_only(project, client, mo
     params = yaml.safe_load((project / "params.yaml").read_text())
     sections = {name: params[name] for name in PREDICT_SECTIONS}
     experiment = client.get_experiment_by_name("geoloc").experiment_id
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         sections["lmm"] = {**sections["lmm"], "provider": "openai", "base_url": server.base_url,
                            "n": 2, "g3_rag_sizes": [0, 5]}
         run = client.create_run(experiment, run_name="served model with an LMM").info

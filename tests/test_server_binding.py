@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from geoloc_core.lmm.test_server import LmmTestServer
+from geoloc_core.lmm.stub_server import LmmStubServer
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_COMMANDS = re.compile(
@@ -30,7 +30,7 @@ def non_loopback_addresses() -> list[str]:
 
 
 def test_lmm_test_server_listens_on_loopback_only():
-    with LmmTestServer() as server:
+    with LmmStubServer() as server:
         host, port = server._httpd.socket.getsockname()[:2]
         assert host == "127.0.0.1"
         with socket.create_connection(("127.0.0.1", port), timeout=5):
@@ -42,7 +42,7 @@ def test_lmm_test_server_listens_on_loopback_only():
 
 def test_lmm_test_server_refuses_a_public_host():
     with pytest.raises(ValueError, match="loopback only"):
-        LmmTestServer(host="0.0.0.0")
+        LmmStubServer(host="0.0.0.0")
 
 
 def test_every_server_a_make_target_starts_names_the_loopback_host():

@@ -13,7 +13,7 @@ from geoloc_core.data.manifest import write_manifest
 from geoloc_core.data.schema import PLACE_FIELDS
 from geoloc_core.params import ParamsError
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.texts import build_place_texts, place_phrase, place_texts_path
+from geoloc_core.steps.texts import build_place_texts, place_phrase
 from geoloc_core.text import PLACE_TEXT_COLUMNS, read_place_texts
 from geoloc_core.text.captions import render_caption
 from geoloc_core.text.geocoder import OfflineGeocoder
@@ -108,7 +108,7 @@ def test_step_writes_one_row_per_reference_id(tmp_path):
     )
     write_manifest(manifest, paths.reference_manifest)
     summary = build_place_texts(paths, layer_params()["text"])
-    texts = read_place_texts(place_texts_path(paths))
+    texts = read_place_texts(paths.place_texts)
     assert tuple(texts.columns[: len(PLACE_TEXT_COLUMNS)]) == PLACE_TEXT_COLUMNS
     assert list(texts.columns) == [*PLACE_TEXT_COLUMNS, "description"]
     assert list(texts["id"]) == ["r1", "r2", "v1"]

@@ -15,7 +15,6 @@ from geoloc_assets import settings as asset_settings
 from geoloc_assets.assets.data import build_data_assets
 from geoloc_assets.assets.texts import build_text_assets
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.texts import place_texts_path
 from geoloc_core.text import read_place_texts
 from tests.test_text_lmm import KEY_ENV, FakeLmmServer, openai_text_params
 from tests.test_validation_dagster import photo_project, resources, temp_instance
@@ -54,7 +53,7 @@ def test_api_key_never_reaches_mlflow_dagster_or_logs(
     assert result.success
     assert set(server.authorizations) == {f"Bearer {SECRET}"}  # the key was used ...
     assert len(server.requests) == 3
-    texts = read_place_texts(place_texts_path(ProjectPaths(tmp_path)))
+    texts = read_place_texts(ProjectPaths(tmp_path).place_texts)
     assert (texts["description"].str.startswith("Seen:")).all()
 
     captured = capfd.readouterr()

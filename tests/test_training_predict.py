@@ -19,13 +19,9 @@ from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.embed import PhotoEmbeddings, embed_photos, frozen_towers
 from geoloc_core.predict.predictor import predict_images
+from geoloc_core.retrieval.index_record import index_record
 from geoloc_core.retrieval.index_settings import IndexSettings
-from geoloc_core.steps.indexing import (
-    build_index,
-    embed_reference_shard,
-    index_record,
-    shard_files,
-)
+from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import load_trained, train_model
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_queries
@@ -99,7 +95,7 @@ def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
     images, _, _ = load_batch(["photo"], [photo], trained.image_size)
     parts = tuple(index_record(paths)["parts"])
     query = embed(paths, trained, images, None, parts).retrieval[0]
-    vectors_file, ids_file, _ = shard_files(paths, "000")
+    vectors_file, ids_file, _ = paths.embedding_shard("000")
     vectors = np.load(vectors_file).astype(np.float64)
     cosine = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
     nearest = np.argsort(-cosine)[:2]

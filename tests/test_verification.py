@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geoloc_core.steps.verification import extras_by_query, read_gallery
+from geoloc_core.inference.pool import CandidatePool, widen_pool
+from geoloc_core.steps.verification import extras_by_query
+from geoloc_core.verification.gallery import read_gallery
 from geoloc_core.verification.geo_verify import closest_gallery_points, verify
-from geoloc_core.verification.pool import CandidatePool, widen_pool
 from geoloc_core.verification.settings import VerificationSettings
 
 

@@ -85,7 +85,7 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
             run.log_metrics(flat)
             run.log_artifact(paths.metrics(benchmark))
             context.log.info(f"{benchmark}: {flat}")
-        errors = paths.artifacts / "errors" / f"{benchmark}.csv"
+        errors = paths.errors(benchmark)
         return materialized(flat, run, [paths.metrics(benchmark), errors])
 
     @dg.asset(

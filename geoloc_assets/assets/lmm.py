@@ -34,7 +34,7 @@ def build_lmm_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition
             project: ProjectResource,
             mlflow_tracker: MlflowTracker,
         ) -> dg.MaterializeResult:
-            from geoloc_core.steps.lmm import lmm_answers_path, lmm_summary_path, run_lmm_stage
+            from geoloc_core.steps.lmm import run_lmm_stage
 
             benchmark = context.partition_key
             paths = project.paths
@@ -45,8 +45,8 @@ def build_lmm_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefinition
                     paths, benchmark, section, log=context.log.info, for_mode=mode
                 )
                 run.log_metrics(flat_counts(summary))
-                run.log_artifact(lmm_summary_path(paths, benchmark, mode))
-            files = [lmm_answers_path(paths, benchmark, mode)]
+                run.log_artifact(paths.lmm_summary(benchmark, mode))
+            files = [paths.lmm_answers(benchmark, mode)]
             extra = {
                 "drops": dg.MetadataValue.json(summary["drops"]),
                 "errors": dg.MetadataValue.json(summary.get("errors", {})),

@@ -119,7 +119,7 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        from geoloc_core.steps.indexing import embed_reference_shard, shard_files
+        from geoloc_core.steps.indexing import embed_reference_shard
 
         shard = context.partition_key
         with mlflow_tracker.asset_run(context, config.model_dump(), {"shard": shard}) as run:
@@ -128,7 +128,7 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
             )
             run.log_metrics(summary)
             context.log.info(f"reference embeddings shard {shard}: {summary}")
-        return materialized(summary, run, shard_files(project.paths, shard))
+        return materialized(summary, run, project.paths.embedding_shard(shard))
 
     @dg.asset(
         group_name=INDEX_GROUP,
@@ -143,16 +143,16 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        from geoloc_core.steps.indexing import INDEX_RECORD, build_index
+        from geoloc_core.steps.indexing import build_index
 
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
             summary = build_index(paths, config.index.model_dump(), keys, context.log.info)
             run.log_metrics(summary)
-            run.log_artifact(paths.index_dir / INDEX_RECORD)
+            run.log_artifact(paths.index_record)
         # The index file of IVF-PQ or HNSW need not be byte-stable; what it holds is fixed by
         # its settings and the shards it was built from.
-        record = paths.index_dir / INDEX_RECORD
+        record = paths.index_record
         settings_file = paths.index_dir / "settings.json"
         settings_file.write_text(json.dumps(config.index.model_dump(), sort_keys=True))
         return materialized(summary, run, [record, settings_file, paths.index_meta])

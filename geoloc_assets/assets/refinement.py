@@ -34,7 +34,7 @@ def build_refinement_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        from geoloc_core.steps.rerank import rerank_candidates, rerank_file
+        from geoloc_core.steps.rerank import rerank_candidates
 
         benchmark = context.partition_key
         with mlflow_tracker.asset_run(
@@ -43,7 +43,7 @@ def build_refinement_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
             summary = rerank_candidates(project.paths, benchmark, config.rerank.model_dump())
             run.log_metrics(summary)
             context.log.info(f"rerank[{benchmark}]: {summary}")
-        return materialized(summary, run, [rerank_file(project.paths, benchmark)])
+        return materialized(summary, run, [project.paths.reranked(benchmark)])
 
     @dg.asset(
         group_name=VERIFICATION_GROUP,

@@ -43,7 +43,6 @@ def build_retrieval_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefi
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        from geoloc_core.steps.candidate_files import candidates_file, query_embeddings_files
         from geoloc_core.steps.candidates import build_candidates
 
         benchmark = context.partition_key
@@ -56,7 +55,7 @@ def build_retrieval_assets(params: dict[str, Any], benchmarks: dg.PartitionsDefi
             )
             run.log_metrics(summary)
             context.log.info(f"candidates[{benchmark}]: {summary}")
-        files = [candidates_file(paths, benchmark), *query_embeddings_files(paths, benchmark)]
+        files = [paths.candidates(benchmark), *paths.query_embeddings(benchmark)]
         return materialized(summary, run, files)
 
     return [candidates]

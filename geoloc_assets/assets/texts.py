@@ -35,21 +35,21 @@ def build_text_assets(params: dict[str, Any]) -> list:
         project: ProjectResource,
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
-        from geoloc_core.steps.texts import build_place_texts, place_texts_path
+        from geoloc_core.steps.texts import build_place_texts
 
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
             summary = build_place_texts(paths, config.text.model_dump())
             run.log_metrics(summary)
-            sample = read_place_texts(place_texts_path(paths)).head(PREVIEW_ROWS)
-            sample_file = place_texts_path(paths).with_name("place_texts_sample.csv")
+            sample = read_place_texts(paths.place_texts).head(PREVIEW_ROWS)
+            sample_file = paths.place_texts.with_name("place_texts_sample.csv")
             sample.to_csv(sample_file, index=False, lineterminator="\n")
             run.log_artifact(sample_file, "texts")
             context.log.info(f"place texts: {summary}")
         extra = {
             "preview": dg.MetadataValue.md(markdown_table(sample)),
-            "path": dg.MetadataValue.path(str(place_texts_path(paths))),
+            "path": dg.MetadataValue.path(str(paths.place_texts)),
         }
-        return materialized(summary, run, [place_texts_path(paths)], extra)
+        return materialized(summary, run, [paths.place_texts], extra)
 
     return [place_texts]

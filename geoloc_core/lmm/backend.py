@@ -1,15 +1,19 @@
 """What the runner needs from a model: n answers to one prompt, with token counts.
 
 Two backends implement it: client.OpenAIBackend (any OpenAI-compatible server) and
-local.TransformersBackend (a vision-language model in this process). The runner adds the
-cache, the budget, retries and concurrency around either, so both share one code path.
+local.TransformersBackend (a vision-language model in this process); `lmm_backend` gives the
+configured one. The runner adds the cache, the budget, retries and concurrency around either,
+so both share one code path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from geoloc_core.lmm.settings import LmmSettings
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,15 @@ class Backend(Protocol):
         ...
 
     def cost(self, input_tokens: int, output_tokens: int) -> float: ...
+
+
+def lmm_backend(settings: LmmSettings) -> Backend:
+    """The configured model: an OpenAI-compatible server (its key read from the environment
+    variable lmm.api_key_env, now) or a transformers checkpoint in this process."""
+    if settings.provider == "openai":
+        from geoloc_core.lmm.client import OpenAIBackend
+
+        return OpenAIBackend(settings)
+    from geoloc_core.lmm.local import TransformersBackend  # torch/transformers: only if used
+
+    return TransformersBackend(settings)

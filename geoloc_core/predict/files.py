@@ -17,7 +17,6 @@ from geoloc_core.predict.settings import PredictSettings
 
 BUNDLE_RECORD = "bundle.json"
 BUNDLE_FORMAT = "geoloc-predict-bundle/1"
-INDEX_RECORD = "index.json"  # steps/indexing.py writes it beside the index
 MODEL_FILES = ("model.pt", "config.json")
 CHECKSUM_SUFFIX = ".sha256"  # a file's recorded digest, written beside it
 TAG_PREFIX = "tag:"
@@ -60,8 +59,8 @@ class PredictFiles:
             towers_weights=_towers_weights(paths),
             index_file=paths.index_file,
             index_meta=paths.index_meta,
-            index_record=paths.index_dir / INDEX_RECORD,
-            place_texts=paths.artifacts / "texts" / "place_texts.csv",
+            index_record=paths.index_record,
+            place_texts=paths.place_texts,
             gallery=_gallery(paths.root, settings),
         )
 
@@ -89,8 +88,8 @@ class PredictFiles:
             towers_weights=located(record["towers_weights"]),
             index_file=paths.index_file,
             index_meta=paths.index_meta,
-            index_record=paths.index_dir / INDEX_RECORD,
-            place_texts=paths.artifacts / "texts" / "place_texts.csv",
+            index_record=paths.index_record,
+            place_texts=paths.place_texts,
             gallery=located(record["gallery"]),
         )
 
@@ -107,14 +106,13 @@ _ARTIFACTS = (
 def _missing(paths: ProjectPaths) -> dict[str, Path]:
     """What is absent: name -> the file or folder that should hold it."""
     missing: dict[str, Path] = {}
-    place_texts = paths.artifacts / "texts" / "place_texts.csv"
-    if not place_texts.is_file():
-        missing["place texts"] = place_texts
+    if not paths.place_texts.is_file():
+        missing["place texts"] = paths.place_texts
     if not (paths.artifacts / "backbone" / "backbone.json").is_file():
         missing["backbone weights"] = paths.artifacts / "backbone"
     if not all((paths.model_dir / name).is_file() for name in MODEL_FILES):
         missing["trained model"] = paths.model_dir
-    index_files = (paths.index_file, paths.index_meta, paths.index_dir / INDEX_RECORD)
+    index_files = (paths.index_file, paths.index_meta, paths.index_record)
     if not all(f.is_file() for f in index_files):
         missing["retrieval index"] = paths.index_dir
     return missing

@@ -14,7 +14,7 @@ import pandas as pd
 
 from geoloc_core.predict.results import UNKNOWN_PLACE, Place
 from geoloc_core.predict.settings import GeocoderKeys
-from geoloc_core.steps.candidates import PLACE_PARTS
+from geoloc_core.text.place_labels import PLACE_PARTS
 
 if TYPE_CHECKING:
     from geoloc_core.text.geocoder import OfflineGeocoder

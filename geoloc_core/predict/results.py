@@ -20,7 +20,7 @@ class Place:
     @property
     def label(self) -> str:
         """'city, state, country' as the candidates files write it ("" when unknown)."""
-        from geoloc_core.steps.candidates import place_label  # loaded with the predictor
+        from geoloc_core.text.place_labels import place_label
 
         return place_label((self.city, self.state, self.country))
 

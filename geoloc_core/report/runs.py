@@ -10,21 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from geoloc_core.geo.distance import distance_km
-from geoloc_core.paths import ProjectPaths
+from geoloc_core.paths import STAGE_COLUMNS, ProjectPaths
 from geoloc_core.report.labels import NOT_APPLIED, SETTING_COLUMNS, RunSetting, stage_label
 
-# Columns of the predictions file holding what each stage alone would have predicted.
-STAGE_COLUMNS: dict[str, tuple[str, str]] = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
 STAGE_KEYS: dict[str, str] = {"retrieval": "retrieval_top1", "rerank": "rerank"}
 
 
@@ -43,19 +37,6 @@ class RunResult:
     def accuracy(self, threshold_km: float) -> float | None:
         value = self.summary.get(f"acc_{threshold_km:g}km")
         return None if value is None else float(value)
-
-
-def errors_file(paths: ProjectPaths, benchmark: str) -> Path:
-    return paths.artifacts / "errors" / f"{benchmark}.csv"
-
-
-def baselines_file(paths: ProjectPaths, benchmark: str) -> Path:
-    return paths.root / "metrics" / "baselines" / f"{benchmark}.json"
-
-
-def baseline_predictions_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
-    """Same layout as geoloc_core.steps.baselines writes (not imported: it loads torch)."""
-    return paths.artifacts / "baselines" / benchmark / f"{method}.csv"
 
 
 def _errors(table: pd.DataFrame, lat: str, lon: str, distance: str) -> np.ndarray:
@@ -103,7 +84,7 @@ def our_runs(
                 source=f"{source} (stages.{stage})",
             )
         )
-    decision_errors = errors_file(paths, benchmark)
+    decision_errors = paths.errors(benchmark)
     if not decision_errors.is_file():
         raise FileNotFoundError(f"{decision_errors} is missing: materialize metrics first")
     runs.append(
@@ -122,13 +103,13 @@ def our_runs(
 
 def baseline_runs(paths: ProjectPaths, benchmark: str, distance: str) -> list[RunResult]:
     """The simple baselines, with per-image errors where their predictions were kept."""
-    summary_file = baselines_file(paths, benchmark)
+    summary_file = paths.baseline_metrics(benchmark)
     if not summary_file.is_file():
         return []
     source = str(summary_file.relative_to(paths.root))
     runs = []
     for method, values in sorted(json.loads(summary_file.read_text()).items()):
-        table_file = baseline_predictions_file(paths, benchmark, method)
+        table_file = paths.baseline_predictions(benchmark, method)
         errors = None
         if table_file.is_file():
             errors = _errors(pd.read_csv(table_file), "pred_lat", "pred_lon", distance)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +30,7 @@ from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
-from geoloc_core.paths import ProjectPaths
-
-# the prediction table of each baseline; `neighbour` is the reference image whose place it guessed
-TABLE_COLUMNS = ("id", "lat", "lon", "pred_lat", "pred_lon", "neighbour")
+from geoloc_core.paths import BASELINE_COLUMNS, ProjectPaths
 
 
 def compute_baselines(
@@ -59,22 +55,10 @@ def compute_baselines(
             table = _prediction_table(queries, reference, prediction)
             _write_tables(paths, benchmark, method, table, prediction.failures)
             results[method] = _score(method, benchmark, table, prediction, evaluation_section)
-    target = baselines_metrics_file(paths, benchmark)
+    target = paths.baseline_metrics(benchmark)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return {f"{m}.{k}": v for m, scores in results.items() for k, v in scores.items()}
-
-
-def baselines_metrics_file(paths: ProjectPaths, benchmark: str) -> Path:
-    return paths.root / "metrics" / "baselines" / f"{benchmark}.json"
-
-
-def baseline_predictions_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
-    return paths.artifacts / "baselines" / benchmark / f"{method}.csv"
-
-
-def baseline_failures_file(paths: ProjectPaths, benchmark: str, method: str) -> Path:
-    return paths.artifacts / "baselines" / benchmark / f"{method}.failed.csv"
 
 
 def _no_queries(
@@ -82,7 +66,7 @@ def _no_queries(
 ) -> dict[str, dict[str, Any]]:
     """An empty benchmark (its data set absent): empty tables and n = 0, no score."""
     for method in methods:
-        _write_tables(paths, benchmark, method, pd.DataFrame(columns=list(TABLE_COLUMNS)), {})
+        _write_tables(paths, benchmark, method, pd.DataFrame(columns=list(BASELINE_COLUMNS)), {})
     return {method: {"n": 0, "skipped": "the benchmark has no queries"} for method in methods}
 
 
@@ -147,9 +131,9 @@ def _write_tables(
     table: pd.DataFrame,
     failures: Mapping[str, str],
 ) -> None:
-    write_manifest(table, baseline_predictions_file(paths, benchmark, method))
+    write_manifest(table, paths.baseline_predictions(benchmark, method))
     failed = pd.DataFrame({"id": list(failures), "reason": list(failures.values())})
-    write_manifest(failed, baseline_failures_file(paths, benchmark, method))
+    write_manifest(failed, paths.baseline_failures(benchmark, method))
 
 
 def _score(

@@ -3,50 +3,30 @@ top-k least similar (search with the negated query, G3's dissimilar neighbours) 
 coordinates, scores and place names, plus the query's GPS-aligned embedding for verification.
 
 Queries are embedded from the same caches as the reference set, with the parts the index was
-built from (its record), so index and queries cannot disagree.
+built from (its record), so index and queries cannot disagree. The search itself is the
+inference chain's (inference/search.py); this step embeds, searches and writes the tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
-from geoloc_core.paths import ProjectPaths
-from geoloc_core.retrieval.index import index_for_search, load_index, search
+from geoloc_core.inference.search import Neighbours, search_neighbours
+from geoloc_core.paths import CANDIDATE_COLUMNS, QUERY_ID_COLUMNS, ProjectPaths
+from geoloc_core.retrieval.index import index_for_search, load_index
+from geoloc_core.retrieval.index_record import index_record
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import RetrievalSettings
-from geoloc_core.steps.candidate_files import (
-    CANDIDATE_COLUMNS,
-    candidates_file,
-    query_embeddings_files,
-)
-from geoloc_core.steps.indexing import index_record
 from geoloc_core.steps.training import load_trained
-from geoloc_core.training.captions import place_texts_file
+from geoloc_core.text.place_labels import place_names
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_queries
 from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
-
-PLACE_PARTS = ("city", "state", "country")
-
-
-def place_label(parts: Iterable[str]) -> str:
-    """'city, state, country' without empty or repeated parts ("Singapore" once, not twice)."""
-    return ", ".join(dict.fromkeys(v for v in parts if v))
-
-
-def place_names(root: Path) -> dict[str, str]:
-    """id -> 'city, state, country' from the place texts (MP16-Pro's fields)."""
-    table = pd.read_csv(place_texts_file(root), dtype=str, keep_default_na=False)
-    present = [c for c in PLACE_PARTS if c in table.columns]
-    labels = table[present].apply(place_label, axis=1)
-    return dict(zip(table["id"], labels, strict=True))
 
 
 def build_candidates(
@@ -78,16 +58,16 @@ def build_candidates(
             trained.model, data, progress=True, desc=benchmark, parts=tuple(record["parts"])
         )
     meta = read_manifest(paths.index_meta)
-    places = place_names(paths.root)
+    places = place_names(paths.place_texts)
     found = search_neighbours(index, queries, settings, index_settings)
     frames = [_ranked(rows, meta, places, kind, n) for kind, n in found.by_kind()]
     table = pd.concat(frames, ignore_index=True)
-    write_manifest(table[list(CANDIDATE_COLUMNS)], candidates_file(paths, benchmark))
-    vectors_file, ids_file = query_embeddings_files(paths, benchmark)
+    write_manifest(table[list(CANDIDATE_COLUMNS)], paths.candidates(benchmark))
+    vectors_file, ids_file = paths.query_embeddings(benchmark)
     tmp = vectors_file.with_name(vectors_file.name + ".tmp.npy")
     np.save(tmp, gps_aligned)
     tmp.replace(vectors_file)
-    write_manifest(rows[["id"]], ids_file)
+    write_manifest(rows[list(QUERY_ID_COLUMNS)], ids_file)
     return _summary(rows, missing, table, settings, record)
 
 
@@ -114,50 +94,6 @@ def _summary(
     else:
         summary["skipped"] = "the benchmark has no queries"
     return summary
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """k reference images per query: positions in the index (= rows of the index meta) and
-    the cosine similarity of each to the query's retrieval embedding."""
-
-    positions: np.ndarray  # (n, k) int
-    scores: np.ndarray  # (n, k)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    similar: Neighbours  # retrieval.top_k most similar, best first
-    dissimilar: Neighbours | None  # retrieval.dissimilar_k least similar (None when 0)
-
-    def by_kind(self) -> list[tuple[str, Neighbours]]:
-        kinds = [("similar", self.similar)]
-        if self.dissimilar is not None:
-            kinds.append(("dissimilar", self.dissimilar))
-        return kinds
-
-
-def search_neighbours(
-    index: Any, queries: np.ndarray, settings: RetrievalSettings, index_settings: IndexSettings
-) -> SearchResult:
-    """G3's two searches for retrieval embeddings (n, d): the most similar reference images,
-    and the least similar ones (search with the negated query; their scores are the cosine
-    to the query itself). The benchmark step and `geoloc predict` both search here."""
-    scores, positions = search(index, queries, settings.top_k, index_settings)
-    similar = _full(Neighbours(positions, scores), "similar")
-    dissimilar = None
-    if settings.dissimilar_k:
-        scores, positions = search(index, -queries, settings.dissimilar_k, index_settings)
-        dissimilar = _full(Neighbours(positions, -scores), "dissimilar")
-    return SearchResult(similar, dissimilar)
-
-
-def _full(neighbours: Neighbours, kind: str) -> Neighbours:
-    """The neighbours, or an error when the index returned fewer than k for some query."""
-    if (neighbours.positions < 0).any():
-        k = neighbours.positions.shape[1]
-        raise ValueError(f"the index returned fewer than {k} {kind} neighbours for some query")
-    return neighbours
 
 
 def _ranked(

@@ -14,13 +14,7 @@ import pandas as pd
 
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
-from geoloc_core.paths import ProjectPaths
-
-# What each stage alone would have predicted (columns of the predictions file).
-STAGE_COLUMNS = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
+from geoloc_core.paths import ERROR_COLUMNS, STAGE_COLUMNS, ProjectPaths
 
 
 def evaluate_benchmark(
@@ -67,7 +61,7 @@ def _no_predictions(paths: ProjectPaths, benchmark: str, table: pd.DataFrame) ->
     stages = {stage: {"n": 0} for stage, (lat, _) in STAGE_COLUMNS.items() if lat in table}
     if stages:
         metrics["stages"] = stages
-    _write(paths, benchmark, metrics, pd.DataFrame(columns=["id", "error_km"]))
+    _write(paths, benchmark, metrics, pd.DataFrame(columns=list(ERROR_COLUMNS)))
     return metrics
 
 
@@ -77,7 +71,7 @@ def _write(
     target = paths.metrics(benchmark)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    errors_file = paths.artifacts / "errors" / f"{benchmark}.csv"
+    errors_file = paths.errors(benchmark)
     errors_file.parent.mkdir(parents=True, exist_ok=True)
     errors.to_csv(errors_file, index=False, float_format="%.4f", lineterminator="\n")
 

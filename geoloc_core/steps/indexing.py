@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from geoloc_core.data.manifest import read_manifest, write_manifest
 from geoloc_core.file_hash import check_sha256, file_sha256
 from geoloc_core.kill_point import kill_point
 from geoloc_core.models.variants import retrieval_parts
-from geoloc_core.paths import ProjectPaths
+from geoloc_core.paths import SHARD_ID_COLUMNS, ProjectPaths
 from geoloc_core.retrieval.index import build_index_from_shards, save_index
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import EmbeddingSettings
@@ -31,14 +30,6 @@ from geoloc_core.steps.training import load_trained
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
 from geoloc_core.training.project_inputs import model_inputs, rows_with_inputs
-
-INDEX_RECORD = "index.json"
-
-
-def shard_files(paths: ProjectPaths, shard_key: str) -> tuple[Path, Path, Path]:
-    """(vectors .npy, ids .csv, record .json) of one embedding shard."""
-    base = paths.embeddings_dir / f"shard-{shard_key}"
-    return base.with_suffix(".npy"), base.with_suffix(".csv"), base.with_suffix(".json")
 
 
 def embed_reference_shard(
@@ -57,7 +48,7 @@ def embed_reference_shard(
     reference = manifest[manifest["split"] == "reference"]
     mine = reference[[shard_of(str(i), n_shards) == shard for i in reference["id"]]]
     rows, missing = rows_with_inputs(mine, features, segmentation)
-    vectors_file, ids_file, record_file = shard_files(paths, shard_key)
+    vectors_file, ids_file, record_file = paths.embedding_shard(shard_key)
     vectors_file.parent.mkdir(parents=True, exist_ok=True)
     if rows.empty:
         vectors = np.zeros((0, 0), np.float16)
@@ -75,7 +66,7 @@ def embed_reference_shard(
     np.save(tmp, vectors)
     tmp.replace(vectors_file)
     kill_point("embedding-vectors-written")  # new vectors, the old ids and record
-    write_manifest(rows[["id", "lat", "lon"]], ids_file)
+    write_manifest(rows[list(SHARD_ID_COLUMNS)], ids_file)
     record = {
         "parts": list(parts),
         "variant": trained.model.config.variant,
@@ -117,7 +108,7 @@ def build_index(
     loaders = [_vector_loader(paths, key, records[shard_keys.index(key)]) for key in filled]
     index = build_index_from_shards(loaders, settings, log)
     save_index(index, paths.index_file)
-    ids = [read_manifest(shard_files(paths, key)[1]) for key in filled]
+    ids = [read_manifest(paths.embedding_shard(key)[1]) for key in filled]
     write_manifest(pd.concat(ids, ignore_index=True), paths.index_meta)
     summary = {
         "type": settings.type,
@@ -127,26 +118,12 @@ def build_index(
         "vectors": int(index.ntotal),
         "dim": int(index.d),
     }
-    (paths.index_dir / INDEX_RECORD).write_text(json.dumps(summary, indent=2) + "\n")
+    paths.index_record.write_text(json.dumps(summary, indent=2) + "\n")
     return {**summary, "parts": "+".join(summary["parts"])}
 
 
-def index_record(paths: ProjectPaths) -> dict[str, Any]:
-    """What the index holds (parts, variant, model); checked against the model a query uses."""
-    path = paths.index_dir / INDEX_RECORD
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: materialize retrieval_index first")
-    record = json.loads(path.read_text())
-    if record["model_sha256"] != file_sha256(paths.model_weights):
-        raise ValueError(
-            f"the index in {paths.index_dir} was built from another model than "
-            f"{paths.model_weights}: re-materialize reference_embeddings and retrieval_index"
-        )
-    return record
-
-
 def _shard_record(paths: ProjectPaths, key: str) -> dict[str, Any]:
-    record_file = shard_files(paths, key)[2]
+    record_file = paths.embedding_shard(key)[2]
     if not record_file.is_file():
         raise FileNotFoundError(
             f"{record_file} is missing: materialize reference_embeddings[{key}] first"
@@ -160,7 +137,7 @@ def _vector_loader(
     """Loads one shard's vectors when the index needs them, after checking their bytes."""
 
     def load() -> np.ndarray:
-        vectors_file = shard_files(paths, key)[0]
+        vectors_file = paths.embedding_shard(key)[0]
         fix = f"re-materialize reference_embeddings[{key}]"
         check_sha256(vectors_file, record.get("vectors_sha256"), fix)
         return np.load(vectors_file)

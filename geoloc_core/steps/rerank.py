@@ -1,42 +1,26 @@
 """Step: DualGeo's geographic re-rank of each query's similar candidates (params rerank).
 
 Only the similar candidates are re-ranked; the dissimilar ones are G3's negative neighbours and
-keep their place in the candidates file.
+keep their place in the candidates file. The re-rank itself is the inference chain's
+(inference/rerank.py); this step reads the candidates and writes them in the new order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from geoloc_core.data.manifest import write_manifest
-from geoloc_core.paths import ProjectPaths
-from geoloc_core.rerank.dbscan import rerank_batch
+from geoloc_core.inference.rerank import rerank_neighbours
+from geoloc_core.paths import RERANK_COLUMNS, ProjectPaths
 from geoloc_core.rerank.settings import RerankSettings
-from geoloc_core.steps.candidate_files import read_candidates, read_table
-
-RERANK_COLUMNS = (
-    "query_id",
-    "rank",
-    "orig_rank",
-    "ref_id",
-    "lat",
-    "lon",
-    "score",
-    "place",
-    "cluster",
-)
+from geoloc_core.steps.tables import read_candidates
 
 
-def rerank_file(paths: ProjectPaths, benchmark: str) -> Path:
-    return paths.artifacts / "rerank" / f"{benchmark}.csv"
-
-
-def similar_matrix(candidates: pd.DataFrame) -> pd.DataFrame:
+def _similar_matrix(candidates: pd.DataFrame) -> pd.DataFrame:
     """The similar candidates sorted by (query, rank), checked to be k per query."""
     similar = candidates[candidates["kind"] == "similar"].sort_values(
         ["query_id", "rank"], kind="stable"
@@ -57,20 +41,21 @@ def rerank_candidates(
     candidates = read_candidates(paths, benchmark)
     if candidates.empty:
         return _no_queries(paths, benchmark, settings)
-    similar = similar_matrix(candidates)
+    similar = _similar_matrix(candidates)
     queries = similar["query_id"].drop_duplicates().tolist()
     k = len(similar) // len(queries)
     lat = similar["lat"].to_numpy(np.float64).reshape(-1, k)
     lon = similar["lon"].to_numpy(np.float64).reshape(-1, k)
-    order, labels, centres = rerank_batch(lat, lon, settings)
+    reranked = rerank_neighbours(lat, lon, settings)
+    order, labels = reranked.order, reranked.labels
     base = np.arange(len(queries))[:, None] * k
     picked = (base + order).reshape(-1)
     table = similar.iloc[picked].reset_index(drop=True)
     table["orig_rank"] = table["rank"]
     table["rank"] = np.tile(np.arange(k), len(queries))
-    table["cluster"] = np.take_along_axis(labels, order, axis=1).reshape(-1)
-    write_manifest(table[list(RERANK_COLUMNS)], rerank_file(paths, benchmark))
-    clustered = ~np.isnan(centres[:, 0])
+    table["cluster"] = reranked.reorder(labels).reshape(-1)
+    write_manifest(table[list(RERANK_COLUMNS)], paths.reranked(benchmark))
+    clustered = reranked.clustered
     moved = order[:, 0] != 0
     return {
         "method": settings.method,
@@ -88,7 +73,7 @@ def rerank_candidates(
 
 def _no_queries(paths: ProjectPaths, benchmark: str, settings: RerankSettings) -> dict[str, Any]:
     """An empty benchmark: an empty re-ranked file with the usual columns, and counts of 0."""
-    write_manifest(pd.DataFrame(columns=list(RERANK_COLUMNS)), rerank_file(paths, benchmark))
+    write_manifest(pd.DataFrame(columns=list(RERANK_COLUMNS)), paths.reranked(benchmark))
     return {
         "method": settings.method,
         "queries": 0,
@@ -97,10 +82,3 @@ def _no_queries(paths: ProjectPaths, benchmark: str, settings: RerankSettings) -
         "top1_changed": 0,
         "skipped": "the benchmark has no queries",
     }
-
-
-def read_reranked(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
-    source = rerank_file(paths, benchmark)
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} is missing: materialize rerank[{benchmark}] first")
-    return read_table(source, ("query_id", "ref_id", "place"))

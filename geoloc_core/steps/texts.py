@@ -29,10 +29,6 @@ LMM_CHUNK = 512  # rows whose requests (and images) are held in memory at once
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
-def place_texts_path(paths: ProjectPaths) -> Path:
-    return paths.artifacts / "texts" / "place_texts.csv"
-
-
 def place_phrase(row: Mapping[str, Any]) -> str:
     """'Paris, Paris, Île-de-France, France, Europe': what the LMM is told of the place."""
     parts = [str(row.get(f, "") or "").strip() for f in PLACE_FIELDS if f != "country_code"]
@@ -91,7 +87,7 @@ def build_place_texts(
         lmm_metrics = describer.stats.as_metrics()
         if settings.caption_from == "description":
             table["caption"] = table[DESCRIPTION]
-    write_place_texts(table, place_texts_path(paths))
+    write_place_texts(table, paths.place_texts)
     return {
         "rows": len(table),
         "rows_with_city": int((table["city"] != "").sum()),

@@ -37,7 +37,7 @@ from geoloc_core.training.backbone_weights import (
     read_record,
     write_record,
 )
-from geoloc_core.training.captions import caption_embeddings, captions_for, place_texts_file
+from geoloc_core.training.captions import caption_embeddings, captions_for
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import (
     FeatureCache,
@@ -111,7 +111,7 @@ def build_backbone_weights(
             fingerprint,
             canonical_json(cfg.__dict__),
             file_sha256(paths.reference_manifest),
-            file_sha256(place_texts_file(paths.root)),
+            file_sha256(paths.place_texts),
         ),
         validator=validate,
         on_step=on_step,
@@ -218,7 +218,7 @@ def train_model(
     training, text_dim = reference, 0
     if spec.uses_text:
         towers = freeze(load_towers(paths.root, _record_of(features.spec())))
-        captions = captions_for(place_texts_file(paths.root), reference.ids)
+        captions = captions_for(paths.place_texts, reference.ids)
         text_features, index = caption_embeddings(towers, captions)
         del towers
         text_dim = int(text_features.shape[1])

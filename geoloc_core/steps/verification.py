@@ -8,58 +8,40 @@ geo-diversification ran, its LMM answers, and the closest points of an optional 
 decision (a query it did not answer keeps the pool's). The predictions keep the retrieval top-1
 and the re-ranked top-1 beside the decision, so the metrics show what each stage adds.
 
-This step reads the benchmark's files; the pool and the decision themselves are
-verification/pool.py's, the in-memory core `geoloc predict` and the served model share.
+This step reads the benchmark's files; the pool and the decision themselves are the inference
+chain's (inference/pool.py, inference/decision.py), which `geoloc predict` and the served model
+share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from geoloc_core.data.manifest import read_manifest, write_manifest
-from geoloc_core.encoders.geoclip_files import GPS_GALLERY_FILE, resolve_release_file
-from geoloc_core.geo.distance import validated_lat_lon
-from geoloc_core.models.alignment import GeoAlignmentModel
-from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.candidate_files import (
-    read_candidates,
-    read_query_embeddings,
-    read_table,
-)
-from geoloc_core.steps.lmm import lmm_answers_path, read_lmm_summary
-from geoloc_core.steps.rerank import read_reranked
-from geoloc_core.steps.training import load_trained
-from geoloc_core.verification.pool import (
+from geoloc_core.inference.decision import decide, first_answers
+from geoloc_core.inference.pool import (
     SOURCE_TOP1,
     ExtraPoints,
-    decide,
-    gallery_extras,
-    reranked_pool,
-    widen_pool,
-    with_reasoning,
+    Gallery,
+    answer_extras,
+    candidate_pool,
 )
+from geoloc_core.models.alignment import GeoAlignmentModel
+from geoloc_core.paths import PREDICTION_COLUMNS, ProjectPaths
+from geoloc_core.steps.tables import (
+    active_answers,
+    read_candidates,
+    read_query_embeddings,
+    read_reranked,
+)
+from geoloc_core.steps.training import load_trained
+from geoloc_core.verification.gallery import load_gallery
+from geoloc_core.verification.gps_encoder import encode_coordinates
 from geoloc_core.verification.settings import VerificationSettings
-
-GPS_BATCH = 65536
-PREDICTION_COLUMNS = (
-    "id",
-    "lat",
-    "lon",
-    "pred_lat",
-    "pred_lon",
-    "score",
-    "source",
-    "top1_lat",
-    "top1_lon",
-    "rerank_lat",
-    "rerank_lon",
-)
 
 
 def verify_benchmark(
@@ -77,18 +59,23 @@ def verify_benchmark(
     by_query = pool_rows.set_index(["query_id", "rank"]).sort_index()
     coords = by_query.loc[ids, ["lat", "lon"]].to_numpy(np.float64).reshape(len(ids), k, 2)
     scores = by_query.loc[ids, "score"].to_numpy(np.float64).reshape(len(ids), k)
-    pool = reranked_pool(coords, scores)
     lmm_answers = active_answers(paths, benchmark, "g3")
-    if lmm_answers is not None:
-        pool = widen_pool(pool, extras_by_query(ids, lmm_answers))
-    if settings.gallery:
-        pool = widen_pool(pool, gallery_candidates(paths, model, image_gps, settings))
-    decision = decide(
-        pool, image_gps, settings.method, lambda latlon: encode_coordinates(model, latlon)
+    pool = candidate_pool(
+        coords,
+        scores,
+        settings.pool_size,
+        image_gps,
+        lmm_extras=None if lmm_answers is None else extras_by_query(ids, lmm_answers),
+        gallery=_gallery(paths, model, settings) if settings.gallery else None,
     )
     reasoning = active_answers(paths, benchmark, "dualgeo")
-    if reasoning is not None:
-        decision = with_reasoning(decision, first_answers(ids, reasoning))
+    decision = decide(
+        pool,
+        image_gps,
+        settings.method,
+        lambda latlon: encode_coordinates(model, latlon),
+        reasoning=None if reasoning is None else _first_answers(ids, reasoning),
+    )
     truth = read_manifest(paths.benchmark_manifest(benchmark)).set_index("id").loc[ids]
     retrieval_top1 = _top1(read_candidates(paths, benchmark), ids)
     table = pd.DataFrame(
@@ -137,81 +124,25 @@ def _no_queries(
     }
 
 
-def active_answers(paths: ProjectPaths, benchmark: str, mode: str) -> pd.DataFrame | None:
-    """That mode's LMM answers, or None when its step was skipped (provider none, other
-    mode) or never ran."""
-    summary = read_lmm_summary(paths, benchmark, mode)
-    if summary is None or summary.get("skipped"):
-        return None
-    return read_table(lmm_answers_path(paths, benchmark, mode), ("query_id", "source"))
-
-
-def read_gallery(path: Path) -> np.ndarray:
-    """(m, 2) degrees from a CSV with lat/lon columns (any case: GeoCLIP's file says LAT,
-    LON), every row checked."""
-    if not path.is_file():
-        raise FileNotFoundError(f"verification.gallery {path} does not exist")
-    table = pd.read_csv(path)
-    columns = {c.lower(): c for c in table.columns}
-    if "lat" not in columns or "lon" not in columns:
-        raise ValueError(f"{path} needs lat and lon columns, has {list(table.columns)}")
-    latlon = table[[columns["lat"], columns["lon"]]].to_numpy(np.float64)
-    validated_lat_lon(latlon[:, 0], latlon[:, 1])
-    return latlon
-
-
-def load_gallery(setting: str, root: Path) -> np.ndarray:
-    """verification.gallery as (m, 2) degrees: `geoclip` (the wheel's file) or a CSV path
-    relative to root."""
-    return read_gallery(resolve_release_file(setting, GPS_GALLERY_FILE, root))
-
-
-def gallery_candidates(
-    paths: ProjectPaths,
-    model: GeoAlignmentModel,
-    image_gps: np.ndarray,
-    settings: VerificationSettings,
-) -> list[ExtraPoints]:
-    """Each query's gallery_top gallery points closest to its image in the GPS space."""
+def _gallery(
+    paths: ProjectPaths, model: GeoAlignmentModel, settings: VerificationSettings
+) -> Gallery:
+    """verification.gallery's points and their GPS embeddings."""
     latlon = load_gallery(str(settings.gallery), paths.root)
-    return gallery_extras(
-        image_gps, latlon, encode_coordinates(model, latlon), settings.gallery_top
-    )
+    return Gallery(latlon, encode_coordinates(model, latlon), settings.gallery_top)
 
 
 def extras_by_query(ids: list[str], answers: pd.DataFrame) -> list[ExtraPoints | None]:
     """Each query's LMM answers (query_id, source, lat, lon rows, in file order) as its pool's
     extra points; None for a query without answers."""
-    grouped = {q: g for q, g in answers.groupby("query_id", sort=False)}
-    extras: list[ExtraPoints | None] = []
-    for query in ids:
-        group = grouped.get(query)
-        if group is None:
-            extras.append(None)
-        else:
-            points = group[["lat", "lon"]].to_numpy(np.float64)
-            extras.append(ExtraPoints(points, group["source"].to_numpy()))
-    return extras
+    latlon = answers[["lat", "lon"]].to_numpy(np.float64)
+    return answer_extras(ids, answers["query_id"].tolist(), answers["source"].tolist(), latlon)
 
 
-def first_answers(ids: list[str], reasoning: pd.DataFrame) -> list[tuple[float, float] | None]:
+def _first_answers(ids: list[str], reasoning: pd.DataFrame) -> list[tuple[float, float] | None]:
     """DualGeo's decision per query: its first answer (lowest sample), None without one."""
-    first = reasoning.sort_values(["query_id", "sample"]).drop_duplicates("query_id")
-    answer = first.set_index("query_id")[["lat", "lon"]]
-    return [
-        (float(answer.at[q, "lat"]), float(answer.at[q, "lon"])) if q in answer.index else None
-        for q in ids
-    ]
-
-
-@torch.no_grad()
-def encode_coordinates(model: GeoAlignmentModel, latlon: np.ndarray) -> np.ndarray:
-    """Unit GPS embeddings of (n, 2) degrees with the trained model's location encoder."""
-    chunks = [
-        model.encode_gps(torch.from_numpy(latlon[s : s + GPS_BATCH].astype(np.float32))).numpy()
-        for s in range(0, len(latlon), GPS_BATCH)
-    ]
-    return np.concatenate(chunks).astype(np.float32)
+    latlon = reasoning[["lat", "lon"]].to_numpy(np.float64)
+    return first_answers(ids, reasoning["query_id"].tolist(), reasoning["sample"].tolist(), latlon)
 
 
 def _top1(candidates: pd.DataFrame, ids: list[str]) -> np.ndarray:

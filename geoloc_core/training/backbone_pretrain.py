@@ -20,7 +20,8 @@ from geoloc_core.data.images import load_batch, normalize_pixels
 from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.models.alignment import MAX_LOGIT_SCALE, LossOutput
 from geoloc_core.models.losses import multi_positive_info_nce, same_id_mask
-from geoloc_core.training.captions import caption_index, captions_for, place_texts_file
+from geoloc_core.paths import ProjectPaths
+from geoloc_core.training.captions import caption_index, captions_for
 
 MAX_PRETRAIN_IMAGES = 200_000  # the images are decoded into memory once
 
@@ -101,6 +102,6 @@ def captioned_split(
         rows["id"].tolist(), [Path(root) / p for p in rows["image"]], towers.image_size
     )
     ids = rows["id"].iloc[positions].tolist()
-    distinct, index = caption_index(captions_for(place_texts_file(root), ids))
+    distinct, index = caption_index(captions_for(ProjectPaths(Path(root)).place_texts, ids))
     data = CaptionedImages(images, index, towers.tokenizer(distinct), towers.mean, towers.std)
     return data, len(failures)

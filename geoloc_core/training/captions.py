@@ -16,11 +16,6 @@ from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.encoders.text import embed_texts
 
 
-def place_texts_file(root: Path) -> Path:
-    """Where the place_texts asset writes (issue 3's contract)."""
-    return Path(root) / "artifacts" / "texts" / "place_texts.csv"
-
-
 def captions_for(path: Path, ids: Sequence[str]) -> list[str]:
     """The caption of every id, in order; ValueError naming the first id without one."""
     if not Path(path).is_file():

@@ -14,7 +14,6 @@ from geoloc_core.file_hash import file_sha256
 from geoloc_core.models.inputs import FeatureSource, SegmentationSource
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.training.captions import place_texts_file
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import FeatureCache, features_directory
 
@@ -67,7 +66,7 @@ def inputs_fingerprint(paths: ProjectPaths, uses_text: bool) -> str:
             stat = file.stat()
             parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
     if uses_text:
-        parts.append(file_sha256(place_texts_file(paths.root)))
+        parts.append(file_sha256(paths.place_texts))
     return digest(*parts)
 
 

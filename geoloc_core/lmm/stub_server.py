@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible chat-completions server for tests and benchmarks (127.0.0.1 only).
+"""A stand-in LMM: a local OpenAI-compatible chat-completions server for offline use (tests,
+benchmarks, demos without a key; `geoloc lmm-test-server`), on 127.0.0.1 only.
 
 Its answer is computed from the prompt, so accuracy can be checked offline: the spherical mean
 of the coordinates "(lat, lon)" the prompt's text lists before "far from" (G3's similar
@@ -128,8 +129,8 @@ def _jitter(lat: float, lon: float, km: float, rng: np.random.Generator) -> tupl
     return lat2, (lon2 + 180.0) % 360.0 - 180.0
 
 
-class LmmTestServer:
-    """Start with `with LmmTestServer(...) as server:`; `server.base_url` ends in /v1."""
+class LmmStubServer:
+    """Start with `with LmmStubServer(...) as server:`; `server.base_url` ends in /v1."""
 
     def __init__(
         self,
@@ -144,7 +145,7 @@ class LmmTestServer:
         land_only: bool = False,
     ) -> None:
         if host not in LOOPBACK:
-            raise ValueError(f"the LMM test server binds loopback only ({LOOPBACK}), not {host}")
+            raise ValueError(f"the LMM stub server binds loopback only ({LOOPBACK}), not {host}")
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after_s = retry_after_s
@@ -169,7 +170,7 @@ class LmmTestServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> LmmTestServer:
+    def start(self) -> LmmStubServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -186,7 +187,7 @@ class LmmTestServer:
             self._stop.set()
             self._httpd.server_close()
 
-    def __enter__(self) -> LmmTestServer:
+    def __enter__(self) -> LmmStubServer:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
@@ -291,7 +292,7 @@ class _Httpd(ThreadingHTTPServer):
     request_queue_size = 256  # a burst of 32+ new connections must not be refused
 
 
-def _handler_for(server: LmmTestServer) -> type[BaseHTTPRequestHandler]:
+def _handler_for(server: LmmStubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
         disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms ACK stall)
@@ -374,11 +375,11 @@ def serve(
     latency_s: float = 0.0,
     faults: Sequence[str] = (),
 ) -> None:
-    """Run the test server in the foreground until Ctrl-C (`geoloc lmm-test-server`).
+    """Run the stub server in the foreground until Ctrl-C (`geoloc lmm-test-server`).
 
     faults: fault names applied to every request (see FAULTS), e.g. ["prose"].
     """
-    server = LmmTestServer(host, port, latency_s=latency_s, always=faults, land_only=True)
-    print(f"LMM test server on {server.base_url} (faults: {sorted(faults) or 'none'})")
+    server = LmmStubServer(host, port, latency_s=latency_s, always=faults, land_only=True)
+    print(f"LMM stub server on {server.base_url} (faults: {sorted(faults) or 'none'})")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
