@@ -52,10 +52,6 @@ class ClipTowers:
     std: tuple[float, float, float]
 
 
-def known_architectures() -> list[str]:
-    return _open_clip().list_models()
-
-
 def architecture_image_size(architecture: str) -> int:
     """Input side of an architecture's image tower, read from its config (no model built)."""
     config = _open_clip().get_model_config(architecture)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from geoloc_core.inference.pool import CandidatePool
+from geoloc_core.lmm.jobs import SOURCE_DUALGEO
 from geoloc_core.verification.geo_verify import verify
-
-SOURCE_REASONING = "lmm-dualgeo"
 
 # (n, 2) degrees -> (n, d) unit GPS embeddings (the trained model's location encoder)
 Encoder = Callable[[np.ndarray], np.ndarray]
@@ -32,7 +31,7 @@ class Decision:
     @property
     def by_reasoning(self) -> np.ndarray:
         """(n,) bool: decided by DualGeo's LMM reasoning."""
-        return self.source == SOURCE_REASONING
+        return self.source == SOURCE_DUALGEO
 
 
 def decide(
@@ -60,17 +59,17 @@ def decide(
     # that is every decision) would cut a longer label written into it later
     source = pool.sources[rows, chosen].astype(object)
     decision = Decision(chosen, pool.coords[rows, chosen], score, source, cosines)
-    return decision if reasoning is None else with_reasoning(decision, reasoning)
+    return decision if reasoning is None else _with_reasoning(decision, reasoning)
 
 
-def with_reasoning(decision: Decision, answers: Sequence[tuple[float, float] | None]) -> Decision:
+def _with_reasoning(decision: Decision, answers: Sequence[tuple[float, float] | None]) -> Decision:
     """DualGeo: each query's LMM answer (None: it gave none) replaces the pool's decision."""
     has = np.array([a is not None for a in answers], bool)
     latlon = decision.latlon.copy()
     source = decision.source.copy()
     if has.any():
         latlon[has] = np.array([a for a in answers if a is not None], np.float64)
-        source[has] = SOURCE_REASONING
+        source[has] = SOURCE_DUALGEO
     return Decision(decision.chosen, latlon, decision.score, source, decision.cosines)
 
 

@@ -25,7 +25,7 @@ from geoloc_core.lmm.settings import LmmSettings
 AnswerRow = tuple[tuple[int, int], int, str, str, float, float]
 
 
-def as_written(value: float) -> float:
+def _as_written(value: float) -> float:
     """A coordinate as the LMM stage's answers file stores it (6 decimals)."""
     return float(f"{value:.6f}")
 
@@ -45,7 +45,7 @@ class LmmAnswers:
         """Every answer's query id, source, sample and (lat, lon), in order, the coordinates
         as the answers file stores them: in memory as from the file."""
         latlon = np.array(
-            [[as_written(r[4]), as_written(r[5])] for r in self.rows], np.float64
+            [[_as_written(r[4]), _as_written(r[5])] for r in self.rows], np.float64
         ).reshape(-1, 2)
         return (
             [r[2] for r in self.rows],

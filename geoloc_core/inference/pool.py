@@ -40,7 +40,7 @@ class CandidatePool:
         return self.scores.shape[1]
 
 
-def reranked_pool(coords: np.ndarray, scores: np.ndarray) -> CandidatePool:
+def _reranked_pool(coords: np.ndarray, scores: np.ndarray) -> CandidatePool:
     """The pool of the top re-ranked candidates: coords (n, k, 2), scores (n, k)."""
     n, k = scores.shape
     sources = np.full((n, k), SOURCE_RERANK, dtype=object)
@@ -73,7 +73,7 @@ def widen_pool(pool: CandidatePool, extras: Sequence[ExtraPoints | None]) -> Can
     return CandidatePool(coords, sources, valid, pool.scores)
 
 
-def gallery_extras(
+def _gallery_extras(
     image_gps: np.ndarray, gallery_latlon: np.ndarray, gallery_gps: np.ndarray, top: int
 ) -> list[ExtraPoints]:
     """Per query, the `top` gallery points closest to its image in the GPS space, best first."""
@@ -122,9 +122,10 @@ def candidate_pool(
     (n, k)), then its LMM answers (G3's geo-diversification, when it ran), then the gallery
     points closest to its image (image_gps (n, d))."""
     k = min(pool_size, scores.shape[1])
-    pool = reranked_pool(coords[:, :k], scores[:, :k])
+    pool = _reranked_pool(coords[:, :k], scores[:, :k])
     if lmm_extras is not None:
         pool = widen_pool(pool, lmm_extras)
     if gallery is not None:
-        pool = widen_pool(pool, gallery_extras(image_gps, gallery.latlon, gallery.gps, gallery.top))
+        points = _gallery_extras(image_gps, gallery.latlon, gallery.gps, gallery.top)
+        pool = widen_pool(pool, points)
     return pool

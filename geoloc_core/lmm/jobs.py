@@ -36,7 +36,7 @@ Point = tuple[float, float]
 ShownCandidate = tuple[float, float, str, Path | None]
 
 
-def rag_source(size: int) -> str:
+def _rag_source(size: int) -> str:
     return SOURCE_ZERO_SHOT if size == 0 else f"lmm-rag-{size}"
 
 
@@ -74,13 +74,13 @@ def g3_jobs(
     short: Counter[int] = Counter()
     rows = zip(query_ids, images, similar, dissimilar, strict=True)
     for position, (query_id, image, near, far) in enumerate(rows):
-        built, skipped = g3_query_jobs(settings, query_id, image, near, far, position)
+        built, skipped = _g3_query_jobs(settings, query_id, image, near, far, position)
         jobs.extend(built)
         short.update(skipped)
     return jobs, short
 
 
-def g3_query_jobs(
+def _g3_query_jobs(
     settings: LmmSettings,
     query_id: str,
     image: ImageSource,
@@ -98,7 +98,7 @@ def g3_query_jobs(
         if size > 0 and (len(similar) < size or len(dissimilar) < size):
             short.append(size)
             continue
-        tag = Tag(query_id, rag_source(size), (position, rank))
+        tag = Tag(query_id, _rag_source(size), (position, rank))
         build = _g3_builder(settings, image, list(similar[:size]), list(dissimilar[:size]))
         jobs.append(PromptJob(tag, build))
     return jobs, short
@@ -115,13 +115,13 @@ def dualgeo_jobs(
     none) gets no prompt but keeps its position."""
     rows = zip(query_ids, images, shown, strict=True)
     return [
-        dualgeo_query_job(settings, query_id, image, candidates, position, unreadable)
+        _dualgeo_query_job(settings, query_id, image, candidates, position, unreadable)
         for position, (query_id, image, candidates) in enumerate(rows)
         if candidates is not None
     ]
 
 
-def dualgeo_query_job(
+def _dualgeo_query_job(
     settings: LmmSettings,
     query_id: str,
     image: ImageSource,
@@ -136,7 +136,7 @@ def dualgeo_query_job(
     return PromptJob(tag, _dualgeo_builder(settings, image, list(shown), unreadable))
 
 
-def image_url(image: ImageSource) -> str:
+def _image_url(image: ImageSource) -> str:
     """A data URL of a photo given as a file (or tar member) or as its bytes."""
     return image_data_url(image) if isinstance(image, bytes) else load_image_url(image)
 
@@ -148,7 +148,7 @@ def _g3_builder(
     dissimilar: list[Point],
 ) -> Callable[[], Messages]:
     def build() -> Messages:
-        url = image_url(image)
+        url = _image_url(image)
         if not similar:
             return g3_zero_shot_messages(settings, url)
         return g3_rag_messages(settings, url, similar, dissimilar)
@@ -172,7 +172,7 @@ def _dualgeo_builder(
             return None
 
     def build() -> Messages:
-        url = image_url(image)
+        url = _image_url(image)
         candidates = [Candidate(a, b, place, reference_url(ref)) for a, b, place, ref in shown]
         return dualgeo_messages(settings, url, candidates)
 

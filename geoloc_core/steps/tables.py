@@ -19,7 +19,7 @@ RERANK_TEXT_COLUMNS = ("query_id", "ref_id", "place")
 ANSWER_TEXT_COLUMNS = ("query_id", "source")
 
 
-def read_table(path: Path, text_columns: tuple[str, ...]) -> pd.DataFrame:
+def _read_table(path: Path, text_columns: tuple[str, ...]) -> pd.DataFrame:
     """A CSV with its id and name columns kept as text ("" stays "", "007" stays "007")."""
     return pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
 
@@ -28,7 +28,7 @@ def read_candidates(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
     source = paths.candidates(benchmark)
     if not source.is_file():
         raise FileNotFoundError(f"{source} is missing: materialize candidates[{benchmark}] first")
-    return read_table(source, CANDIDATE_TEXT_COLUMNS)
+    return _read_table(source, CANDIDATE_TEXT_COLUMNS)
 
 
 def read_query_embeddings(paths: ProjectPaths, benchmark: str) -> tuple[list[str], np.ndarray]:
@@ -37,14 +37,14 @@ def read_query_embeddings(paths: ProjectPaths, benchmark: str) -> tuple[list[str
         raise FileNotFoundError(
             f"{vectors_file} is missing: materialize candidates[{benchmark}] first"
         )
-    return read_table(ids_file, ("id",))["id"].tolist(), np.load(vectors_file)
+    return _read_table(ids_file, ("id",))["id"].tolist(), np.load(vectors_file)
 
 
 def read_reranked(paths: ProjectPaths, benchmark: str) -> pd.DataFrame:
     source = paths.reranked(benchmark)
     if not source.is_file():
         raise FileNotFoundError(f"{source} is missing: materialize rerank[{benchmark}] first")
-    return read_table(source, RERANK_TEXT_COLUMNS)
+    return _read_table(source, RERANK_TEXT_COLUMNS)
 
 
 def read_lmm_summary(paths: ProjectPaths, benchmark: str, mode: str) -> dict[str, Any] | None:
@@ -59,4 +59,4 @@ def active_answers(paths: ProjectPaths, benchmark: str, mode: str) -> pd.DataFra
     summary = read_lmm_summary(paths, benchmark, mode)
     if summary is None or summary.get("skipped"):
         return None
-    return read_table(paths.lmm_answers(benchmark, mode), ANSWER_TEXT_COLUMNS)
+    return _read_table(paths.lmm_answers(benchmark, mode), ANSWER_TEXT_COLUMNS)
