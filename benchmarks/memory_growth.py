@@ -258,12 +258,10 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
     from geoloc_core.segmentation.sharding import shard_of
     from geoloc_core.training.backbone_weights import (
         BackboneRecord,
-        backbone_directory,
         write_record,
     )
     from geoloc_core.training.feature_cache import (
         ShardContent,
-        features_directory,
         spec_fingerprint,
         write_shard,
     )
@@ -274,7 +272,7 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
     torch.manual_seed(seed)
     towers = build_clip(TowerSpec(architecture, None))
     relative = f"artifacts/backbone/{architecture}-bench.pt"
-    backbone_directory(root).mkdir(parents=True, exist_ok=True)
+    ProjectPaths(Path(root)).backbone_dir.mkdir(parents=True, exist_ok=True)
     torch.save(towers.model.state_dict(), root / relative)
     sha = file_sha256(root / relative)
     write_record(root, BackboneRecord(architecture, relative, sha))
@@ -326,7 +324,7 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
             "shard": index,
             "n_shards": shards,
         }
-        write_shard(features_directory(root), index, shards, content, meta)
+        write_shard(ProjectPaths(Path(root)).features_dir, index, shards, content, meta)
     return shards
 
 

@@ -52,6 +52,7 @@ BASELINE_COLUMNS = ("id", "lat", "lon", "pred_lat", "pred_lon", "neighbour")
 # an embedding shard's ids, in the order of its vectors
 SHARD_ID_COLUMNS = ("id", "lat", "lon")
 
+REFERENCE = "reference"  # the reference manifest's name beside the benchmarks' (gate reports)
 # Where each LMM mode's answers go: G3's geo-diversification feeds the verification pool;
 # DualGeo's reasoning over the re-ranked candidates is the decision.
 LMM_FOLDERS = {"g3": "lmm", "dualgeo": "lmm_reasoning"}
@@ -82,11 +83,41 @@ class ProjectPaths:
     def benchmark_manifest(self, benchmark: str) -> Path:
         return self.manifests / "benchmarks" / f"{benchmark}.csv"
 
-    # -- texts and model ------------------------------------------------------------
+    def quarantine_report(self, name: str) -> Path:
+        """The quarantined rows of the reference manifest (name REFERENCE) or of a benchmark."""
+        if name == REFERENCE:
+            return self.quarantine
+        return self.manifests / "quarantine" / f"{name}.csv"
+
+    def validation_report(self, name: str) -> Path:
+        """The gate's JSON report of the reference manifest (name REFERENCE) or a benchmark."""
+        return self.manifests / "validation" / f"{name}.json"
+
+    # -- texts, frozen backbone, caches, model ----------------------------------------------
 
     @property
     def place_texts(self) -> Path:
         return self.artifacts / "texts" / "place_texts.csv"
+
+    @property
+    def backbone_dir(self) -> Path:
+        """The frozen towers' weights and their record."""
+        return self.artifacts / "backbone"
+
+    @property
+    def backbone_record(self) -> Path:
+        """Which weights the frozen towers have (architecture, weights, digest)."""
+        return self.backbone_dir / "backbone.json"
+
+    @property
+    def features_dir(self) -> Path:
+        """The backbone feature cache, one folder per shard."""
+        return self.artifacts / "features"
+
+    @property
+    def segmentation_dir(self) -> Path:
+        """The segmentation cache (ADE20K label maps), one file per shard."""
+        return self.artifacts / "segmentation"
 
     @property
     def model_dir(self) -> Path:
@@ -97,8 +128,13 @@ class ProjectPaths:
         return self.model_dir / "model.pt"
 
     @property
-    def checkpoints(self) -> Path:
-        return self.root / ".checkpoints" / "alignment"
+    def model_config(self) -> Path:
+        return self.model_dir / "config.json"
+
+    def checkpoints(self, name: str) -> Path:
+        """A step's resumable work (alignment, backbone, segmentation): outside artifacts/, so
+        DVC never versions half-made work."""
+        return self.root / ".checkpoints" / name
 
     # -- reference embeddings and the index ------------------------------------------------
 
@@ -168,8 +204,24 @@ class ProjectPaths:
         return self.artifacts / "baselines" / benchmark / f"{method}.failed.csv"
 
     @property
+    def plots_data(self) -> Path:
+        """The data behind the report's curves (tracked by DVC as plots)."""
+        return self.root / "metrics" / "plots"
+
+    def cdf_table(self, benchmark: str) -> Path:
+        return self.plots_data / f"cdf_{benchmark}.csv"
+
+    def accuracy_table(self, benchmark: str) -> Path:
+        return self.plots_data / f"accuracy_{benchmark}.csv"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def served_model_record(self) -> Path:
+        """The served model last registered: its name, version and bundle."""
+        return self.artifacts / "serving" / "served_model.json"
 
     @property
     def mlruns(self) -> Path:

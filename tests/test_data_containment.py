@@ -15,7 +15,7 @@ from geoloc_core.data.manifest import read_manifest
 from geoloc_core.data.schema import SOURCE_PROBLEM
 from geoloc_core.data.sources import reference_rows
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.steps.manifests import build_benchmark_manifest, quarantine_path
+from geoloc_core.steps.manifests import build_benchmark_manifest
 from tests.test_data_params import layer_params
 from tests.test_data_sources import geotagged_jpeg
 from tests.test_validation_gate import tiny_jpeg
@@ -62,7 +62,7 @@ def test_benchmark_rows_leaving_the_image_folder_are_quarantined_by_name(tmp_pat
     manifest_cfg["max_quarantine_fraction"] = 0.5
     paths = ProjectPaths(tmp_path)
     build_benchmark_manifest(paths, params["data"], "im2gps3k", manifest_cfg)
-    quarantine = read_manifest(quarantine_path(paths, "im2gps3k"))
+    quarantine = read_manifest(paths.quarantine_report("im2gps3k"))
     reasons = dict(zip(quarantine["id"], quarantine["reason"], strict=True))
     assert set(reasons) == set(bad)
     for image_id, words in bad.items():

@@ -39,7 +39,7 @@ from geoloc_core.steps.baselines import compute_baselines
 from geoloc_core.steps.candidates import build_candidates
 from geoloc_core.steps.evaluate import evaluate_benchmark
 from geoloc_core.steps.lmm import run_lmm_stage
-from geoloc_core.steps.manifests import build_benchmark_manifest, report_path
+from geoloc_core.steps.manifests import build_benchmark_manifest
 from geoloc_core.steps.rerank import rerank_candidates
 from geoloc_core.steps.tables import read_candidates, read_query_embeddings, read_reranked
 from geoloc_core.steps.verification import verify_benchmark
@@ -62,14 +62,13 @@ def random_backbone(paths: ProjectPaths, architecture: str) -> None:
     from geoloc_core.encoders.clip_towers import TowerSpec, build_clip
     from geoloc_core.training.backbone_weights import (
         BackboneRecord,
-        backbone_directory,
         file_sha256,
         write_record,
     )
 
     torch.manual_seed(0)
     towers = build_clip(TowerSpec(architecture, None))
-    weights = backbone_directory(paths.root) / f"{architecture}-random.pt"
+    weights = paths.backbone_dir / f"{architecture}-random.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(towers.model.state_dict(), weights)
     relative = weights.relative_to(paths.root).as_posix()
@@ -181,7 +180,7 @@ def test_an_absent_benchmark_is_an_empty_manifest_that_says_which_file_to_provid
     assert summary["rows"] == 0 and summary["gate_passed"] is True
     manifest = read_manifest(paths.benchmark_manifest(ABSENT))
     assert manifest.empty and tuple(manifest.columns) == MANIFEST_COLUMNS
-    report = read_report(report_path(paths, ABSENT))
+    report = read_report(paths.validation_report(ABSENT))
     # the known size (manifest.expected_rows_im2gps3k) is not asked of data that is not there
     assert report.passed and report.row_count_ok and report.expected_rows is None
     assert report.skipped == summary["skipped"] and report.message.startswith("skipped: ")
@@ -206,7 +205,7 @@ def test_a_present_but_broken_benchmark_still_fails(tmp_path, csv_text: str, fai
             build_benchmark_manifest(paths, params["data"], ABSENT, params["manifest"])
         return
     summary = build_benchmark_manifest(paths, params["data"], ABSENT, params["manifest"])
-    report = read_report(report_path(paths, ABSENT))
+    report = read_report(paths.validation_report(ABSENT))
     assert "skipped" not in summary and not report.skipped
     assert not report.passed and not report.row_count_ok  # 2 rows of a 2997-row data set
 
@@ -240,7 +239,7 @@ def test_an_empty_benchmark_writes_well_formed_empty_outputs_at_every_step(proje
     assert metrics["n"] == 0 and params["data"]["im2gps3k_csv"] in metrics["skipped"]
     assert not [k for k in metrics if k.startswith("acc_") or k.endswith("_km")], metrics
     assert metrics["stages"] == {"retrieval": {"n": 0}, "rerank": {"n": 0}}
-    errors = pd.read_csv(paths.artifacts / "errors" / f"{ABSENT}.csv")
+    errors = pd.read_csv(paths.errors(ABSENT))
     assert errors.empty and list(errors.columns) == ["id", "error_km"]
 
     baselines = strict_json(paths.baseline_metrics(ABSENT))

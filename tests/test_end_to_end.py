@@ -173,7 +173,7 @@ def test_whole_graph_materializes_and_is_tracked(project):
         assert accs == sorted(accs) and all(0 <= a <= 100 for a in accs)
     assert (paths.reports / "error_curves.png").stat().st_size > 10_000
     check_metrics_and_report_against_the_predictions(project)
-    candidates = (paths.artifacts / "candidates" / "demo-street.csv").read_text().splitlines()
+    candidates = paths.candidates("demo-street").read_text().splitlines()
     assert len(candidates) == 1 + 6 * 20 * 2  # 20 similar and 20 dissimilar per query
 
     client = MlflowClient(paths.tracking_uri)
@@ -318,7 +318,7 @@ def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatc
         ran = materialize_stale(project)
         assert {"lmm_diversification", "lmm_reasoning", "verification"} <= set(ran)
         paths = ProjectPaths(project)
-        g3 = json.loads((paths.artifacts / "lmm" / "demo-street.summary.json").read_text())
+        g3 = json.loads(paths.lmm_summary("demo-street", "g3").read_text())
         assert g3["skipped"] is False and g3["requests_sent"] == 6 * 2
         assert g3["answers_by_source"] == {"lmm-rag-5": 12, "lmm-zero-shot": 12}
         predictions = (paths.predictions("demo-street")).read_text()
@@ -336,7 +336,7 @@ def test_lmm_modes_through_the_graph_against_the_test_server(project, monkeypatc
         edit_params(project, "lmm", mode="dualgeo")
         materialize_stale(project)
         reasoning = json.loads(
-            (paths.artifacts / "lmm_reasoning" / "demo-street.summary.json").read_text()
+            paths.lmm_summary("demo-street", "dualgeo").read_text()
         )
         assert reasoning["skipped"] is False and reasoning["answers_kept"] == 6 * 2
         decided = (paths.predictions("demo-street")).read_text()

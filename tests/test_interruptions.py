@@ -26,10 +26,7 @@ from geoloc_core.retrieval.index import load_index
 from geoloc_core.segmentation.sharding import shard_keys
 from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
-from geoloc_core.training.backbone_weights import backbone_directory
-from geoloc_core.training.feature_cache import features_directory
 from geoloc_core.training.loop import CHECKPOINT_NAME
-from geoloc_core.training.project_inputs import checkpoint_directory
 from tests.conftest import REPO
 
 CHILD = """
@@ -105,7 +102,7 @@ def test_killed_features_keep_the_finished_shard_and_equal_a_straight_run(
 ):
     params = load_params(project.root)
     keys = shard_keys(params["features"]["n_shards"])
-    directory = features_directory(project.root)
+    directory = project.features_dir
     shutil.rmtree(directory)
     kill_at(project, "features", "feature-shard-written:2", tmp_path)  # in the second shard
     finished = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
@@ -118,7 +115,7 @@ def test_killed_features_keep_the_finished_shard_and_equal_a_straight_run(
         for key in keys
     ]
     assert [o["kept"] for o in outcomes] == [1, 0]  # the finished shard was not recomputed
-    assert files_under(directory) == files_under(features_directory(materialized_template))
+    assert files_under(directory) == files_under(ProjectPaths(materialized_template).features_dir)
 
 
 def test_a_killed_embedding_shard_is_never_indexed_and_its_rerun_equals(
@@ -167,7 +164,7 @@ def kill_in_the_second_epochs_checkpoint(paths: ProjectPaths, step: str, tmp_pat
     """Kill step once epoch 2's checkpoint is written but not in place; the checkpoint on disk
     must still be epoch 1's, complete (the partial one under a temp name)."""
     name = "backbone" if step == "pretraining" else "alignment"
-    folder = checkpoint_directory(paths, name)
+    folder = paths.checkpoints(name)
     shutil.rmtree(folder, ignore_errors=True)  # the template's finished run must not resume
     kill_at(paths, step, "epoch-checkpoint-written:2", tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == [CHECKPOINT_NAME, "last.tmp"]
@@ -180,17 +177,17 @@ def test_killed_pretraining_resumes_from_its_last_epoch_and_equals_a_straight_ru
 ):
     params = load_params(project.root)
     assert params["backbone"]["pretrain_epochs"] == 2
-    shutil.rmtree(backbone_directory(project.root))
+    shutil.rmtree(project.backbone_dir)
     folder = kill_in_the_second_epochs_checkpoint(project, "pretraining", tmp_path)
-    assert not backbone_directory(project.root).exists()  # no weights before the last epoch
+    assert not project.backbone_dir.exists()  # no weights before the last epoch
     epochs_run: list[int] = []
     summary = build_backbone_weights(
         project, params["backbone"], "kill-test", on_epoch=lambda r: epochs_run.append(r.epoch)
     )
     assert epochs_run == [2] and summary["epochs"] == 2  # epoch 1 was not trained again
     assert checkpoint_epoch(folder) == 2
-    template = backbone_directory(materialized_template)
-    assert files_under(backbone_directory(project.root)) == files_under(template)
+    template = ProjectPaths(materialized_template).backbone_dir
+    assert files_under(project.backbone_dir) == files_under(template)
 
 
 def test_killed_training_resumes_from_its_last_epoch_and_equals_a_straight_run(

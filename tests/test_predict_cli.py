@@ -86,9 +86,9 @@ def test_demo_images_get_the_benchmarks_decision_candidates_and_places(project, 
     assert code == 0 and document["failed"] == 0 and document["located"] == 4
     assert document["model"]["variant"] == "g3"
     predictions = pd.read_csv(paths.predictions("validation")).set_index("id")
-    candidates = read_text_table(paths.artifacts / "candidates" / "validation.csv")
+    candidates = read_text_table(paths.candidates("validation"))
     similar_rows = candidates[candidates["kind"] == "similar"]
-    reranked = read_text_table(paths.artifacts / "rerank" / "validation.csv")
+    reranked = read_text_table(paths.reranked("validation"))
     pool_size = yaml.safe_load((project / "params.yaml").read_text())["verification"]["pool_size"]
     for image_id, found in zip(rows["id"], document["images"], strict=True):
         expected = predictions.loc[image_id]
@@ -119,7 +119,7 @@ def test_exif_truth_gives_the_error_in_km_as_the_metrics(project, tmp_path, caps
     assert code == 0
     [found] = document["images"]
     assert found["exif_gps"] == pytest.approx({"lat": row["lat"], "lon": row["lon"]}, abs=1e-6)
-    errors = pd.read_csv(paths.artifacts / "errors" / "validation.csv").set_index("id")
+    errors = pd.read_csv(paths.errors("validation")).set_index("id")
     assert found["error_km"] == pytest.approx(errors.loc[row["id"], "error_km"], abs=0.01)
     for candidate in found["candidates"]:
         truth = geodesic((row["lat"], row["lon"]), (candidate["lat"], candidate["lon"])).km

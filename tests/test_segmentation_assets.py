@@ -22,7 +22,7 @@ from geoloc_assets.runner import project_instance
 from geoloc_assets.staleness import asset_states
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.cache import SegmentationCache, cache_directory
+from geoloc_core.segmentation.cache import SegmentationCache
 from tests.test_segmentation_shards import (
     BENCHMARKS,
     segmentation_section,
@@ -116,7 +116,7 @@ def test_shards_materialize_tracked_and_stale_only_on_their_sections(tiny_projec
         assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
 
     paths = ProjectPaths(tiny_project)
-    cache = SegmentationCache(cache_directory(tiny_project))
+    cache = SegmentationCache(ProjectPaths(tiny_project).segmentation_dir)
     assert len(cache.ids()) == 84  # 72 reference + validation, 6 + 6 benchmark images
     event = instance.get_latest_materialization_event(dg.AssetKey(ASSET))
     metadata = event.asset_materialization.metadata

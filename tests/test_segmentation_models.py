@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.cache import SegmentationCache, cache_directory
+from geoloc_core.segmentation.cache import SegmentationCache
 from geoloc_core.segmentation.errors import SegmentationError
 from geoloc_core.segmentation.providers import make_provider
 from geoloc_core.segmentation.settings import SegmentationSettings
@@ -123,7 +123,7 @@ def test_model_provider_end_to_end_on_real_files(tmp_path, provider, build):
     report = build_segmentation_shard(paths, section, [], "000", log=lambda m: None)
     assert report.problems == []
     assert [f.id for f in report.outcome.failures] == ["photo-broken"]
-    cache = SegmentationCache(cache_directory(paths.root))
+    cache = SegmentationCache(paths.segmentation_dir)
     assert cache.ids() == ["photo-a", "photo-b"]
     maps, histograms = cache.load(["photo-b", "photo-a"])
     assert maps.shape == (2, 8, 8) and maps.dtype == np.uint8 and int(maps.max()) < ADE_LABELS

@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.cache import SegmentationCache, cache_directory
+from geoloc_core.segmentation.cache import SegmentationCache
 from geoloc_core.segmentation.labelmaps import class_histogram, downsample_mode
 from geoloc_core.segmentation.providers.base import Prediction, WorkItem
 from geoloc_core.segmentation.providers.demo import DemoProvider
 from geoloc_core.segmentation.settings import SegmentationSettings
 from geoloc_core.segmentation.shard import compute_shard
 from geoloc_core.segmentation.shardfile import read_rows
-from geoloc_core.segmentation.step import build_segmentation_shard, parts_directory
+from geoloc_core.segmentation.step import build_segmentation_shard
 from geoloc_core.segmentation.worklist import shard_items
 from tests.test_segmentation_units import SECTION
 
@@ -98,8 +98,8 @@ def run_shard(
         items,
         settings,
         shard,
-        cache_directory(paths.root),
-        parts_directory(paths.root),
+        paths.segmentation_dir,
+        paths.checkpoints("segmentation"),
         provider_factory,
         reason_root=paths.root,
         log=lambda message: None,
@@ -169,7 +169,7 @@ def test_bad_image_is_reported_by_id_and_the_rest_cached(paths):
     assert str(paths.root) not in failures[0].reason  # portable: shard bytes do not name root
     assert report.outcome.images == len(items) - 1 and report.problems == []
     assert report.failures_csv.read_text().splitlines()[1].startswith(f"{bad.id},")
-    cache = SegmentationCache(cache_directory(paths.root))
+    cache = SegmentationCache(paths.segmentation_dir)
     assert bad.id not in cache.ids() and cache.failures()[bad.id] == failures[0].reason
     with pytest.raises(KeyError, match=f"{bad.id}.*failed"):
         cache.load([items[0].id, bad.id])
@@ -190,7 +190,7 @@ def test_reader_returns_rows_in_order_with_histograms(paths):
         assert not report.outcome.kept and report.outcome.computed == len(wanted)
         assert report.wanted == report.outcome.images == len(wanted) > 0
         assert report.summary()["images"] == len(wanted)
-    cache = SegmentationCache(cache_directory(paths.root))
+    cache = SegmentationCache(paths.segmentation_dir)
     ids = cache.ids()
     assert ids == sorted(item.id for item in all_items)  # reference and benchmark images
     order = [*ids[::-1][:9], ids[0]]  # across shards, reversed, with a repeat
@@ -218,7 +218,7 @@ def test_empty_shards_and_a_new_layout(paths):
     removed: list[str] = []
     report = build_segmentation_shard(paths, many, BENCHMARKS, f"{empty:03d}", log=removed.append)
     assert report.outcome.images == 0 and report.problems == []
-    cache_dir = cache_directory(paths.root)
+    cache_dir = paths.segmentation_dir
     assert sorted(p.name for p in cache_dir.glob("shard-*.npz")) == [report.outcome.path.name]
     assert sum("layout of 3 shards" in line for line in removed) == 6  # 3 shards + 3 CSVs
     cache = SegmentationCache(cache_dir)

@@ -108,7 +108,7 @@ def test_the_asset_registered_exactly_what_predict_reads(project, client, monkey
     assert metadata["mlflow_run_id"] == version.run_id
     assert version.run_id in metadata["mlflow_run"]
     assert version.source == f"runs:/{version.run_id}/served_model"
-    record = json.loads((project / "artifacts" / "serving" / "served_model.json").read_text())
+    record = json.loads(ProjectPaths(project).served_model_record.read_text())
     assert record["registered_model"] == NAME  # by content only: DVC's output is reproducible
     assert event.asset_materialization.tags["dagster/data_version"] == metadata["data_version"]
 

@@ -25,7 +25,7 @@ from geoloc_core.steps.indexing import build_index, embed_reference_shard
 from geoloc_core.steps.training import load_trained, train_model
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_queries
-from geoloc_core.training.feature_cache import FeatureCache, features_directory
+from geoloc_core.training.feature_cache import FeatureCache
 from tests.test_training_helpers import (
     TINY_MODEL,
     TINY_TRAIN,
@@ -65,7 +65,7 @@ def test_files_embed_like_cached_images(tiny_inputs, tmp_path, variant):
     trained = load_trained(paths)
     rows = reference_rows(paths.root, "validation").head(5)
     segmentation = tiny_segmentation(paths.root) if "dualgeo" in variant else None
-    features = FeatureCache(features_directory(paths.root))
+    features = FeatureCache(paths.features_dir)
     cached, cached_gps = embed_queries(
         trained.model, AlignmentData(rows["id"].tolist(), features, segmentation)
     )

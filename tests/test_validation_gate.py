@@ -16,8 +16,6 @@ from geoloc_core.data.manifest import read_manifest
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.steps.manifests import (
     build_benchmark_manifest,
-    quarantine_path,
-    report_path,
 )
 from geoloc_core.validation.gate import read_report
 from tests.test_data_params import layer_params
@@ -58,8 +56,8 @@ def build(paths: ProjectPaths, **manifest_overrides):
     params = layer_params()
     params["manifest"].update(manifest_overrides)
     summary = build_benchmark_manifest(paths, params["data"], "im2gps3k", params["manifest"])
-    report = read_report(report_path(paths, "im2gps3k"))
-    quarantine = read_manifest(quarantine_path(paths, "im2gps3k"))
+    report = read_report(paths.validation_report("im2gps3k"))
+    quarantine = read_manifest(paths.quarantine_report("im2gps3k"))
     return summary, report, dict(zip(quarantine["id"], quarantine["reason"], strict=True))
 
 

@@ -27,8 +27,6 @@ from geoloc_core.steps.manifests import (
     REFERENCE,
     build_benchmark_manifest,
     build_reference_manifest,
-    quarantine_path,
-    report_path,
 )
 from geoloc_core.validation.gate import GateReport, read_report
 
@@ -63,8 +61,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def gate_check_result(paths: ProjectPaths, name: str) -> dg.AssetCheckResult:
     """The gate's verdict with its report attached: counts, expectations, quarantined rows."""
-    report: GateReport = read_report(report_path(paths, name))
-    quarantine_file = quarantine_path(paths, name)
+    report: GateReport = read_report(paths.validation_report(name))
+    quarantine_file = paths.quarantine_report(name)
     quarantine = read_manifest(quarantine_file)
     preview = quarantine.head(QUARANTINE_PREVIEW_ROWS)
     more = len(quarantine) - len(preview)
@@ -130,11 +128,11 @@ def build_data_assets(
                 paths, config.data.model_dump(), config.manifest.model_dump()
             )
             run.log_metrics(summary)
-            run.log_artifact(quarantine_path(paths, REFERENCE), "gate")
-            run.log_artifact(report_path(paths, REFERENCE), "gate")
+            run.log_artifact(paths.quarantine_report(REFERENCE), "gate")
+            run.log_artifact(paths.validation_report(REFERENCE), "gate")
             context.log.info(f"reference manifest: {summary}")
         return materialized(
-            summary, run, [paths.reference_manifest, quarantine_path(paths, REFERENCE)]
+            summary, run, [paths.reference_manifest, paths.quarantine_report(REFERENCE)]
         )
 
     @dg.asset_check(
@@ -173,12 +171,12 @@ def build_data_assets(
                 context.log.warning(f"benchmark_manifest[{benchmark}] skipped: {skipped}")
                 run.set_tags({"skipped": "true"})
             run.log_metrics(summary)
-            run.log_artifact(quarantine_path(paths, benchmark), "gate")
-            run.log_artifact(report_path(paths, benchmark), "gate")
+            run.log_artifact(paths.quarantine_report(benchmark), "gate")
+            run.log_artifact(paths.validation_report(benchmark), "gate")
         return materialized(
             summary,
             run,
-            [paths.benchmark_manifest(benchmark), quarantine_path(paths, benchmark)],
+            [paths.benchmark_manifest(benchmark), paths.quarantine_report(benchmark)],
         )
 
     @dg.asset_check(

@@ -53,7 +53,7 @@ def build_evaluation_assets(params: dict[str, Any], benchmarks: dg.PartitionsDef
             )
             run.log_metrics(summary)
             context.log.info(f"baselines[{benchmark}]: {summary}")
-        target = paths.root / "metrics" / "baselines" / f"{benchmark}.json"
+        target = paths.baseline_metrics(benchmark)
         return materialized(summary, run, [target])
 
     @dg.asset(

@@ -79,7 +79,7 @@ def build_feature_assets(
         mlflow_tracker: MlflowTracker,
     ) -> dg.MaterializeResult:
         from geoloc_core.steps.training import build_backbone_weights
-        from geoloc_core.training.backbone_weights import backbone_directory, read_record
+        from geoloc_core.training.backbone_weights import read_record
 
         paths = project.paths
         with mlflow_tracker.asset_run(context, config.model_dump()) as run:
@@ -105,7 +105,7 @@ def build_feature_assets(
                 on_epoch=on_epoch,
             )
             record = read_record(paths.root)
-            run.log_artifact(backbone_directory(paths.root) / "backbone.json", "backbone")
+            run.log_artifact(paths.backbone_record, "backbone")
             run.log_metrics(summary)
         metadata = result_metadata(summary, run)
         metadata.update(

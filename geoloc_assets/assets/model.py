@@ -55,7 +55,6 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
     ) -> dg.MaterializeResult:
         from geoloc_core.steps.training import HISTORY_FILE, train_model
         from geoloc_core.training.loop import CHECKPOINT_NAME, EpochResult
-        from geoloc_core.training.project_inputs import checkpoint_directory
 
         paths = project.paths
         variant = config.model.variant
@@ -88,12 +87,12 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
                 on_epoch=on_epoch,
             )
             run.log_artifact(paths.model_weights, "model")
-            run.log_artifact(paths.model_dir / "config.json", "model")
+            run.log_artifact(paths.model_config, "model")
             run.log_artifact(paths.model_dir / HISTORY_FILE, "model")
-            checkpoint = checkpoint_directory(paths, "alignment") / CHECKPOINT_NAME
+            checkpoint = paths.checkpoints("alignment") / CHECKPOINT_NAME
             run.log_artifact(checkpoint, "checkpoint")
             summary["registered_version"] = register_model(run, variant, paths.model_dir)
-        return materialized(summary, run, [paths.model_weights, paths.model_dir / "config.json"])
+        return materialized(summary, run, [paths.model_weights, paths.model_config])
 
     @dg.asset(
         group_name=INDEX_GROUP,

@@ -22,7 +22,6 @@ from geoloc_assets.settings import asset_config, code_version
 
 GROUP = "serving"
 REGISTERED_MODEL = "geoloc-predict"
-RECORD_FILE = "served_model.json"
 
 
 def build_serving_assets(params: dict[str, Any]) -> list:
@@ -73,7 +72,7 @@ def build_serving_assets(params: dict[str, Any]) -> list:
             run.set_tags({"geoloc.registered_model": served.uri})
         # what is served, by content only (DVC's output: identical inputs, identical bytes);
         # the version and the run are this materialization's, in its metadata and in MLflow
-        record = paths.artifacts / "serving" / RECORD_FILE
+        record = paths.served_model_record
         record.parent.mkdir(parents=True, exist_ok=True)
         written = {
             "registered_model": served.name,

@@ -108,8 +108,8 @@ def _missing(paths: ProjectPaths) -> dict[str, Path]:
     missing: dict[str, Path] = {}
     if not paths.place_texts.is_file():
         missing["place texts"] = paths.place_texts
-    if not (paths.artifacts / "backbone" / "backbone.json").is_file():
-        missing["backbone weights"] = paths.artifacts / "backbone"
+    if not paths.backbone_record.is_file():
+        missing["backbone weights"] = paths.backbone_dir
     if not all((paths.model_dir / name).is_file() for name in MODEL_FILES):
         missing["trained model"] = paths.model_dir
     index_files = (paths.index_file, paths.index_meta, paths.index_record)
@@ -141,7 +141,7 @@ def _require_built(paths: ProjectPaths) -> None:
 def _towers_weights(paths: ProjectPaths) -> Path | None:
     """The weights file the model's frozen towers load (config.json's features), None for an
     open_clip tag."""
-    features = json.loads((paths.model_dir / "config.json").read_text())["features"]
+    features = json.loads(paths.model_config.read_text())["features"]
     if str(features["weights_sha256"]).startswith(TAG_PREFIX):
         return None
     weights = paths.root / str(features["pretrained"])

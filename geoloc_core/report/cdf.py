@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PLOTS_DIR = ("metrics", "plots")
-
 
 def ecdf(errors_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct errors ascending, and the fraction of images at or below each."""
@@ -23,18 +21,6 @@ def ecdf(errors_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("no errors: an empty benchmark has no CDF")
     distinct = np.unique(values)
     return distinct, np.searchsorted(values, distinct, side="right") / values.size
-
-
-def plots_dir(root: Path) -> Path:
-    return root.joinpath(*PLOTS_DIR)
-
-
-def cdf_file(root: Path, benchmark: str) -> Path:
-    return plots_dir(root) / f"cdf_{benchmark}.csv"
-
-
-def accuracy_file(root: Path, benchmark: str) -> Path:
-    return plots_dir(root) / f"accuracy_{benchmark}.csv"
 
 
 def write_cdf(path: Path, errors_km: np.ndarray) -> Path:

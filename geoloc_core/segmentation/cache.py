@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_core.ade20k import NUM_CLASSES
-from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.container import memmap_member
 from geoloc_core.segmentation.errors import SegmentationError
 from geoloc_core.segmentation.shardfile import (
@@ -33,11 +32,6 @@ from geoloc_core.segmentation.sharding import (
     shard_of,
     single_layout,
 )
-
-
-def cache_directory(root: Path) -> Path:
-    """Where the project keeps the cache: artifacts/segmentation."""
-    return ProjectPaths(Path(root)).artifacts / "segmentation"
 
 
 @dataclass

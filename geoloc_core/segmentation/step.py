@@ -18,7 +18,6 @@ import torch
 from geoloc_core.ade20k import NUM_CLASSES
 from geoloc_core.demo_world.output import write_csv_atomic
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.cache import cache_directory
 from geoloc_core.segmentation.container import CorruptFileError
 from geoloc_core.segmentation.providers import make_provider
 from geoloc_core.segmentation.settings import SegmentationSettings
@@ -56,11 +55,6 @@ class ShardReport:
         }
 
 
-def parts_directory(root: Path) -> Path:
-    """Resumable batches live outside artifacts/, so DVC never versions half-made work."""
-    return Path(root) / ".checkpoints" / "segmentation"
-
-
 def build_segmentation_shard(
     paths: ProjectPaths,
     section: Mapping[str, Any],
@@ -70,8 +64,8 @@ def build_segmentation_shard(
 ) -> ShardReport:
     settings = SegmentationSettings.from_section(section)
     shard = shard_index(shard_key, settings.n_shards)
-    cache_dir = cache_directory(paths.root)
-    parts_root = parts_directory(paths.root)
+    cache_dir = paths.segmentation_dir
+    parts_root = paths.checkpoints("segmentation")
     remove_other_layouts(cache_dir, parts_root, settings.n_shards, log)
     items = shard_items(paths, benchmarks, settings.n_shards, shard)
     torch.set_num_threads(settings.num_threads)

@@ -97,13 +97,12 @@ def _source(method: str, paths: ProjectPaths, settings: BaselineSettings) -> Vec
         return ColourFeatureSource(paths.root, settings.image_size)
     if method == "label_histogram":
         from geoloc_core.segmentation.cache import SegmentationCache
-        from geoloc_core.training.project_inputs import segmentation_directory
 
-        return HistogramSource(SegmentationCache(segmentation_directory(paths)))
+        return HistogramSource(SegmentationCache(paths.segmentation_dir))
     if method == "frozen_backbone":
-        from geoloc_core.training.feature_cache import FeatureCache, features_directory
+        from geoloc_core.training.feature_cache import FeatureCache
 
-        return PooledEmbeddingSource(FeatureCache(features_directory(paths.root)))
+        return PooledEmbeddingSource(FeatureCache(paths.features_dir))
     raise ValueError(f"no vector source for baseline {method!r}; allowed: {list(METHODS)}")
 
 

@@ -27,7 +27,7 @@ from geoloc_core.data.sources import (
     reference_rows,
 )
 from geoloc_core.params import load_params, section
-from geoloc_core.paths import ProjectPaths
+from geoloc_core.paths import REFERENCE, ProjectPaths
 from geoloc_core.validation.gate import (
     QUARANTINE_COLUMNS,
     GateOutcome,
@@ -37,20 +37,6 @@ from geoloc_core.validation.gate import (
     write_report,
 )
 from geoloc_core.validation.settings import GateSettings
-
-REFERENCE = "reference"
-
-
-def quarantine_path(paths: ProjectPaths, name: str) -> Path:
-    """The quarantine report of the reference manifest or of one benchmark."""
-    if name == REFERENCE:
-        return paths.quarantine
-    return paths.manifests / "quarantine" / f"{name}.csv"
-
-
-def report_path(paths: ProjectPaths, name: str) -> Path:
-    """The gate's JSON report of the reference manifest or of one benchmark."""
-    return paths.manifests / "validation" / f"{name}.json"
 
 
 def _manifest_settings(
@@ -72,8 +58,8 @@ def _gate_and_write(
     settings = GateSettings.from_params(manifest_cfg, rows.dataset)
     outcome = gate_manifest(rows.frame, settings, paths.root, rows.dataset)
     write_manifest(outcome.accepted, target)
-    write_manifest(outcome.quarantine, quarantine_path(paths, name))
-    write_report(outcome.report, report_path(paths, name))
+    write_manifest(outcome.quarantine, paths.quarantine_report(name))
+    write_report(outcome.report, paths.validation_report(name))
     return outcome
 
 
@@ -144,9 +130,9 @@ def _skip_benchmark(paths: ProjectPaths, benchmark: str, reason: str) -> dict[st
     empty = pd.DataFrame(columns=list(MANIFEST_COLUMNS))
     write_manifest(empty, paths.benchmark_manifest(benchmark))
     quarantine = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
-    write_manifest(quarantine, quarantine_path(paths, benchmark))
+    write_manifest(quarantine, paths.quarantine_report(benchmark))
     report = skipped_report(benchmark, reason)
-    write_report(report, report_path(paths, benchmark))
+    write_report(report, paths.validation_report(benchmark))
     return {
         "rows": 0,
         "rows_in": 0,
@@ -160,5 +146,5 @@ def _skip_benchmark(paths: ProjectPaths, benchmark: str, reason: str) -> dict[st
 def skipped_reason(paths: ProjectPaths, benchmark: str) -> str:
     """Why the benchmark's manifest was left empty ("" when it was not skipped), for the
     steps after it to repeat where the empty result is seen."""
-    report = report_path(paths, benchmark)
+    report = paths.validation_report(benchmark)
     return read_report(report).skipped if report.is_file() else ""

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.report.cdf import accuracy_file, cdf_file, write_accuracy, write_cdf
+from geoloc_core.report.cdf import write_accuracy, write_cdf
 from geoloc_core.report.html import html_report
 from geoloc_core.report.labels import RunSetting, run_setting
 from geoloc_core.report.markdown import markdown_report
@@ -57,8 +57,8 @@ def _plot_data(
     decision = next(r for r in runs if r.key == "decision")
     columns = {r.key: {float(t): r.accuracy(t) for t in thresholds} for r in runs}
     return [
-        write_cdf(cdf_file(paths.root, benchmark), decision.errors),
-        write_accuracy(accuracy_file(paths.root, benchmark), thresholds, columns),
+        write_cdf(paths.cdf_table(benchmark), decision.errors),
+        write_accuracy(paths.accuracy_table(benchmark), thresholds, columns),
     ]
 
 

@@ -31,7 +31,6 @@ from geoloc_core.training.backbone_pretrain import (
 )
 from geoloc_core.training.backbone_weights import (
     BackboneRecord,
-    backbone_directory,
     file_sha256,
     load_towers,
     read_record,
@@ -41,7 +40,6 @@ from geoloc_core.training.captions import caption_embeddings, captions_for
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import (
     FeatureCache,
-    features_directory,
     remove_other_layouts,
 )
 from geoloc_core.training.feature_extraction import (
@@ -53,7 +51,6 @@ from geoloc_core.training.feature_extraction import (
 )
 from geoloc_core.training.loop import EpochCallback, EpochResult, LoopConfig, StepCallback, train
 from geoloc_core.training.project_inputs import (
-    checkpoint_directory,
     digest,
     inputs_fingerprint,
     segmentation_source,
@@ -106,7 +103,7 @@ def build_backbone_weights(
             lr_step_gamma=1.0,
             num_threads=cfg.num_threads,
         ),
-        checkpoint_directory(paths, "backbone"),
+        paths.checkpoints("backbone"),
         digest(
             fingerprint,
             canonical_json(cfg.__dict__),
@@ -118,7 +115,7 @@ def build_backbone_weights(
         on_epoch=on_epoch,
         stop_after_epoch=stop_after_epoch,
     )
-    weights = backbone_directory(paths.root) / f"{cfg.architecture}-reference-clip.pt"
+    weights = paths.backbone_dir / f"{cfg.architecture}-reference-clip.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".tmp")
     torch.save(towers.model.state_dict(), tmp)
@@ -154,7 +151,7 @@ def build_backbone_features(
     spec = FeatureSpec(
         record.architecture, record.pretrained, cfg.token_grid, record.weights_sha256
     )
-    directory = features_directory(paths.root)
+    directory = paths.features_dir
     for removed in remove_other_layouts(directory, cfg.n_shards):
         log(f"removed {removed} (another features.n_shards)")
     items = shard_items(manifest_items(paths, benchmarks), cfg.n_shards, shard)
@@ -203,7 +200,7 @@ def train_model(
     train_cfg = TrainConfig.from_mapping(train_section)
     spec = variant_spec(model_cfg.variant)
     torch.set_num_threads(train_cfg.num_threads)
-    features = FeatureCache(features_directory(paths.root))
+    features = FeatureCache(paths.features_dir)
     meta = features.meta
     if not spec.uses_segmentation:
         segmentation = None
@@ -250,7 +247,7 @@ def train_model(
             lr_step_gamma=train_cfg.lr_step_gamma,
             num_threads=train_cfg.num_threads,
         ),
-        checkpoint_directory(paths, "alignment"),
+        paths.checkpoints("alignment"),
         digest(
             fingerprint,
             canonical_json([dict(model_section), dict(train_section)]),

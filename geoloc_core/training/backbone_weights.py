@@ -13,12 +13,7 @@ from pathlib import Path
 
 from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_clip
 from geoloc_core.file_hash import file_sha256
-
-RECORD_FILE = "backbone.json"
-
-
-def backbone_directory(root: Path) -> Path:
-    return Path(root) / "artifacts" / "backbone"
+from geoloc_core.paths import ProjectPaths
 
 
 @dataclass(frozen=True)
@@ -36,7 +31,7 @@ class BackboneRecord:
 
 
 def write_record(root: Path, record: BackboneRecord) -> Path:
-    path = backbone_directory(root) / RECORD_FILE
+    path = ProjectPaths(Path(root)).backbone_record
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record.__dict__, indent=2, sort_keys=True) + "\n")
@@ -45,7 +40,7 @@ def write_record(root: Path, record: BackboneRecord) -> Path:
 
 
 def read_record(root: Path) -> BackboneRecord:
-    path = backbone_directory(root) / RECORD_FILE
+    path = ProjectPaths(Path(root)).backbone_record
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: materialize the backbone_weights asset first")
     return BackboneRecord(**json.loads(path.read_text()))

@@ -33,10 +33,6 @@ class FeatureCacheError(ValueError):
     """A cache directory that cannot be read as one consistent cache; names the fix."""
 
 
-def features_directory(root: Path) -> Path:
-    return Path(root) / "artifacts" / "features"
-
-
 def shard_dir_name(index: int, n_shards: int) -> str:
     return f"shard-{index:05d}-of-{n_shards:05d}"
 

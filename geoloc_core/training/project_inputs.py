@@ -5,7 +5,6 @@ checkpoint made from other inputs is never resumed."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,29 +14,18 @@ from geoloc_core.models.inputs import FeatureSource, SegmentationSource
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.training.dataset import AlignmentData
-from geoloc_core.training.feature_cache import FeatureCache, features_directory
+from geoloc_core.training.feature_cache import FeatureCache
 
 
 def digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def checkpoint_directory(paths: ProjectPaths, name: str) -> Path:
-    """Resumable checkpoints live outside artifacts/, so DVC never versions half-made work."""
-    return paths.root / ".checkpoints" / name
-
-
-def segmentation_directory(paths: ProjectPaths) -> Path:
-    from geoloc_core.segmentation.cache import cache_directory
-
-    return cache_directory(paths.root)
-
-
 def segmentation_source(paths: ProjectPaths) -> SegmentationSource:
     """The project's segmentation cache, imported only by the variants that need it."""
     from geoloc_core.segmentation.cache import SegmentationCache
 
-    return SegmentationCache(segmentation_directory(paths))
+    return SegmentationCache(paths.segmentation_dir)
 
 
 def split_data(
@@ -58,9 +46,9 @@ def split_data(
 def inputs_fingerprint(paths: ProjectPaths, uses_text: bool) -> str:
     """The training inputs' identity: manifest, feature shards, segmentation shards, captions."""
     parts: list[object] = [file_sha256(paths.reference_manifest)]
-    for meta in sorted(features_directory(paths.root).glob("shard-*/meta.json")):
+    for meta in sorted(paths.features_dir.glob("shard-*/meta.json")):
         parts.append(meta.read_text())
-    segmentation = segmentation_directory(paths)
+    segmentation = paths.segmentation_dir
     if segmentation.is_dir():
         for file in sorted(segmentation.glob("shard-*.npz")):
             stat = file.stat()
@@ -74,7 +62,7 @@ def model_inputs(
     paths: ProjectPaths, trained: TrainedModel
 ) -> tuple[FeatureCache, SegmentationSource | None]:
     """The caches a trained model reads, checked to hold what it was trained on."""
-    features = FeatureCache(features_directory(paths.root))
+    features = FeatureCache(paths.features_dir)
     if features.spec() != trained.features:
         raise ValueError(
             f"the backbone features in {features.directory} were made by {features.spec()}, "
