@@ -1,8 +1,9 @@
 """The predict path: photos -> ranked candidates with place names and the decision.
 
-photos.py (what to read), settings.py and files.py (what it reads, and the error when it is not
-built yet), embed.py (a photo embedded like the caches' images), predictor.py (the benchmark
-steps' in-memory core over photos), results.py (the JSON shape), render.py and map.py (the
-command's text and picture), command.py (`geoloc predict`). Importing this package is light:
-torch, open_clip and FAISS load with predictor.py.
+photos.py (what to read), settings.py and files.py (what it reads, and the error when it is
+not built yet), embed.py (a photo embedded like the caches' images), predictor.py (the
+artifacts loaded once, and the inference chain of geoloc_core/inference run over photos),
+ranking.py (the chain's candidates ranked and named), places.py (place names), results.py (the
+JSON shape), render.py and map.py (the command's text and picture), command.py (`geoloc
+predict`). Importing this package is light: torch, open_clip and FAISS load with predictor.py.
 """
