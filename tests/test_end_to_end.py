@@ -26,6 +26,7 @@ from geoloc_assets.runner import (
 from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.pipeline.registry import STAGES, downstream, readers
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
@@ -67,6 +68,17 @@ def pending(root: Path) -> set[tuple[str, str | None]]:
     defs = build_definitions(root)
     states = asset_states(defs, project_instance(root), BENCHMARKS)
     return {(s.asset, s.partition) for s in states if s.status != "fresh"}
+
+
+def below_readers_of(section: str) -> set[tuple[str, str | None]]:
+    """What a change to a params section must leave pending: the steps that read it and every
+    step below them (from the stage registry), each in its partitions."""
+    stages = {stage.name: stage for stage in STAGES}
+    return {
+        (name, partition)
+        for name in downstream(readers(section))
+        for partition in (BENCHMARKS if stages[name].partitioning == "benchmark" else [None])
+    }
 
 
 def materialize_stale(root: Path) -> list[str]:
@@ -198,13 +210,14 @@ def test_whole_graph_materializes_and_is_tracked(project):
 @pytest.mark.slow
 def test_eps_change_reruns_exactly_rerank_and_below(project):
     edit_params(project, "rerank", eps_km=5.0)
-    below = {
-        (a, b) for a in ("rerank", "lmm_reasoning", "verification", "metrics") for b in BENCHMARKS
-    }
     # the served model bundles the rerank section: it is logged again, nothing else above
-    assert pending(project) == below | {("report", None), ("served_model", None)}
+    expected = below_readers_of("rerank")
+    assert {asset for asset, _ in expected} == {
+        "rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"
+    }
+    assert pending(project) == expected
     ran = materialize_stale(project)
-    assert ran == ["lmm_reasoning", "metrics", "report", "rerank", "served_model", "verification"]
+    assert ran == sorted({asset for asset, _ in expected})
     assert pending(project) == set()
 
 
@@ -212,33 +225,16 @@ def test_eps_change_reruns_exactly_rerank_and_below(project):
 def test_variant_change_marks_everything_below_the_model_stale(project):
     edit_params(project, "model", variant="image-only")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "alignment_model",
-        "reference_embeddings",
-        "retrieval_index",
-        "candidates",
-        "rerank",
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == {asset for asset, _ in below_readers_of("model")}
+    assert {"alignment_model", "retrieval_index", "served_model"} <= stale
 
 
 @pytest.mark.slow
 def test_lmm_model_change_reruns_the_lmm_and_below(project):
     edit_params(project, "lmm", model="another-model")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == {asset for asset, _ in below_readers_of("lmm")}
+    assert "candidates" not in stale
 
 
 @pytest.mark.slow
