@@ -26,6 +26,7 @@ from geoloc_assets.runner import (
 from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.report.stage_columns import STAGE_COLUMNS
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
@@ -96,10 +97,6 @@ def project(materialized_template, tmp_path, monkeypatch) -> Path:
     return root
 
 
-STAGE_COLUMNS = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.(\d+))?(?![\w.])")  # group 1: the decimals
 

@@ -15,12 +15,7 @@ import pandas as pd
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
 from geoloc_core.paths import ProjectPaths
-
-# What each stage alone would have predicted (columns of the predictions file).
-STAGE_COLUMNS = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
+from geoloc_core.report.stage_columns import STAGE_COLUMNS
 
 
 def evaluate_benchmark(
