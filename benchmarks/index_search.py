@@ -43,7 +43,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from bench_machine import numpy_matmul_gflops
-from bench_rows import NONE, Row, print_table, verdict, write_rows
+from bench_rows import NONE, Row, bench_parser, print_and_write, verdict
 from bench_rows import timed as timed_runs
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -435,17 +435,15 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--size", type=int, default=200_000, help="references for flat, IVF-PQ")
     parser.add_argument("--hnsw-size", type=int, default=50_000, help="references for HNSW")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each search")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.size, args.hnsw_size, args.queries, args.repeats, args.seed)
-    print_table("FAISS index search", rows)
-    write_rows(rows, args.json)
+    print_and_write("FAISS index search", rows, args.json)
 
 
 if __name__ == "__main__":
