@@ -27,6 +27,7 @@ from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.report.stage_columns import STAGE_COLUMNS
+from tests.asset_sets import BELOW_LMM, BELOW_MODEL
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
@@ -209,33 +210,14 @@ def test_eps_change_reruns_exactly_rerank_and_below(project):
 def test_variant_change_marks_everything_below_the_model_stale(project):
     edit_params(project, "model", variant="image-only")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "alignment_model",
-        "reference_embeddings",
-        "retrieval_index",
-        "candidates",
-        "rerank",
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == BELOW_MODEL
 
 
 @pytest.mark.slow
 def test_lmm_model_change_reruns_the_lmm_and_below(project):
     edit_params(project, "lmm", model="another-model")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == BELOW_LMM
 
 
 @pytest.mark.slow
