@@ -19,14 +19,6 @@ from tests.test_data_params import layer_params
 from tests.test_validation_dagster import photo_project, resources, temp_instance
 
 
-@pytest.fixture(autouse=True)
-def text_asset_settings(monkeypatch):
-    """place_texts' entries in settings.py (a no-op once settings.py carries them)."""
-    if "place_texts" not in asset_settings.ASSET_SECTIONS:
-        monkeypatch.setitem(asset_settings.ASSET_SECTIONS, "place_texts", ("text",))
-        monkeypatch.setitem(asset_settings.LOGIC_VERSIONS, "place_texts", "1")
-
-
 def versions(params: dict) -> dict[str, str]:
     return {name: code_version(name, params) for name in asset_settings.ASSET_SECTIONS}
 
