@@ -26,7 +26,8 @@ from geoloc_assets.runner import (
 from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.test_server import LmmTestServer
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.pipeline.registry import STAGES, downstream, readers
+from geoloc_core.report.stage_columns import STAGE_COLUMNS
+from tests.asset_sets import BELOW_LMM, BELOW_MODEL, stale_partitions_after
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
@@ -70,17 +71,6 @@ def pending(root: Path) -> set[tuple[str, str | None]]:
     return {(s.asset, s.partition) for s in states if s.status != "fresh"}
 
 
-def below_readers_of(section: str) -> set[tuple[str, str | None]]:
-    """What a change to a params section must leave pending: the steps that read it and every
-    step below them (from the stage registry), each in its partitions."""
-    stages = {stage.name: stage for stage in STAGES}
-    return {
-        (name, partition)
-        for name in downstream(readers(section))
-        for partition in (BENCHMARKS if stages[name].partitioning == "benchmark" else [None])
-    }
-
-
 def materialize_stale(root: Path) -> list[str]:
     """What `geoloc materialize --stale` does; the assets it ran."""
     defs = build_definitions(root)
@@ -108,10 +98,6 @@ def project(materialized_template, tmp_path, monkeypatch) -> Path:
     return root
 
 
-STAGE_COLUMNS = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.(\d+))?(?![\w.])")  # group 1: the decimals
 
@@ -211,7 +197,7 @@ def test_whole_graph_materializes_and_is_tracked(project):
 def test_eps_change_reruns_exactly_rerank_and_below(project):
     edit_params(project, "rerank", eps_km=5.0)
     # the served model bundles the rerank section: it is logged again, nothing else above
-    expected = below_readers_of("rerank")
+    expected = stale_partitions_after("rerank", BENCHMARKS)
     assert {asset for asset, _ in expected} == {
         "rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"
     }
@@ -225,15 +211,16 @@ def test_eps_change_reruns_exactly_rerank_and_below(project):
 def test_variant_change_marks_everything_below_the_model_stale(project):
     edit_params(project, "model", variant="image-only")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {asset for asset, _ in below_readers_of("model")}
+    assert stale == BELOW_MODEL
     assert {"alignment_model", "retrieval_index", "served_model"} <= stale
+    assert not stale & {"backbone_weights", "backbone_features", "segmentation_cache"}
 
 
 @pytest.mark.slow
 def test_lmm_model_change_reruns_the_lmm_and_below(project):
     edit_params(project, "lmm", model="another-model")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {asset for asset, _ in below_readers_of("lmm")}
+    assert stale == BELOW_LMM
     assert "candidates" not in stale
 
 

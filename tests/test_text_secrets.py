@@ -25,14 +25,11 @@ from tests.test_validation_dagster import (
 SECRET = "sk-geoloc-SECRET-3f9c1d7e-never-log-me"
 
 
-
 def files_containing(folder: Path, needle: bytes) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-def test_api_key_never_reaches_mlflow_dagster_or_logs(
-    tmp_path, monkeypatch, caplog, capfd
-):
+def test_api_key_never_reaches_mlflow_dagster_or_logs(tmp_path, monkeypatch, caplog, capfd):
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.DEBUG)
     params = photo_project(tmp_path, with_gps=3, without_gps=0)

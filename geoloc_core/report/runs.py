@@ -19,12 +19,8 @@ import pandas as pd
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.report.labels import NOT_APPLIED, SETTING_COLUMNS, RunSetting, stage_label
+from geoloc_core.report.stage_columns import STAGE_COLUMNS
 
-# Columns of the predictions file holding what each stage alone would have predicted.
-STAGE_COLUMNS: dict[str, tuple[str, str]] = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
 STAGE_KEYS: dict[str, str] = {"retrieval": "retrieval_top1", "rerank": "rerank"}
 
 
