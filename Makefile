@@ -55,7 +55,7 @@ status: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(if $(BENCH_INSTALL),--install)
 
-# The ablation table (README): baselines and every variant's stages on the demo's inputs.
+# The ablation table (docs/ablation.md): baselines and every variant's stages on the demo's inputs.
 ablation: install
 	$(BIN)/python benchmarks/ablation.py --lmm g3,dualgeo
 

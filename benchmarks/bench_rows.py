@@ -11,6 +11,7 @@ environment must be settled first, see `reexec_without_blas_overrides`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -117,3 +118,17 @@ def read_rows(path: str | Path) -> tuple[list[Row], dict[str, Any]]:
 def print_table(title: str, rows: Sequence[Row]) -> None:
     print(f"\n{title}\n")
     print(table(rows))
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A script's argument parser, described by its docstring's first line, with the --json
+    option through which benchmarks/run_all.py collects every script's rows."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
+    return parser
+
+
+def print_and_write(title: str, rows: Sequence[Row], path: str | Path | None) -> None:
+    """The end of every script: its table on stdout, its rows for the runner."""
+    print_table(title, rows)
+    write_rows(rows, path)

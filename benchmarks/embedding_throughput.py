@@ -21,7 +21,6 @@ Not a test: it prints numbers and ratios.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_machine import torch_matmul_gflops
-from bench_rows import NONE, Row, print_table, timed, verdict, write_rows
+from bench_rows import NONE, Row, bench_parser, print_and_write, timed, verdict
 from demo_views import repeated_views
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -269,16 +268,14 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="runs of the demo and ViT-B-32")
     parser.add_argument("--large-repeats", type=int, default=1, help="runs of ViT-L-14")
     parser.add_argument("--images", type=int, default=512, help="demo PNGs for the path")
     parser.add_argument("--no-large", action="store_true", help="skip ViT-B-32 and ViT-L-14")
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.repeats, args.large_repeats, args.images, not args.no_large)
-    print_table(f"Embedding throughput, batch {BATCH}, CPU", rows)
-    write_rows(rows, args.json)
+    print_and_write(f"Embedding throughput, batch {BATCH}, CPU", rows, args.json)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ Not a test: it prints numbers and ratios.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from bench_rows import Row, all_met, print_table, timed, verdict, write_rows
+from bench_rows import Row, all_met, bench_parser, print_and_write, timed, verdict
 from geopy.distance import geodesic
 
 from geoloc_core.geo.distance import distance_km
@@ -134,19 +133,19 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--peer-repeats", type=int, help="runs of the peer's loop (default: --repeats)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.pairs, args.repeats, args.seed, args.peer_repeats)
     peer = args.peer_repeats or args.repeats
-    print_table(f"Evaluation, {args.pairs:,} pairs, median of {args.repeats} / {peer} runs", rows)
-    write_rows(rows, args.json)
+    print_and_write(
+        f"Evaluation, {args.pairs:,} pairs, median of {args.repeats} / {peer} runs", rows, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Not a test: it prints a markdown table (what | ours | peer | ratio | goal | met?
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import openai
-from bench_rows import Row, print_table, verdict, write_rows
+from bench_rows import Row, bench_parser, print_and_write, verdict
 
 from geoloc_core.lmm.client import OpenAIBackend
 from geoloc_core.lmm.runner import PromptJob, SampleRunner
@@ -156,15 +155,15 @@ def run(latency: float = 0.2, per_level_s: float = 10.0, repeats: int = 3) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--latency", type=float, default=0.2, help="server latency, seconds")
     parser.add_argument("--per-level-s", type=float, default=10.0, help="time limit per level")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the levels")
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.latency, args.per_level_s, args.repeats)
-    print_table(f"LMM client against the test server at {args.latency * 1000:.0f} ms", rows)
-    write_rows(rows, args.json)
+    print_and_write(
+        f"LMM client against the test server at {args.latency * 1000:.0f} ms", rows, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -502,6 +502,8 @@ def run(quick: bool = False, png: Path = PNG, ivfpq: bool = False) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # argparse, not bench_parser: a --child process measures its own memory, so it imports
+    # nothing it does not need
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the script")
     parser.add_argument(
@@ -515,11 +517,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         kind, root, out = args.child
         child(kind, Path(root), Path(out))
         return
-    from bench_rows import print_table, write_rows
+    from bench_rows import print_and_write
 
     rows = run(args.quick, args.png, args.ivfpq)
-    print_table("Memory: peak RSS of one process per point", rows)
-    write_rows(rows, args.json)
+    print_and_write("Memory: peak RSS of one process per point", rows, args.json)
 
 
 if __name__ == "__main__":

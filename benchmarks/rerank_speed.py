@@ -20,7 +20,6 @@ Not a test: it prints numbers and ratios.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from bench_rows import Row, print_table, write_rows
+from bench_rows import Row, bench_parser, print_and_write
 from geopy.distance import geodesic
 from sklearn.cluster import DBSCAN
 
@@ -259,15 +258,13 @@ def run(queries_k20: int = 600, queries_k100: int = 200, seed: int = 0) -> list[
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--queries-k20", type=int, default=600)
     parser.add_argument("--queries-k100", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.queries_k20, args.queries_k100, args.seed)
-    print_table("DualGeo re-rank: ours against the published loop", rows)
-    write_rows(rows, args.json)
+    print_and_write("DualGeo re-rank: ours against the published loop", rows, args.json)
 
 
 if __name__ == "__main__":

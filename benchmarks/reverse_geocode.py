@@ -10,12 +10,11 @@ one-minute budget.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 
 import numpy as np
-from bench_rows import Row, print_table, timed, verdict, write_rows
+from bench_rows import Row, bench_parser, print_and_write, timed, verdict
 
 from geoloc_core.text.geocoder import GeocoderSettings, OfflineGeocoder, geonames_places
 
@@ -77,15 +76,13 @@ def run(points: int = 1_000_000, repeats: int = 3, seed: int = 0) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.points, args.repeats, args.seed)
-    print_table("Reverse geocoding", rows)
-    write_rows(rows, args.json)
+    print_and_write("Reverse geocoding", rows, args.json)
 
 
 if __name__ == "__main__":

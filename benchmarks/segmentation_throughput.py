@@ -12,7 +12,6 @@ Not a test: it prints numbers and ratios.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import zlib
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_rows import Row, print_table, write_rows
+from bench_rows import Row, bench_parser, print_and_write
 from demo_views import repeated_views
 
 from geoloc_core.segmentation.cache import SegmentationCache
@@ -154,15 +153,13 @@ def run(demo_images: int = 512, segformer_images: int = 16, threads: int = 2) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--demo-images", type=int, default=512)
     parser.add_argument("--segformer-images", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     args = parser.parse_args(argv)
     rows = run(args.demo_images, args.segformer_images, args.threads)
-    print_table("Segmentation cache throughput", rows)
-    write_rows(rows, args.json)
+    print_and_write("Segmentation cache throughput", rows, args.json)
 
 
 if __name__ == "__main__":

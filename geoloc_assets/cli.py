@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sub.add_parser("status", help="which assets Dagster considers stale, and why")
+    sub.add_parser(
+        "dvc-yaml",
+        help="write dvc.yaml from the stage registry (geoloc_core/pipeline/registry.py)",
+    )
 
     pred = sub.add_parser(
         "predict",
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _materialize(root, args)
         if args.command == "status":
             return _status(root)
+        if args.command == "dvc-yaml":
+            return _dvc_yaml(root)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -181,6 +187,16 @@ def _status(root: Path) -> int:
         print(
             f"{state.status:8} {name}" + (f"  <- {'; '.join(state.causes)}" if state.causes else "")
         )
+    return 0
+
+
+def _dvc_yaml(root: Path) -> int:
+    from geoloc_core.params_check import validate_params
+    from geoloc_core.pipeline.dvc_stages import write
+
+    params = load_params(root)
+    validate_params(params, root)
+    print(f"wrote {write(root, params)}")
     return 0
 
 

@@ -5,17 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from geoloc_assets.assets.data import build_data_assets
-from geoloc_assets.assets.evaluation import build_evaluation_assets
-from geoloc_assets.assets.features import build_feature_assets, feature_shard_partitions
-from geoloc_assets.assets.lmm import build_lmm_assets
-from geoloc_assets.assets.model import build_model_assets
-from geoloc_assets.assets.refinement import build_refinement_assets
-from geoloc_assets.assets.retrieval import build_retrieval_assets
-from geoloc_assets.assets.segmentation import build_segmentation_assets
-from geoloc_assets.assets.serving import build_serving_assets
-from geoloc_assets.assets.texts import build_text_assets
-from geoloc_assets.partitions import configured_benchmarks
+from geoloc_assets.factory import build_assets
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_core.params import PARAMS_FILE, ParamsError, find_root, load_params
 from geoloc_core.params_check import validate_params
@@ -30,20 +20,7 @@ def build_definitions(root: Path) -> dg.Definitions:
     params = load_params(root)
     validate_params(params, root)
     paths = ProjectPaths(root)
-    benchmarks = configured_benchmarks(params["benchmarks"]["names"])
-    shards = feature_shard_partitions(params)
-    everything = [
-        *build_data_assets(params, benchmarks),
-        *build_text_assets(params),
-        *build_segmentation_assets(params),
-        *build_feature_assets(params, shards),
-        *build_model_assets(params, shards),
-        *build_retrieval_assets(params, benchmarks),
-        *build_refinement_assets(params, benchmarks),
-        *build_lmm_assets(params, benchmarks),
-        *build_evaluation_assets(params, benchmarks),
-        *build_serving_assets(params),
-    ]
+    everything = build_assets(params)
     assets = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)]
     checks = [a for a in everything if isinstance(a, dg.AssetChecksDefinition)]
     tracking = params["tracking"]

@@ -3,8 +3,8 @@
 A metrics run that carries only `evaluation.*` can be neither compared with another one nor found
 by the model variant: the model, re-rank, LMM and verification settings that fed it live on
 other runs. So every asset run carries, as flat params, the params.yaml sections each upstream
-asset reads (settings.ASSET_SECTIONS, its Config defaults) and the upstream code versions, with
-its own settings on top; and tags and a run name that say in a few words what the run is.
+asset reads (its registry entry's sections, its Config defaults) and the upstream code versions,
+with its own settings on top; and tags and a run name that say in a few words what the run is.
 """
 
 import ast
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 MAX_PARAM_LENGTH = 6000
-# Longer upstream values (the prompts) become a digest: still comparable, and the runs table
-# stays readable. The asset's own params are logged as the asset passes them.
+# Longer values (the prompts) become a digest: still comparable, and the runs table stays
+# readable.
 LONG_VALUE = 250
 CODE_VERSION_PREFIX = "code_version."
 # A leaf that names a secret itself (the api_key_env leaves name an environment variable).
@@ -58,7 +58,7 @@ def lineage_params(context: dg.AssetExecutionContext, own: Mapping[str, Any]) ->
         version = graph.get(key).code_version
         if version:
             flat[f"{CODE_VERSION_PREFIX}{key.to_user_string()}"] = version
-    flat.update(flatten_params(own))
+    flat.update(_digested(flatten_params(own)))
     return without_secrets(flat)
 
 

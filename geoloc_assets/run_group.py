@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from geoloc_core.processes import ancestors, command_line, process_stat, started_at
+
 DVC_EXP_NAME = "DVC_EXP_NAME"
 DVC_EXP_BASELINE_REV = "DVC_EXP_BASELINE_REV"
 DVC_STAGE_ENVS = ("DVC_STAGE", "DVC_ROOT")
 BACKFILL_TAG = "dagster/backfill"
-MAX_ANCESTORS = 64
-PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,12 @@ def _dvc_repro(dvc: DvcProcess) -> RunGroup:
 
 def dvc_ancestor(pid: int | None = None) -> DvcProcess | None:
     """The nearest ancestor process that is dvc (Linux /proc; None elsewhere or if none)."""
-    pid = os.getppid() if pid is None else pid
-    for _ in range(MAX_ANCESTORS):
-        if pid <= 1:
-            return None
-        stat = _stat(pid)
+    for ancestor in ancestors(pid):
+        stat = process_stat(ancestor)
         if stat is None:
             return None
-        parent, start_ticks = stat
-        if is_dvc_command(_cmdline(pid)):
-            return DvcProcess(pid, start_ticks, _started(start_ticks))
-        pid = parent
+        if is_dvc_command(command_line(ancestor)):
+            return DvcProcess(ancestor, stat[1], started_at(stat[1]))
     return None
 
 
@@ -103,36 +98,3 @@ def is_dvc_command(argv: list[str]) -> bool:
     if argv[1:3] == ["-m", "dvc"]:
         return True
     return any(Path(arg).name in ("dvc", "dvc.exe") for arg in argv[:2])
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks since boot) from /proc/<pid>/stat."""
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # the command name, in parentheses, may hold spaces: the fields follow the last ')'
-    fields = text.rsplit(")", 1)[-1].split()
-    try:
-        return int(fields[1]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _started(start_ticks: int) -> datetime:
-    boot = 0.0
-    try:
-        for line in (PROC / "stat").read_text().splitlines():
-            if line.startswith("btime "):
-                boot = float(line.split()[1])
-    except OSError:
-        pass
-    return datetime.fromtimestamp(boot + start_ticks / os.sysconf("SC_CLK_TCK"))

@@ -38,6 +38,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from geoloc_core.processes import ancestors, command_line
+
 DVC_DIR = ".dvc"
 REPO_LOCK = "lock"
 RWLOCK = "rwlock"
@@ -48,8 +50,6 @@ GEOLOC_CMD = "geoloc"
 # DVC gives up on rwlock.lock after about 3 s; it holds it only while it edits the file
 GUARD_WAIT_SECONDS = 3.0
 GUARD_POLL_SECONDS = 0.05
-MAX_ANCESTORS = 64
-PROC = Path("/proc")
 
 Lock = dict[str, dict[str, Any]]
 Entry = tuple[str, str]  # (mode: "write" or "read", path)
@@ -164,33 +164,8 @@ def _save(path: Path, lock: Lock) -> None:
 def _run_by_dvc(lock: Lock) -> bool:
     """Whether a process with entries in rwlock is an ancestor of this one: the dvc process
     whose stage this is (or a geoloc command that started this one), which holds the locks."""
-    ancestors = set(_ancestors())
-    return any(info.get("pid") in ancestors for _, _, info in _entries(lock))
-
-
-def _ancestors() -> Iterator[int]:
-    pid = os.getppid()
-    for _ in range(MAX_ANCESTORS):
-        if pid <= 1:
-            return
-        yield pid
-        parent = _parent(pid)
-        if parent is None:
-            return
-        pid = parent
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # the command name, in parentheses, may hold spaces and ')': the fields follow the last ')'
-    fields = stat.rsplit(")", 1)[-1].split()
-    try:
-        return int(fields[1])
-    except (IndexError, ValueError):
-        return None
+    above = set(ancestors())
+    return any(info.get("pid") in above for _, _, info in _entries(lock))
 
 
 def _entries(lock: Lock) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -268,11 +243,7 @@ def _repo_lock_holder(path: Path) -> tuple[int, str] | None:
 
 
 def _cmdline(pid: int) -> str:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return ""
-    return " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())  # one line
+    return " ".join(" ".join(command_line(pid)).split())  # one line
 
 
 def _alive(pid: object) -> bool:

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 # (path, size, mtime, ctime, inode) of each file this process has verified -> its digest: a file
@@ -50,3 +51,16 @@ def _file_version(path: Path) -> tuple[str, int, int, int, int]:
     """What changes whenever a file's bytes are rewritten, replaced or truncated."""
     stat = os.stat(path)
     return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def content_digest(files: Iterable[Path]) -> str:
+    """A digest of the files' bytes (folders: every file in them, by relative path): what a
+    step wrote, so a re-run that writes identical bytes changes nothing downstream."""
+    digest = hashlib.sha256()
+    for item in files:
+        item = Path(item)
+        members = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
+        for member in members:
+            name = member.relative_to(item) if item.is_dir() else member.name
+            digest.update(str(name).encode() + b"\0" + file_sha256(member).encode())
+    return digest.hexdigest()[:24]

@@ -99,6 +99,18 @@ def make_tiny_project(root: Path, with_code: bool = False) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """One OpenMP thread for a module's FAISS work (`pytestmark = pytest.mark.usefixtures(...)`):
+    on a shared 2-core machine FAISS's thread barriers stall."""
+    import faiss  # here, not at the top: only the modules that ask for it load FAISS
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_world_template(tmp_path_factory) -> Path:
     return make_tiny_project(tmp_path_factory.mktemp("tiny-template"))

@@ -11,14 +11,19 @@ import pytest
 import yaml
 
 from geoloc_assets.definitions import build_definitions
-from geoloc_assets.settings import ASSET_SECTIONS, LOGIC_VERSIONS, code_version
+from geoloc_assets.settings import code_version
 from geoloc_core.params import ParamsError, sections_hash
+from geoloc_core.pipeline.code_files import code_digest
+from geoloc_core.pipeline.registry import asset_sections, stage_named
 from tests.conftest import REPO
 
 
 @pytest.fixture
 def params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+ASSET_SECTIONS = asset_sections()
 
 
 def versions(params: dict) -> dict[str, str]:
@@ -73,11 +78,12 @@ def test_hash_ignores_key_order_and_number_spelling(params):
 
 
 def expected_code_version(name: str, params: dict) -> str:
-    """The documented rule, computed here from scratch: v<logic>-<sha256 of the sorted sections
-    as compact, key-sorted JSON, first 12 hex digits>."""
+    """The documented rule, the sections' part computed here from scratch: <digest of the code
+    the step runs>-<sha256 of the sorted sections as compact, key-sorted JSON, first 12 hex>."""
     payload = {s: params[s] for s in sorted(set(ASSET_SECTIONS[name]))}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return f"v{LOGIC_VERSIONS[name]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    code = code_digest(stage_named(name).module)
+    return f"{code}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def test_hash_of_a_known_section_is_pinned():

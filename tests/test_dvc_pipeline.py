@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from geoloc_core.pipeline.registry import STAGES, downstream, readers
 from tests.conftest import make_tiny_project
 from tests.test_tooling import dvc_executable, dvc_git_env
 
@@ -101,13 +102,15 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materi
     assert "rerank:" in changed and "model:" not in changed and "retrieval:" not in changed
     dagster_view = run("geoloc", "status")
     stale = {line.split()[1] for line in dagster_view.splitlines() if line.startswith("stale")}
-    below = {
-        f"{a}[{b}]"
-        for a in ("rerank", "lmm_reasoning", "verification", "metrics")
+    stages = {stage.name: stage for stage in STAGES}
+    below = downstream(readers("rerank"))  # the served model bundles rerank
+    assert below == {"rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"}
+    assert stale == {
+        f"{a}[{b}]" if stages[a].partitioning == "benchmark" else a
+        for a in below
         for b in BENCHMARKS
     }
-    assert stale == below | {"report", "served_model"}  # the served model bundles rerank
-    assert ran_stages(run(dvc, "repro")) == {"rerank", "verification", "evaluation", "serving"}
+    assert ran_stages(run(dvc, "repro")) == {stages[a].group for a in below}
     assert "up to date" in run(dvc, "status")
     after = run("geoloc", "status").splitlines()
     pending = [line for line in after if line.startswith(("stale", "missing"))]

@@ -291,9 +291,8 @@ def test_a_one_image_benchmark_scores_exactly_that_images_error(project, monkeyp
 
 
 def test_an_absent_benchmark_partition_materializes_with_the_reason(tmp_path):
-    from geoloc_assets.assets.data import build_data_assets
     from geoloc_assets.partitions import configured_benchmarks
-    from tests.test_validation_dagster import resources, temp_instance
+    from tests.test_validation_dagster import build_data_assets, resources, temp_instance
 
     params = tiny_params()
     params["benchmarks"]["names"] = ["demo-street", ABSENT]
@@ -305,7 +304,7 @@ def test_an_absent_benchmark_partition_materializes_with_the_reason(tmp_path):
 
     with temp_instance(tmp_path) as instance:
         result = dg.materialize(
-            [*build_data_assets(params, partitions), after_manifest],
+            [*build_data_assets(params), after_manifest],
             instance=instance,
             resources=resources(tmp_path),
             selection=dg.AssetSelection.assets("benchmark_manifest", "after_manifest"),

@@ -25,7 +25,8 @@ from geoloc_assets.runner import (
 )
 from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.stub_server import LmmStubServer
-from geoloc_core.paths import ProjectPaths
+from geoloc_core.paths import STAGE_COLUMNS, ProjectPaths
+from tests.asset_sets import BELOW_LMM, BELOW_MODEL, stale_partitions_after
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
 
 METRIC_KEYS = {
@@ -96,10 +97,6 @@ def project(materialized_template, tmp_path, monkeypatch) -> Path:
     return root
 
 
-STAGE_COLUMNS = {
-    "retrieval": ("top1_lat", "top1_lon"),
-    "rerank": ("rerank_lat", "rerank_lon"),
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.(\d+))?(?![\w.])")  # group 1: the decimals
 
@@ -198,13 +195,14 @@ def test_whole_graph_materializes_and_is_tracked(project):
 @pytest.mark.slow
 def test_eps_change_reruns_exactly_rerank_and_below(project):
     edit_params(project, "rerank", eps_km=5.0)
-    below = {
-        (a, b) for a in ("rerank", "lmm_reasoning", "verification", "metrics") for b in BENCHMARKS
-    }
     # the served model bundles the rerank section: it is logged again, nothing else above
-    assert pending(project) == below | {("report", None), ("served_model", None)}
+    expected = stale_partitions_after("rerank", BENCHMARKS)
+    assert {asset for asset, _ in expected} == {
+        "rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"
+    }
+    assert pending(project) == expected
     ran = materialize_stale(project)
-    assert ran == ["lmm_reasoning", "metrics", "report", "rerank", "served_model", "verification"]
+    assert ran == sorted({asset for asset, _ in expected})
     assert pending(project) == set()
 
 
@@ -212,33 +210,17 @@ def test_eps_change_reruns_exactly_rerank_and_below(project):
 def test_variant_change_marks_everything_below_the_model_stale(project):
     edit_params(project, "model", variant="image-only")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "alignment_model",
-        "reference_embeddings",
-        "retrieval_index",
-        "candidates",
-        "rerank",
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == BELOW_MODEL
+    assert {"alignment_model", "retrieval_index", "served_model"} <= stale
+    assert not stale & {"backbone_weights", "backbone_features", "segmentation_cache"}
 
 
 @pytest.mark.slow
 def test_lmm_model_change_reruns_the_lmm_and_below(project):
     edit_params(project, "lmm", model="another-model")
     stale = {asset for asset, _ in pending(project)}
-    assert stale == {
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
+    assert stale == BELOW_LMM
+    assert "candidates" not in stale
 
 
 @pytest.mark.slow

@@ -96,6 +96,11 @@ def checkpoint(tmp_path_factory) -> Path:
     return tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
+def tiny_vlm_section(checkpoint: Path, **settings) -> dict:
+    """The LMM section for the tiny checkpoint in process (no server), with settings on top."""
+    return stage_section(server=None, provider="transformers", model=str(checkpoint), **settings)
+
+
 def test_messages_become_the_processors_format():
     url = image_data_url(png_bytes())
     messages = [
@@ -117,10 +122,8 @@ def test_messages_become_the_processors_format():
 
 def test_tiny_vlm_answers_are_dropped_and_counted_and_cached(tmp_path, checkpoint):
     paths = make_project(tmp_path, queries=2, per_kind=5)
-    section = stage_section(
-        server=None,
-        provider="transformers",
-        model=str(checkpoint),
+    section = tiny_vlm_section(
+        checkpoint,
         device="cpu",
         g3_rag_sizes=[0, 5],
         n=2,
@@ -140,10 +143,8 @@ def test_tiny_vlm_answers_are_dropped_and_counted_and_cached(tmp_path, checkpoin
 
 def test_tiny_vlm_takes_dualgeo_prompts_with_several_images(tmp_path, checkpoint):
     paths = make_project(tmp_path, queries=1, per_kind=3)
-    section = stage_section(
-        server=None,
-        provider="transformers",
-        model=str(checkpoint),
+    section = tiny_vlm_section(
+        checkpoint,
         device="auto",
         mode="dualgeo",
         dualgeo_top_m=3,

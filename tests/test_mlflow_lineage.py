@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_metrics_run_carries_upstream_sections_and_code_versions(store):
     assert {"train.lr_g3", "verification.method", "lmm.model", "embeddings.parts"} <= set(params)
     assert {"segmentation.provider", "index.type", "evaluation.distance"} <= set(params)
     for asset in ("alignment_model", "rerank", "verification", "reference_manifest", "metrics"):
-        assert params[f"code_version.{asset}"].startswith("v")
+        assert re.fullmatch(r"[0-9a-f]{10}-[0-9a-f]{12}", params[f"code_version.{asset}"])
     assert params["lmm.api_key_env"] == "GEOLOC_LMM_API_KEY"  # the name, never the key
     assert all(SECRET not in v for v in [*params.values(), *run.data.tags.values()])
     assert params["lmm.prompt_rag"].startswith("sha256:")  # long texts as a digest

@@ -16,15 +16,7 @@ HNSW = IndexSettings(type="hnsw", hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_sea
 # three unit vectors at known angles in the plane: cosines with (1, 0) are 1, 0.6 and -0.8
 REFERENCES = np.array([[1.0, 0.0], [0.6, 0.8], [-0.8, 0.6]], dtype=np.float32)
 LATLON = np.array([[10.0, 20.0], [-30.0, 40.0], [50.0, -60.0]])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_faiss_thread():
-    """One OpenMP thread: on a shared 2-core machine FAISS's thread barriers stall."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def test_searching_an_empty_index_raises() -> None:

@@ -39,15 +39,7 @@ SETTINGS = {
     ),
 }
 RECALL_GOAL = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.9, "ivfpq-fastscan": 0.9}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_faiss_thread():
-    """One OpenMP thread: on a shared 2-core machine FAISS's thread barriers stall."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def unit(a: np.ndarray) -> np.ndarray:

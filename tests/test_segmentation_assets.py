@@ -14,14 +14,15 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from geoloc_assets import settings as asset_settings
-from geoloc_assets.assets.segmentation import build_segmentation_assets
+from geoloc_assets.factory import build_assets
 from geoloc_assets.partitions import benchmark_partitions
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.runner import project_instance
+from geoloc_assets.settings import code_version
 from geoloc_assets.staleness import asset_states
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.pipeline.registry import asset_sections, stage_named
 from geoloc_core.segmentation.cache import SegmentationCache
 from tests.test_segmentation_shards import (
     BENCHMARKS,
@@ -65,7 +66,7 @@ def stand_in_manifests() -> list[dg.AssetsDefinition]:
 def definitions(root: Path) -> dg.Definitions:
     paths = ProjectPaths(root)
     return dg.Definitions(
-        assets=[*stand_in_manifests(), *build_segmentation_assets(load_params(root))],
+        assets=[*stand_in_manifests(), *build_assets(load_params(root), only=[ASSET])],
         resources={
             "project": ProjectResource(root=str(root)),
             "mlflow_tracker": MlflowTracker(
@@ -158,10 +159,10 @@ def test_shards_materialize_tracked_and_stale_only_on_their_sections(tiny_projec
 def test_only_segmentation_cache_follows_the_segmentation_section(tiny_project):
     set_segmentation(tiny_project)
     params = load_params(tiny_project)
-    names = list(asset_settings.ASSET_SECTIONS)
+    names = list(asset_sections())
 
     def versions(p: dict) -> dict[str, str]:
-        return {name: asset_settings.code_version(name, p) for name in names}
+        return {name: code_version(name, p) for name in names}
 
     before = versions(params)
     changed = copy.deepcopy(params)
@@ -175,8 +176,6 @@ def test_only_segmentation_cache_follows_the_segmentation_section(tiny_project):
         assert versions(downstream)[ASSET] == before[ASSET], section
 
 
-def test_unwired_settings_name_the_fix(tiny_project, monkeypatch):
-    set_segmentation(tiny_project)
-    monkeypatch.delitem(asset_settings.ASSET_SECTIONS, ASSET, raising=False)
-    with pytest.raises(KeyError, match="ASSET_SECTIONS"):
-        build_segmentation_assets(load_params(tiny_project))
+def test_an_undeclared_step_names_the_declared_ones():
+    with pytest.raises(KeyError, match="segmentation_cache"):
+        stage_named("segmentation_caches")

@@ -282,8 +282,8 @@ def test_the_lmm_key_comes_from_the_serving_environment_only(project, client, mo
 def test_the_served_model_hashes_the_predict_sections_but_upstream_ones():
     """Its code version follows what the predict path reads, except the sections whose changes
     reach it through segmentation_cache's and place_texts' content."""
-    from geoloc_assets.settings import ASSET_SECTIONS
+    from geoloc_core.pipeline.registry import asset_sections
     from geoloc_core.predict.settings import UPSTREAM_SECTIONS
 
     hashed = tuple(s for s in PREDICT_SECTIONS if s not in UPSTREAM_SECTIONS)
-    assert ASSET_SECTIONS["served_model"] == hashed
+    assert asset_sections()["served_model"] == hashed

@@ -9,40 +9,32 @@ import logging
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from geoloc_assets import settings as asset_settings
-from geoloc_assets.assets.data import build_data_assets
-from geoloc_assets.assets.texts import build_text_assets
+from geoloc_assets.factory import build_assets
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.text import read_place_texts
 from tests.test_text_lmm import KEY_ENV, FakeLmmServer, openai_text_params
-from tests.test_validation_dagster import photo_project, resources, temp_instance
+from tests.test_validation_dagster import (
+    build_data_assets,
+    photo_project,
+    resources,
+    temp_instance,
+)
 
 SECRET = "sk-geoloc-SECRET-3f9c1d7e-never-log-me"
-
-
-@pytest.fixture
-def text_asset_settings(monkeypatch):
-    """place_texts' entries in settings.py (a no-op once settings.py carries them)."""
-    if "place_texts" not in asset_settings.ASSET_SECTIONS:
-        monkeypatch.setitem(asset_settings.ASSET_SECTIONS, "place_texts", ("text",))
-        monkeypatch.setitem(asset_settings.LOGIC_VERSIONS, "place_texts", "1")
 
 
 def files_containing(folder: Path, needle: bytes) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-def test_api_key_never_reaches_mlflow_dagster_or_logs(
-    tmp_path, monkeypatch, caplog, capfd, text_asset_settings
-):
+def test_api_key_never_reaches_mlflow_dagster_or_logs(tmp_path, monkeypatch, caplog, capfd):
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.DEBUG)
     params = photo_project(tmp_path, with_gps=3, without_gps=0)
     with FakeLmmServer() as server:
         params["text"] = openai_text_params(server, lmm_send_image=True)
-        assets = [*build_data_assets(params), *build_text_assets(params)]
+        assets = [*build_data_assets(params), *build_assets(params, only=["place_texts"])]
         with temp_instance(tmp_path) as instance:
             result = dg.materialize(
                 assets,

@@ -9,26 +9,22 @@ import dagster as dg
 import pytest
 import yaml
 
-from geoloc_assets import settings as asset_settings
-from geoloc_assets.assets.data import build_data_assets
-from geoloc_assets.assets.texts import build_text_assets
+from geoloc_assets.factory import build_assets
 from geoloc_assets.settings import code_version
 from geoloc_assets.staleness import asset_states
+from geoloc_core.pipeline.registry import asset_sections
 from tests.conftest import REPO
 from tests.test_data_params import layer_params
-from tests.test_validation_dagster import photo_project, resources, temp_instance
-
-
-@pytest.fixture(autouse=True)
-def text_asset_settings(monkeypatch):
-    """place_texts' entries in settings.py (a no-op once settings.py carries them)."""
-    if "place_texts" not in asset_settings.ASSET_SECTIONS:
-        monkeypatch.setitem(asset_settings.ASSET_SECTIONS, "place_texts", ("text",))
-        monkeypatch.setitem(asset_settings.LOGIC_VERSIONS, "place_texts", "1")
+from tests.test_validation_dagster import (
+    build_data_assets,
+    photo_project,
+    resources,
+    temp_instance,
+)
 
 
 def versions(params: dict) -> dict[str, str]:
-    return {name: code_version(name, params) for name in asset_settings.ASSET_SECTIONS}
+    return {name: code_version(name, params) for name in asset_sections()}
 
 
 @pytest.mark.parametrize(
@@ -60,7 +56,8 @@ def graph(params: dict, root) -> dg.Definitions:
     def uses_texts() -> None:
         return None
 
-    everything = [*build_data_assets(params), *build_text_assets(params), uses_texts]
+    texts = build_assets(params, only=["place_texts"])
+    everything = [*build_data_assets(params), *texts, uses_texts]
     return dg.Definitions(
         assets=[a for a in everything if not isinstance(a, dg.AssetChecksDefinition)],
         asset_checks=[a for a in everything if isinstance(a, dg.AssetChecksDefinition)],

@@ -42,16 +42,20 @@ def dvc_git_env(**extra: str) -> dict[str, str]:
     }
 
 
-def test_definitions_validate_with_the_dagster_cli():
-    env = {**os.environ, "GEOLOC_ROOT": str(REPO)}
-    done = subprocess.run(
+def validate_definitions(root: Path) -> subprocess.CompletedProcess:
+    """`dagster definitions validate` of the code location, with root as the project."""
+    return subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-m", "geoloc_assets.definitions"],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=REPO,
+        env={**os.environ, "GEOLOC_ROOT": str(root)},
+        cwd=root,
         timeout=300,
     )
+
+
+def test_definitions_validate_with_the_dagster_cli():
+    done = validate_definitions(REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Validation successful" in done.stdout + done.stderr
 
@@ -60,15 +64,7 @@ def test_a_bad_setting_fails_the_code_location_with_its_one_line(tmp_path):
     """What the UI shows for the location: the setting's message, not the parsers' stack."""
     params = (REPO / "params.yaml").read_text().replace("eps_km: 50.0", "eps_km: -5")
     (tmp_path / "params.yaml").write_text(params)
-    env = {**os.environ, "GEOLOC_ROOT": str(tmp_path)}
-    done = subprocess.run(
-        [str(BIN / "dagster"), "definitions", "validate", "-m", "geoloc_assets.definitions"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    done = validate_definitions(tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode != 0
     assert "ParamsError: params.yaml: rerank.eps_km=-5 must be a number > 0" in output

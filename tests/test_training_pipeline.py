@@ -22,6 +22,7 @@ from geoloc_assets.staleness import asset_states
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.predictor import predict_images
+from tests.asset_sets import BELOW_MODEL
 
 BENCHMARKS = ["demo-street", "demo-unseen"]
 
@@ -91,21 +92,8 @@ def test_dualgeo_graph_trains_tracks_and_predicts(dualgeo_project):
 
     # Changing model.* or train.* re-trains and what follows it, and re-runs nothing upstream:
     # the backbone is neither re-pretrained nor re-run ...
-    below_model = {
-        "alignment_model",
-        "reference_embeddings",
-        "retrieval_index",
-        "candidates",
-        "rerank",
-        "lmm_diversification",
-        "lmm_reasoning",
-        "verification",
-        "metrics",
-        "report",
-        "served_model",
-    }
-    assert stale_after(root, "train", "epochs", 3) == below_model
-    assert stale_after(root, "model", "variant", "dualgeo+text") == below_model
+    assert stale_after(root, "train", "epochs", 3) == BELOW_MODEL
+    assert stale_after(root, "model", "variant", "dualgeo+text") == BELOW_MODEL
     # ... and changing what comes after the model never does.
     assert "alignment_model" not in stale_after(root, "retrieval", "top_k", 3)
     assert "alignment_model" not in stale_after(root, "embeddings", "batch_size", 8)

@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from geoloc_assets.assets.data import build_data_assets
-from geoloc_assets.partitions import benchmark_partitions
+from geoloc_assets.factory import build_assets
+from geoloc_assets.partitions import KNOWN_BENCHMARKS, benchmark_partitions
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from tests.test_data_params import layer_params
 from tests.test_data_sources import geotagged_jpeg
@@ -41,12 +41,21 @@ def resources(root: Path) -> dict:
     }
 
 
+DATA_ASSETS = ("raw_data", "reference_manifest", "benchmark_manifest")
+
+
+def build_data_assets(params: dict, benchmarks: list[str] | None = None) -> list:
+    """The data layer's assets alone, partitioned by every known benchmark unless told."""
+    names = benchmarks or params.get("benchmarks", {}).get("names", list(KNOWN_BENCHMARKS))
+    return build_assets({**params, "benchmarks": {"names": names}}, only=DATA_ASSETS)
+
+
 def downstream_assets():
     @dg.asset(deps=["reference_manifest"])
     def trained_on_manifest() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"ran": True})
 
-    partitions = benchmark_partitions  # what build_data_assets uses without a benchmarks section
+    partitions = benchmark_partitions  # what build_data_assets uses without benchmarks
 
     @dg.asset(deps=["benchmark_manifest"], partitions_def=partitions)
     def evaluated_on_benchmark() -> dg.MaterializeResult:

@@ -9,6 +9,7 @@ A query whose input cannot be read is reported with its reason, never given a ma
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -166,39 +167,49 @@ def _encode_all(
     return EncodedBatch(stacked, positions, failures)
 
 
-class HistogramSource:
+class CachedVectorSource(ABC):
+    """Vectors read from a per-image cache, compared by cosine; an image the cache's builder
+    failed on is reported as a failure rather than encoded. Subclasses say which array of
+    the cache's load they compare (`vectors`) and how a missing image is named (`missing`)."""
+
+    metric = "cosine"
+    missing: str  # the failure reason of an image the cache lacks
+
+    def __init__(self, cache: CacheReader):
+        self.cache = cache
+        self._failed = cache.failures()
+
+    def encode(self, ids: Sequence[str], images: Sequence[str]) -> EncodedBatch:
+        wanted, failures = _split_failed(ids, self._failed, self.missing)
+        if not wanted:
+            return EncodedBatch(np.zeros((0, 1), np.float32), [], failures)
+        loaded = self.cache.load([ids[p] for p in wanted])
+        return EncodedBatch(self.vectors(loaded), wanted, failures)
+
+    @abstractmethod
+    def vectors(self, loaded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The compared vectors, from the cache's two arrays for the wanted ids."""
+
+
+class HistogramSource(CachedVectorSource):
     """ADE20K class histograms from the segmentation cache, compared as sqrt(histogram) by
     cosine: the Bhattacharyya coefficient, i.e. Hellinger-nearest."""
 
-    metric = "cosine"
+    missing = "no segmentation"
 
-    def __init__(self, cache: CacheReader):
-        self.cache = cache
-        self._failed = cache.failures()
-
-    def encode(self, ids: Sequence[str], images: Sequence[str]) -> EncodedBatch:
-        wanted, failures = _split_failed(ids, self._failed, "no segmentation")
-        if not wanted:
-            return EncodedBatch(np.zeros((0, 1), np.float32), [], failures)
-        _, histograms = self.cache.load([ids[p] for p in wanted])
-        return EncodedBatch(np.sqrt(np.clip(histograms, 0.0, None)), wanted, failures)
+    def vectors(self, loaded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        _, histograms = loaded
+        return np.sqrt(np.clip(histograms, 0.0, None))
 
 
-class PooledEmbeddingSource:
+class PooledEmbeddingSource(CachedVectorSource):
     """The frozen backbone's pooled embedding from the features cache, compared by cosine."""
 
-    metric = "cosine"
+    missing = "no backbone features"
 
-    def __init__(self, cache: CacheReader):
-        self.cache = cache
-        self._failed = cache.failures()
-
-    def encode(self, ids: Sequence[str], images: Sequence[str]) -> EncodedBatch:
-        wanted, failures = _split_failed(ids, self._failed, "no backbone features")
-        if not wanted:
-            return EncodedBatch(np.zeros((0, 1), np.float32), [], failures)
-        pooled, _ = self.cache.load([ids[p] for p in wanted])
-        return EncodedBatch(pooled.astype(np.float32), wanted, failures)
+    def vectors(self, loaded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        pooled, _ = loaded
+        return pooled.astype(np.float32)
 
 
 def _split_failed(

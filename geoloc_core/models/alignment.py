@@ -11,6 +11,7 @@ image's embedding never depends on its batch mates.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,11 @@ from geoloc_core.models.variants import (
 )
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: temperature never below 0.01
+# How each retrieval part of models/variants.BATCH_PARTS is computed (unit norm): from the cached
+# backbone outputs alone, so every variant offers it.
+BATCH_PARTS: dict[str, Callable[[AlignmentBatch], torch.Tensor]] = {
+    FROZEN: lambda batch: F.normalize(batch.pooled, dim=-1),
+}
 
 
 @dataclass(frozen=True)
@@ -147,8 +153,9 @@ class GeoAlignmentModel(nn.Module):
         parts (default: the variant's, models/variants.py), each unit norm, concatenated."""
         names = parts or self.spec.retrieval
         computed = self.embed(batch)
-        if FROZEN in names:
-            computed[FROZEN] = F.normalize(batch.pooled, dim=-1)
+        for name in names:
+            if name in BATCH_PARTS:
+                computed[name] = BATCH_PARTS[name](batch)
         missing = [name for name in names if name not in computed]
         if missing:
             raise ValueError(

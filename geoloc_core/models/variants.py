@@ -14,9 +14,12 @@ FUSED_GPS = "fused_gps"  # image x segmentation cross-attention -> GPS space (Du
 SEG_GPS = "seg_gps"  # segmentation tokens alone -> GPS space (DualGeo's seg-GPS term)
 FROZEN = "frozen"  # the frozen backbone's own pooled image embedding (no training)
 
-# What a retrieval vector can be made of (params embeddings.parts): the frozen embedding and any
-# embedding the variant computes.
-RETRIEVAL_PARTS = (FROZEN, IMAGE_GPS, IMAGE_TEXT, FUSED_GPS, SEG_GPS)
+# Retrieval parts every variant offers: computed from the cached backbone outputs alone, with no
+# trained head (how each is computed: models/alignment.py, BATCH_PARTS).
+BATCH_PARTS = (FROZEN,)
+# What a retrieval vector can be made of (params embeddings.parts): a batch part, or any
+# embedding a variant computes.
+RETRIEVAL_PARTS = (*BATCH_PARTS, IMAGE_GPS, IMAGE_TEXT, FUSED_GPS, SEG_GPS)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def retrieval_parts(variant: str, parts: str | list[str] | tuple[str, ...]) -> t
         raise ValueError(f"embeddings.parts: unknown {unknown}; allowed {list(RETRIEVAL_PARTS)}")
     if len(set(chosen)) != len(chosen):
         raise ValueError(f"embeddings.parts={list(chosen)} names a part twice")
-    available = (FROZEN, *spec.embeddings)
+    available = (*BATCH_PARTS, *spec.embeddings)
     absent = [p for p in chosen if p not in available]
     if absent:
         raise ValueError(

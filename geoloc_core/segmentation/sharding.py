@@ -26,10 +26,12 @@ def shard_keys(n_shards: int) -> list[str]:
     return [f"{index:0{width}d}" for index in range(n_shards)]
 
 
-def shard_index(key: str, n_shards: int) -> int:
+def shard_index(key: str, n_shards: int, setting: str) -> int:
+    """The shard a partition key names, refused (naming the setting that sets the shard
+    count) when it is not one of the n_shards keys."""
     if key not in shard_keys(n_shards):
         raise SegmentationError(
-            f"shard key {key!r} is not one of the {n_shards} shards of segmentation.n_shards; "
+            f"shard key {key!r} is not one of the {n_shards} shards of {setting}; "
             "partition keys follow params.yaml"
         )
     return int(key)

@@ -63,7 +63,7 @@ def build_segmentation_shard(
     log: Log = print,
 ) -> ShardReport:
     settings = SegmentationSettings.from_section(section)
-    shard = shard_index(shard_key, settings.n_shards)
+    shard = shard_index(shard_key, settings.n_shards, "segmentation.n_shards")
     cache_dir = paths.segmentation_dir
     parts_root = paths.checkpoints("segmentation")
     remove_other_layouts(cache_dir, parts_root, settings.n_shards, log)

@@ -28,9 +28,8 @@ from geoloc_core.baselines.nearest import (
 )
 from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.manifest import read_manifest, write_manifest
-from geoloc_core.geo.distance import distance_km
-from geoloc_core.geo.metrics import summarize_errors
 from geoloc_core.paths import BASELINE_COLUMNS, ProjectPaths
+from geoloc_core.steps.evaluate import column_errors, rounded_summary
 
 
 def compute_baselines(
@@ -148,15 +147,8 @@ def _score(
             f"baseline {method} on '{benchmark}': all {len(prediction.failures)} queries "
             f"failed, e.g. {reasons}"
         )
-    errors = distance_km(
-        table["lat"].to_numpy(),
-        table["lon"].to_numpy(),
-        table["pred_lat"].to_numpy(),
-        table["pred_lon"].to_numpy(),
-        method=evaluation_section["distance"],
-    )
-    metrics = summarize_errors(errors, tuple(evaluation_section["thresholds_km"]))
-    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+    errors = column_errors(table, "pred_lat", "pred_lon", evaluation_section)
+    rounded = rounded_summary(errors, evaluation_section)
     return {
         **rounded,
         "failed": len(prediction.failures),

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from geoloc_core.geo.distance import distance_km
@@ -26,26 +27,13 @@ def evaluate_benchmark(
     table = pd.read_csv(source)
     if table.empty:
         return _no_predictions(paths, benchmark, table)
-    errors = distance_km(
-        table["lat"].to_numpy(),
-        table["lon"].to_numpy(),
-        table["pred_lat"].to_numpy(),
-        table["pred_lon"].to_numpy(),
-        method=evaluation_section["distance"],
-    )
-    thresholds = tuple(evaluation_section["thresholds_km"])
-    rounded = _rounded(summarize_errors(errors, thresholds))
+    errors = column_errors(table, "pred_lat", "pred_lon", evaluation_section)
+    rounded = rounded_summary(errors, evaluation_section)
     stages = {}
     for stage, (lat, lon) in STAGE_COLUMNS.items():
         if lat in table.columns:
-            stage_errors = distance_km(
-                table["lat"].to_numpy(),
-                table["lon"].to_numpy(),
-                table[lat].to_numpy(),
-                table[lon].to_numpy(),
-                method=evaluation_section["distance"],
-            )
-            stages[stage] = _rounded(summarize_errors(stage_errors, thresholds))
+            stage_errors = column_errors(table, lat, lon, evaluation_section)
+            stages[stage] = rounded_summary(stage_errors, evaluation_section)
     if stages:
         rounded["stages"] = stages
     _write(paths, benchmark, rounded, pd.DataFrame({"id": table["id"], "error_km": errors}))
@@ -76,7 +64,23 @@ def _write(
     errors.to_csv(errors_file, index=False, float_format="%.4f", lineterminator="\n")
 
 
-def _rounded(metrics: Mapping[str, Any]) -> dict[str, Any]:
+def column_errors(
+    table: pd.DataFrame, lat: str, lon: str, evaluation_section: Mapping[str, Any]
+) -> np.ndarray:
+    """Each row's error in km: the prediction in columns (lat, lon) against its true lat, lon,
+    by the configured distance. The benchmark's metrics and the baselines' share it."""
+    return distance_km(
+        table["lat"].to_numpy(),
+        table["lon"].to_numpy(),
+        table[lat].to_numpy(),
+        table[lon].to_numpy(),
+        method=evaluation_section["distance"],
+    )
+
+
+def rounded_summary(errors: np.ndarray, evaluation_section: Mapping[str, Any]) -> dict[str, Any]:
+    """Accuracy at the configured thresholds, median and mean, floats to 4 decimals."""
+    metrics = summarize_errors(errors, tuple(evaluation_section["thresholds_km"]))
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 

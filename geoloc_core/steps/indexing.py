@@ -44,7 +44,7 @@ def embed_reference_shard(
     parts = retrieval_parts(trained.model.config.variant, settings.parts)
     features, segmentation = model_inputs(paths, trained)
     manifest = read_manifest(paths.reference_manifest)
-    shard = shard_index(shard_key, n_shards)
+    shard = shard_index(shard_key, n_shards, "features.n_shards")
     reference = manifest[manifest["split"] == "reference"]
     mine = reference[[shard_of(str(i), n_shards) == shard for i in reference["id"]]]
     rows, missing = rows_with_inputs(mine, features, segmentation)

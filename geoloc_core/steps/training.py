@@ -24,6 +24,7 @@ from geoloc_core.models.persistence import TrainedModel, load_model, save_model
 from geoloc_core.models.variants import variant_spec
 from geoloc_core.params import canonical_json
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.segmentation.sharding import shard_index
 from geoloc_core.training.backbone_pretrain import (
     caption_top1,
     captioned_split,
@@ -46,7 +47,6 @@ from geoloc_core.training.feature_extraction import (
     compute_feature_shard,
     manifest_items,
     pick_device,
-    shard_index,
     shard_items,
 )
 from geoloc_core.training.loop import EpochCallback, EpochResult, LoopConfig, StepCallback, train
@@ -146,7 +146,7 @@ def build_backbone_features(
 ) -> dict[str, Any]:
     """One shard of the frozen towers' outputs for every reference and benchmark image."""
     cfg = FeaturesConfig.from_mapping(features_section)
-    shard = shard_index(shard_key, cfg.n_shards)
+    shard = shard_index(shard_key, cfg.n_shards, "features.n_shards")
     record = read_record(paths.root)
     spec = FeatureSpec(
         record.architecture, record.pretrained, cfg.token_grid, record.weights_sha256

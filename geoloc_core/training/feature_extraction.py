@@ -23,7 +23,7 @@ from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.paths import ProjectPaths
-from geoloc_core.segmentation.sharding import shard_keys, shard_of
+from geoloc_core.segmentation.sharding import shard_of
 from geoloc_core.training.feature_cache import (
     ShardContent,
     read_meta,
@@ -40,15 +40,6 @@ Log = Callable[[str], None]
 class WorkItem:
     id: str
     image: Path
-
-
-def shard_index(key: str, n_shards: int) -> int:
-    if key not in shard_keys(n_shards):
-        raise ValueError(
-            f"shard key {key!r} is not one of the {n_shards} shards of features.n_shards; "
-            "partition keys follow params.yaml"
-        )
-    return int(key)
 
 
 def manifest_items(paths: ProjectPaths, benchmarks: Sequence[str]) -> list[WorkItem]:

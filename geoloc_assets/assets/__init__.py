@@ -1,1 +1,0 @@
-"""Assets grouped by domain: data, model, retrieval, evaluation, serving."""
