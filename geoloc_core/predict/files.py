@@ -17,7 +17,6 @@ from geoloc_core.predict.settings import PredictSettings
 
 BUNDLE_RECORD = "bundle.json"
 BUNDLE_FORMAT = "geoloc-predict-bundle/1"
-MODEL_FILES = ("model.pt", "config.json")
 CHECKSUM_SUFFIX = ".sha256"  # a file's recorded digest, written beside it
 TAG_PREFIX = "tag:"
 
@@ -39,7 +38,8 @@ class PredictFiles:
 
     def required(self) -> list[Path]:
         """Every file read, in a stable order; checksum sidecars where they exist."""
-        files = [self.model_dir / name for name in MODEL_FILES]
+        layout = ProjectPaths(self.root)  # a bundle is laid out as a project
+        files = [layout.model_weights, layout.model_config]
         if self.towers_weights is not None:
             files.append(self.towers_weights)
         files += [self.index_file, self.index_meta, self.index_record, self.place_texts]
@@ -110,7 +110,7 @@ def _missing(paths: ProjectPaths) -> dict[str, Path]:
         missing["place texts"] = paths.place_texts
     if not paths.backbone_record.is_file():
         missing["backbone weights"] = paths.backbone_dir
-    if not all((paths.model_dir / name).is_file() for name in MODEL_FILES):
+    if not (paths.model_weights.is_file() and paths.model_config.is_file()):
         missing["trained model"] = paths.model_dir
     index_files = (paths.index_file, paths.index_meta, paths.index_record)
     if not all(f.is_file() for f in index_files):
