@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sub.add_parser("status", help="which assets Dagster considers stale, and why")
+    sub.add_parser(
+        "schema", help="write params.schema.json, the JSON Schema of params.yaml, from the models"
+    )
 
     pred = sub.add_parser(
         "predict",
@@ -91,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                 return _materialize(root, args)
         if args.command == "status":
             return _status(root)
+        if args.command == "schema":
+            from geoloc_core.settings_tree import write_schema
+
+            print(write_schema(root))
+            return 0
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.test_server import serve
 
@@ -111,7 +119,7 @@ def _demo_world(root: Path, args: argparse.Namespace) -> int:
         print(f"demo world already at {out}; skipping (delete it to regenerate)")
         return 0
     with dvc_write_lock(root, [out]):
-        manifest = generate_demo_world(out, DemoWorldConfig.from_mapping(params["demo_world"]))
+        manifest = generate_demo_world(out, DemoWorldConfig.from_section(params["demo_world"]))
     print(f"demo world written: {manifest}")
     return 0
 

@@ -28,7 +28,7 @@ def build_definitions(root: Path) -> dg.Definitions:
     """Definitions for the project at root (the tests build them for a temp project)."""
     root = Path(root).resolve()
     params = load_params(root)
-    validate_params(params, root)
+    validate_params(params)
     paths = ProjectPaths(root)
     benchmarks = configured_benchmarks(params["benchmarks"]["names"])
     shards = feature_shard_partitions(params)

@@ -47,7 +47,7 @@ def require_wiring(assets: dict[str, tuple[str, str]]) -> None:
 
 def feature_shard_partitions(params: dict[str, Any]) -> dg.StaticPartitionsDefinition:
     """Shards of image ids shared by backbone_features and reference_embeddings (identity)."""
-    n_shards = FeaturesConfig.from_mapping(section(params, "features")).n_shards
+    n_shards = FeaturesConfig.from_section(section(params, "features")).n_shards
     return dg.StaticPartitionsDefinition(shard_keys(n_shards))
 
 
@@ -58,7 +58,7 @@ def build_feature_assets(
     weights_config = asset_config("backbone_weights", params)
     features_config = asset_config("backbone_features", params)
     weights_version = code_version("backbone_weights", params)
-    n_shards = FeaturesConfig.from_mapping(section(params, "features")).n_shards
+    n_shards = FeaturesConfig.from_section(section(params, "features")).n_shards
 
     @dg.asset(
         group_name=GROUP,

@@ -27,7 +27,7 @@ def build_model_assets(params: dict[str, Any], feature_shards: dg.PartitionsDefi
     embed_config = asset_config("reference_embeddings", params)
     index_config = asset_config("retrieval_index", params)
     train_version = code_version("alignment_model", params)
-    n_shards = FeaturesConfig.from_mapping(section(params, "features")).n_shards
+    n_shards = FeaturesConfig.from_section(section(params, "features")).n_shards
     keys = shard_keys(n_shards)
 
     @dg.asset(
