@@ -4,7 +4,6 @@ neighbours are the brute-force nearest reference images."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
