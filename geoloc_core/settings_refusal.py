@@ -43,6 +43,8 @@ def refusal_line(
             return f"{PREFIX}unknown section {[key]}; the sections are {list(owner.model_fields)}"
         return f"{PREFIX}{parent}: unknown {[key]}; the keys are {list(owner.model_fields)}"
     if error["type"] == "missing":
+        if "." not in path:
+            return f"params.yaml has no section '{path}'; add it (see params.schema.json)"
         return f"{PREFIX}{path} is missing; add it (see params.schema.json)"
     if error["type"] in _RULE_ERRORS:
         rule = str(error.get("ctx", {}).get("error", error["msg"]))

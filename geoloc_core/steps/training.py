@@ -109,7 +109,7 @@ def build_backbone_weights(
         checkpoint_directory(paths, "backbone"),
         digest(
             fingerprint,
-            canonical_json(cfg.__dict__),
+            canonical_json(cfg.model_dump()),
             file_sha256(paths.reference_manifest),
             file_sha256(place_texts_file(paths.root)),
         ),
