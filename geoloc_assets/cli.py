@@ -143,13 +143,13 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     )
     from geoloc_assets.staleness import asset_states
 
+    defs = definitions_for(root)  # first: it refuses bad params before anything reads them
     params = load_params(root)
     configured = list(params["benchmarks"]["names"])
     unknown = [b for b in args.benchmark if b not in configured]
     if unknown:
         raise ValueError(f"--benchmark {unknown}: not in params benchmarks.names {configured}")
     benchmarks = args.benchmark or configured
-    defs = definitions_for(root)
     instance = project_instance(root)
     groups = args.group
     if args.all or not (args.group or args.asset):

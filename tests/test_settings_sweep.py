@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from geoloc_assets.cli import main
 from geoloc_assets.definitions import build_definitions
 from geoloc_core.params import ParamsError
 from geoloc_core.params_check import validate_params
@@ -193,6 +194,23 @@ def test_geoloc_status_refuses_with_the_line(tmp_path, section, key, value, line
     )
     assert done.returncode == 2
     errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"geoloc: error: {line}")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "line"),
+    [
+        ("benchmarks", "names", 5, "params.yaml: benchmarks.names=5: must be a non-empty list"),
+        ENTRY_POINT_CASES[2],
+    ],
+)
+def test_geoloc_materialize_refuses_with_the_line(
+    tmp_path, capsys, monkeypatch, section, key, value, line
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".dagster"))
+    write_project(tmp_path, section, key, value)
+    assert main(["--root", str(tmp_path), "materialize", "--group", "rerank"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(f"geoloc: error: {line}")
 
 
