@@ -2,10 +2,14 @@
 asset reads, each a dg.Config counterpart of the section's model (its fields, descriptions and
 constraints; defaults from params.yaml), so the launchpad shows typed, described fields.
 
-Dagster's config types are narrower than the models' (no tuples, no int choices, no unions),
-so a field takes the closest type Dagster knows, and every section config first runs its
-section model's validation: a bad run config value is refused with the same one line as the
-same value in params.yaml, before the asset's body starts.
+What dagster 1.13's Config takes (tried): str Literals (shown as an enum), X | None, lists of
+int/float/str/bool, and pydantic constraints in Annotated (kept, though the launchpad does not
+show them); it refuses tuples, int Literals, unions of several kinds and lists of Literals. So
+a field takes the closest type Dagster knows (a tuple a list, an int choice an int, a union Any)
+and every section config first runs its section model's validation: a bad run config value is
+refused with the same one line as the same value in params.yaml, before the asset's body
+starts. Dagster itself refuses a value of the wrong scalar kind ('abc' for a float) when it
+checks the run config, naming the field's path.
 """
 
 from __future__ import annotations

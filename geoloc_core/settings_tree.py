@@ -20,7 +20,7 @@ from geoloc_core.demo_world.generate import DemoWorldConfig
 from geoloc_core.geo.settings import EvaluationSettings
 from geoloc_core.lmm.settings import LmmSettings
 from geoloc_core.models.config import BackboneConfig, FeaturesConfig, ModelConfig, TrainConfig
-from geoloc_core.models.variants import retrieval_parts
+from geoloc_core.models.variants import retrieval_parts, variant_spec
 from geoloc_core.params import ParamsError
 from geoloc_core.rerank.settings import RerankSettings
 from geoloc_core.retrieval.index_settings import IndexSettings
@@ -65,6 +65,18 @@ class ParamsTree(BaseModel):
     def _parts_the_variant_computes(self) -> ParamsTree:
         """embeddings.parts may only name vectors that model.variant computes."""
         retrieval_parts(self.model.variant, self.embeddings.parts)
+        return self
+
+    @model_validator(mode="after")
+    def _segmentation_tokens_fit_the_label_maps(self) -> ParamsTree:
+        """A dual-view variant cuts each stored label map into model.seg_grid cells per side."""
+        side, grid = self.segmentation.output_resolution, self.model.seg_grid
+        if variant_spec(self.model.variant).uses_segmentation and side % grid:
+            raise ValueError(
+                f"model.seg_grid={grid} must divide segmentation.output_resolution={side}: "
+                f"model.variant={self.model.variant!r} cuts each label map into seg_grid cells "
+                "per side"
+            )
         return self
 
 

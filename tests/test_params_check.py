@@ -53,6 +53,18 @@ def test_bad_setting_is_one_named_line(tmp_path, section, key, value, message):
     assert message in text and "\n" not in text
 
 
+def test_settings_valid_alone_but_not_together_are_refused():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"] |= {"variant": "dualgeo", "seg_grid": 7}
+    with pytest.raises(ParamsError) as caught:
+        validate_params(params)
+    assert str(caught.value).startswith(
+        "params.yaml: model.seg_grid=7 must divide segmentation.output_resolution=64"
+    )
+    params["model"]["variant"] = "g3"  # no segmentation tokens: any grid will do
+    validate_params(params)
+
+
 @pytest.mark.parametrize("command", [["status"], ["materialize", "--group", "rerank"]])
 def test_cli_refuses_bad_settings_before_running(tmp_path, capsys, command, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".dagster"))
