@@ -108,7 +108,3 @@ class SectionModel(BaseModel):
                 return cls.model_validate(mapping)
         except ValidationError as exc:
             raise cls.ERROR(refusal_line(exc, cls, mapping, cls.SECTION)) from None
-
-    def as_mapping(self) -> dict[str, Any]:
-        """The section's values with tuples as lists, as params.yaml writes them."""
-        return self.model_dump(mode="json")

@@ -96,12 +96,15 @@ def load_tree(params: Mapping[str, Any]) -> ParamsTree:
 
 
 def params_schema() -> dict[str, Any]:
-    """The JSON Schema of params.yaml: every key of every section required, none other allowed."""
+    """The JSON Schema of params.yaml: every key of every section required, none other allowed
+    (so the models' defaults, the papers' values for code, are left out)."""
     schema = ParamsTree.model_json_schema()
     for definition in [schema, *schema.get("$defs", {}).values()]:
         if "properties" in definition:
             definition["required"] = list(definition["properties"])
             definition["additionalProperties"] = False
+            for field in definition["properties"].values():
+                field.pop("default", None)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 

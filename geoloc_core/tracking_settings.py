@@ -8,6 +8,8 @@ from geoloc_core.section_model import URL, SectionModel, text
 
 
 class TrackingSettings(SectionModel):
+    """Where asset runs are logged (the MLflow resource of the code location)."""
+
     SECTION = "tracking"
 
     experiment: text() = Field(description="MLflow experiment name")

@@ -11,6 +11,8 @@ from geoloc_core.section_model import SectionModel, number
 
 
 class EvaluationSettings(SectionModel):
+    """How predictions are scored (assets metrics, baselines, report)."""
+
     SECTION = "evaluation"
 
     thresholds_km: tuple[number(gt=0), ...] = Field(

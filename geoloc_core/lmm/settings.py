@@ -127,6 +127,9 @@ RagSizes = Annotated[tuple[whole(ge=0, le=MAX_RAG_SIZE), ...], AfterValidator(_r
 
 
 class LmmSettings(SectionModel):
+    """The LMM stage: G3's geo-diversification (asset lmm_diversification) or DualGeo's
+    reasoning over the re-ranked candidates (asset lmm_reasoning); provider none skips it."""
+
     SECTION = SECTION
 
     provider: Literal[PROVIDERS] = Field(

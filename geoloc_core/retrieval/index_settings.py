@@ -43,6 +43,9 @@ MAX_PQ_NBITS = 16
 
 
 class IndexSettings(SectionModel):
+    """The FAISS index over every embedding shard (asset retrieval_index) and how it is
+    searched; memory per type in this module's docstring."""
+
     SECTION = "index"
 
     type: Literal[INDEX_TYPES] = Field("flat", description="flat | ivfpq | hnsw")

@@ -28,6 +28,9 @@ MAX_RESOLUTION = 4096
 
 
 class SegmentationSettings(SectionModel):
+    """DualGeo's semantic view: an ADE20K-150 label map and class histogram per image (asset
+    segmentation_cache); only the content settings decide a shard's bytes."""
+
     SECTION = "segmentation"
     ERROR = SegmentationError
 

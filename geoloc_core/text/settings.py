@@ -44,6 +44,9 @@ class LmmSettings:
 
 
 class TextSettings(SectionModel):
+    """Place texts (MP16-Pro-style) for every reference image (asset place_texts): the offline
+    geocoder's fields, the caption, and optionally an LMM's description (provider openai)."""
+
     SECTION = SECTION
 
     provider: Literal[PROVIDERS] = Field(
