@@ -80,7 +80,7 @@ class SectionModel(BaseModel):
             unknown = sorted(str(key) for key in data if key not in cls.model_fields)
             if missing or unknown:
                 raise PydanticCustomError(
-                    "missing_keys",
+                    "section_keys",
                     "{missing}{unknown}the keys are {keys}",
                     {
                         "missing": f"missing {missing}; " if missing else "",

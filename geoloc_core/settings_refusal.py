@@ -26,7 +26,7 @@ _BOUNDS = (
     ("exclusiveMaximum", "<"),
 )
 # Errors whose message is a rule written by hand (a validator's ValueError), not a type check.
-_RULE_ERRORS = ("value_error", "assertion_error", "missing_keys")
+_RULE_ERRORS = ("value_error", "assertion_error", "section_keys")
 
 
 def refusal_line(
@@ -48,8 +48,6 @@ def refusal_line(
         return f"{PREFIX}{path} is missing; add it (see params.schema.json)"
     if error["type"] in _RULE_ERRORS:
         rule = str(error.get("ctx", {}).get("error", error["msg"]))
-        if error["type"] == "missing_keys":
-            rule = error["msg"]
         if name:
             return _one_line(f"{PREFIX}{path}={value!r}: {rule}")
         return _one_line(f"{PREFIX}{rule}" if rule.startswith(path) else f"{PREFIX}{path}: {rule}")
