@@ -70,6 +70,12 @@ def test_bad_run_config_is_refused_with_the_params_line(value):
     assert str(caught.value).startswith("params.yaml: rerank.eps_km=")
 
 
+def test_an_int_for_a_float_is_checked_as_the_float_dagster_makes_of_it():
+    with pytest.raises(RunConfigRefused) as caught:
+        run_rerank_with(-5)
+    assert str(caught.value) == params_refusal(-5.0)
+
+
 def test_wrong_kind_is_refused_by_the_launchpad_schema():
     with pytest.raises(dg.DagsterInvalidConfigError, match="eps_km"):
         run_rerank_with("abc")
