@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         "dvc-yaml",
         help="write dvc.yaml from the stage registry (geoloc_core/pipeline/registry.py)",
     )
+    sub.add_parser(
+        "schema", help="write params.schema.json, the JSON Schema of params.yaml, from the models"
+    )
 
     pred = sub.add_parser(
         "predict",
@@ -97,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             return _status(root)
         if args.command == "dvc-yaml":
             return _dvc_yaml(root)
+        if args.command == "schema":
+            from geoloc_core.settings_tree import write_schema
+
+            print(write_schema(root))
+            return 0
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -117,7 +125,7 @@ def _demo_world(root: Path, args: argparse.Namespace) -> int:
         print(f"demo world already at {out}; skipping (delete it to regenerate)")
         return 0
     with dvc_write_lock(root, [out]):
-        manifest = generate_demo_world(out, DemoWorldConfig.from_mapping(params["demo_world"]))
+        manifest = generate_demo_world(out, DemoWorldConfig.from_section(params["demo_world"]))
     print(f"demo world written: {manifest}")
     return 0
 
@@ -141,13 +149,13 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
     )
     from geoloc_assets.staleness import asset_states
 
+    defs = definitions_for(root)  # first: it refuses bad params before anything reads them
     params = load_params(root)
     configured = list(params["benchmarks"]["names"])
     unknown = [b for b in args.benchmark if b not in configured]
     if unknown:
         raise ValueError(f"--benchmark {unknown}: not in params benchmarks.names {configured}")
     benchmarks = args.benchmark or configured
-    defs = definitions_for(root)
     instance = project_instance(root)
     groups = args.group
     if args.all or not (args.group or args.asset):
@@ -195,7 +203,7 @@ def _dvc_yaml(root: Path) -> int:
     from geoloc_core.pipeline.dvc_stages import write
 
     params = load_params(root)
-    validate_params(params, root)
+    validate_params(params)
     print(f"wrote {write(root, params)}")
     return 0
 

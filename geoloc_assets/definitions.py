@@ -18,7 +18,7 @@ def build_definitions(root: Path) -> dg.Definitions:
     """Definitions for the project at root (the tests build them for a temp project)."""
     root = Path(root).resolve()
     params = load_params(root)
-    validate_params(params, root)
+    validate_params(params)
     paths = ProjectPaths(root)
     everything = build_assets(params)
     assets = [a for a in everything if not isinstance(a, dg.AssetChecksDefinition)]

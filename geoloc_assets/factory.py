@@ -11,9 +11,10 @@ from typing import Any
 
 import dagster as dg
 
+from geoloc_assets.config import asset_config
 from geoloc_assets.partitions import GPU_POOL, configured_benchmarks, gpu_step_tags
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
-from geoloc_assets.settings import asset_config, code_version
+from geoloc_assets.settings import code_version
 from geoloc_core.file_hash import content_digest
 from geoloc_core.pipeline.manifests import raw_data_version
 from geoloc_core.pipeline.outcome import CheckOutcome, Meta, StepContext, StepOutcome
@@ -83,7 +84,7 @@ def step_asset(
     feature_shards: tuple[str, ...],
 ) -> list:
     """The step's asset, and its checks that run on their own."""
-    config_class = asset_config(stage.name, params)
+    config_class = asset_config(stage.name, stage.sections, params)
     version = code_version(stage.name, params)
     uses_gpu = stage.uses_gpu(params)
     emitted = [check for check in stage.checks if check.evaluate is None]

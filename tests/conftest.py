@@ -88,7 +88,7 @@ def make_tiny_project(root: Path, with_code: bool = False) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     generate_demo_world(
         root / params["data"]["root"],
-        DemoWorldConfig.from_mapping(params["demo_world"]),
+        DemoWorldConfig.from_section(params["demo_world"]),
         progress=False,
     )
     if with_code:

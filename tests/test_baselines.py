@@ -183,9 +183,9 @@ def test_random_is_reproducible_per_seed_and_differs_across_seeds():
     [
         ({"seed": None}, "missing ['seed']"),
         ({"workers": 2}, "unknown ['workers']"),
-        ({"methods": ["random", "knn"]}, "'knn' is not a baseline; allowed: ['random'"),
-        ({"methods": []}, "baselines.methods is empty"),
-        ({"methods": "random"}, "baselines.methods='random' must be a list"),
+        ({"methods": ["random", "knn"]}, "must be a non-empty list, each one of ['random'"),
+        ({"methods": []}, "baselines.methods=[]: must be a non-empty list"),
+        ({"methods": "random"}, "baselines.methods='random': must be a non-empty list"),
         ({"methods": ["random", "random"]}, "names a baseline twice"),
         ({"image_size": 1}, "baselines.image_size=1"),
         ({"batch_size": 0}, "baselines.batch_size=0"),

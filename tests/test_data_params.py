@@ -89,7 +89,7 @@ def test_a_dvc_stage_runs_in_its_own_workspace(tmp_path, monkeypatch):
     main, copy = tmp_path / "main", tmp_path / "exp-copy"
     for folder in (main, copy):
         folder.mkdir()
-        (folder / "params.yaml").write_text("profile: demo\n")
+        (folder / "params.yaml").write_text("# a project root\n")
     monkeypatch.setenv("GEOLOC_ROOT", str(main))
     monkeypatch.delenv("DVC_ROOT", raising=False)
     assert find_root() == main.resolve()

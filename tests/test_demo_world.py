@@ -51,8 +51,8 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "other_seed": root / "other-seed",
     }
     generate_demo_world(out["serial"], TINY, progress=False)
-    generate_demo_world(out["pool"], replace(TINY, workers=2), progress=False)
-    generate_demo_world(out["other_seed"], replace(TINY, seed=8), progress=False)
+    generate_demo_world(out["pool"], TINY.model_copy(update={"workers": 2}), progress=False)
+    generate_demo_world(out["other_seed"], TINY.model_copy(update={"seed": 8}), progress=False)
     return out
 
 
@@ -212,11 +212,11 @@ def test_ade20k_names_ids_and_errors() -> None:
 )
 def test_invalid_settings_are_refused_by_name(settings: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        DemoWorldConfig.from_mapping(settings)
+        DemoWorldConfig.from_section({**DemoWorldConfig().model_dump(), **settings})
 
 
 def test_too_many_sites_for_the_places_available_is_refused(tmp_path: Path) -> None:
-    config = replace(TINY, reference_sites=500_000, street_sites=0)
+    config = TINY.model_copy(update={"reference_sites": 500_000, "street_sites": 0})
     with pytest.raises(ValueError, match="reference_sites"):
         generate_demo_world(tmp_path / "world", config, progress=False)
     assert not (tmp_path / "world" / "manifest.csv").exists()

@@ -16,19 +16,19 @@ from tests.conftest import REPO
 
 BAD = [
     # (section, key, value, what the one line must say)
-    ("model", "variant", "g33", "model.variant='g33' is not one of"),
-    ("retrieval", "top_k", -3, "retrieval.top_k=-3 must be an int >= 1"),
-    ("retrieval", "top_k", "20", "retrieval.top_k='20' must be an int >= 1"),
-    ("rerank", "eps_km", 0, "rerank.eps_km=0 must be a number > 0"),
-    ("rerank", "eps_km", -5.0, "rerank.eps_km=-5.0 must be a number > 0"),
-    ("rerank", "method", "kmeans", "rerank.method='kmeans' is not one of ['none', 'dbscan']"),
+    ("model", "variant", "g33", "model.variant='g33': must be one of"),
+    ("retrieval", "top_k", -3, "retrieval.top_k=-3: must be an int >= 1"),
+    ("retrieval", "top_k", "20", "retrieval.top_k='20': must be an int >= 1"),
+    ("rerank", "eps_km", 0, "rerank.eps_km=0: must be a finite number > 0"),
+    ("rerank", "eps_km", -5.0, "rerank.eps_km=-5.0: must be a finite number > 0"),
+    ("rerank", "method", "kmeans", "rerank.method='kmeans': must be one of ['none', 'dbscan']"),
     ("rerank", "min_samples", True, "rerank.min_samples=True"),
-    ("index", "type", "annoy", "index.type='annoy' is not one of ['flat', 'ivfpq', 'hnsw']"),
-    ("verification", "method", "best", "verification.method='best' is not one of"),
+    ("index", "type", "annoy", "index.type='annoy': must be one of ['flat', 'ivfpq', 'hnsw']"),
+    ("verification", "method", "best", "verification.method='best': must be one of"),
     ("embeddings", "parts", ["frozen", "fused_gps"], "does not compute ['fused_gps']"),
-    ("embeddings", "parts", ["pixels"], "embeddings.parts: ['pixels'] not among"),
-    ("benchmarks", "names", ["im2gps"], "benchmarks.names: ['im2gps'] not among"),
-    ("evaluation", "distance", "vincenty", "evaluation.distance='vincenty' is not one of"),
+    ("embeddings", "parts", ["pixels"], "embeddings.parts=['pixels']: must be 'auto' or a"),
+    ("benchmarks", "names", ["im2gps"], "benchmarks.names=['im2gps']: must be a non-empty list"),
+    ("evaluation", "distance", "vincenty", "evaluation.distance='vincenty': must be one of"),
     ("rerank", "eps", 10, "unknown ['eps']"),
 ]
 
@@ -41,7 +41,7 @@ def write_params(root: Path, section: str, key: str, value) -> None:
 
 
 def test_the_shipped_params_are_valid():
-    validate_params(yaml.safe_load((REPO / "params.yaml").read_text()), REPO)
+    validate_params(yaml.safe_load((REPO / "params.yaml").read_text()))
 
 
 @pytest.mark.parametrize(("section", "key", "value", "message"), BAD)
@@ -53,10 +53,22 @@ def test_bad_setting_is_one_named_line(tmp_path, section, key, value, message):
     assert message in text and "\n" not in text
 
 
+def test_settings_valid_alone_but_not_together_are_refused():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"] |= {"variant": "dualgeo", "seg_grid": 7}
+    with pytest.raises(ParamsError) as caught:
+        validate_params(params)
+    assert str(caught.value).startswith(
+        "params.yaml: model.seg_grid=7 must divide segmentation.output_resolution=64"
+    )
+    params["model"]["variant"] = "g3"  # no segmentation tokens: any grid will do
+    validate_params(params)
+
+
 @pytest.mark.parametrize("command", [["status"], ["materialize", "--group", "rerank"]])
 def test_cli_refuses_bad_settings_before_running(tmp_path, capsys, command, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".dagster"))
     write_params(tmp_path, "rerank", "eps_km", -1)
     assert main(["--root", str(tmp_path), *command]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["geoloc: error: params.yaml: rerank.eps_km=-1 must be a number > 0"]
+    assert err == ["geoloc: error: params.yaml: rerank.eps_km=-1: must be a finite number > 0"]

@@ -77,7 +77,7 @@ def test_sigkill_keeps_cached_descriptions_and_the_rerun_asks_only_for_the_rest(
         config.write_text(json.dumps({"root": str(paths.root), "text": text}))
         kill_after_cached_answers(config, tmp_path / "killed-here")
         assert len(server.requests) == KILL_AT
-        cache = JsonRecordCache(TextSettings.from_params(text, paths.root).lmm.cache_dir)
+        cache = JsonRecordCache(TextSettings.from_section(text).lmm_settings(paths.root).cache_dir)
         assert cache.count() == KILL_AT
         assert not paths.place_texts.exists()  # written once, at the end
         assert not list(paths.place_texts.parent.glob("*.tmp"))

@@ -14,6 +14,8 @@ from geoloc_core.rerank.dbscan import DISTANCE_TIE_KM, rerank_batch, rerank_one
 from geoloc_core.rerank.settings import RerankSettings
 
 Point = tuple[float, float]
+DBSCAN_50KM = RerankSettings(method="dbscan", eps_km=50.0, min_samples=2)
+NO_RERANK = RerankSettings(method="none", eps_km=50.0, min_samples=2)
 
 
 # --- the reference: pure Python, written from the definitions --------------------------------
@@ -170,7 +172,7 @@ def test_batch_rows_equal_single_queries() -> None:
     rows = [candidate_set(rng, "anywhere", 12, 50.0) for _ in range(25)]
     lat = np.stack([r[:, 0] for r in rows])
     lon = np.stack([r[:, 1] for r in rows])
-    order, labels, centres = rerank_batch(lat, lon, RerankSettings("dbscan", 50.0, 2))
+    order, labels, centres = rerank_batch(lat, lon, DBSCAN_50KM)
     assert order.shape == labels.shape == (25, 12) and centres.shape == (25, 2)
     for i in range(25):
         single = rerank_one(lat[i], lon[i], 50.0, 2)
@@ -263,7 +265,7 @@ def test_method_none_runs_no_clustering(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(sklearn.cluster, "DBSCAN", no_dbscan)
     lat = np.array([[10.0, 10.01, -5.0], [0.0, 0.0, 0.0]])
     lon = np.array([[20.0, 20.01, 7.0], [1.0, 1.0, 1.0]])
-    order, labels, centres = rerank_batch(lat, lon, RerankSettings("none", 50.0, 2))
+    order, labels, centres = rerank_batch(lat, lon, NO_RERANK)
     assert order.tolist() == [[0, 1, 2], [0, 1, 2]]
     assert labels.tolist() == [[-1, -1, -1], [-1, -1, -1]]
     assert centres.shape == (2, 2) and np.isnan(centres).all()
@@ -330,7 +332,7 @@ def test_bad_candidate_coordinates_name_the_row() -> None:
     lat[2, 1] = 0.0
     lon[3, 0] = 181.0
     with pytest.raises(ValueError, match=r"lon of query row 3, column 0 is 181.0"):
-        rerank_batch(lat, lon, RerankSettings("none", 50.0, 2))
+        rerank_batch(lat, lon, NO_RERANK)
     with pytest.raises(ValueError, match=r"\(n queries, k candidates\)"):
         rerank_batch(lat, lon[:, :2], RerankSettings())
 

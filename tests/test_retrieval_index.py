@@ -284,20 +284,20 @@ def test_section_with_every_key_gives_the_defaults():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("nprobe", "32", "index.nprobe='32' must be an int >= 1"),
-        ("nprobe", True, "index.nprobe=True must be an int >= 1"),
-        ("ivf_nlist", 2.5, "index.ivf_nlist=2.5 must be an int >= 1"),
-        ("refine", 1, "index.refine=1 must be a bool (true or false)"),
-        ("type", 3, "index.type=3 is not one of ['flat', 'ivfpq', 'hnsw']"),
-        ("nprobe", 0, "index.nprobe=0 must be an int >= 1"),
-        ("train_size", 0, "index.train_size=0 must be an int >= 1"),
-        ("hnsw_m", 1, "index.hnsw_m=1 must be an int >= 2"),
-        ("seed", -1, "index.seed=-1 must be an int >= 0"),
-        ("pq_nbits", 17, "index.pq_nbits=17 must be an int in [1, 16]"),
-        ("type", "annoy", "index.type='annoy' is not one of ['flat', 'ivfpq', 'hnsw']"),
-        ("metric", "l2", "index.metric='l2' is not one of ['inner_product']"),
-        ("device", "tpu", "index.device='tpu' is not one of ['auto', 'cpu', 'cuda']"),
-        ("pq_layout", "turbo", "index.pq_layout='turbo' is not one of ['fastscan', 'standard']"),
+        ("nprobe", "32", "index.nprobe='32': must be an int >= 1"),
+        ("nprobe", True, "index.nprobe=True: must be an int >= 1"),
+        ("ivf_nlist", 2.5, "index.ivf_nlist=2.5: must be an int >= 1"),
+        ("refine", 1, "index.refine=1: must be true or false"),
+        ("type", 3, "index.type=3: must be one of ['flat', 'ivfpq', 'hnsw']"),
+        ("nprobe", 0, "index.nprobe=0: must be an int >= 1"),
+        ("train_size", 0, "index.train_size=0: must be an int >= 1"),
+        ("hnsw_m", 1, "index.hnsw_m=1: must be an int >= 2"),
+        ("seed", -1, "index.seed=-1: must be an int >= 0"),
+        ("pq_nbits", 17, "index.pq_nbits=17: must be an int >= 1 and <= 16"),
+        ("type", "annoy", "index.type='annoy': must be one of ['flat', 'ivfpq', 'hnsw']"),
+        ("metric", "l2", "index.metric='l2': must be one of ['inner_product']"),
+        ("device", "tpu", "index.device='tpu': must be one of ['auto', 'cpu', 'cuda']"),
+        ("pq_layout", "turbo", "index.pq_layout='turbo': must be one of ['fastscan', 'standard']"),
         (
             "pq_nbits",
             8,
@@ -309,7 +309,7 @@ def test_section_with_every_key_gives_the_defaults():
 def test_bad_values_give_one_line_naming_the_key(key, value, message):
     with pytest.raises(ValueError) as error:
         IndexSettings.from_section({**SECTION, key: value})
-    assert str(error.value) == message
+    assert str(error.value) == f"params.yaml: {message}"
 
 
 def test_missing_and_unknown_keys_are_named_on_one_line():
@@ -332,6 +332,8 @@ def test_ivfpq_training_sample_too_small_for_nlist_is_refused():
 def test_fastscan_on_an_explicit_gpu_is_refused_when_params_load():
     with pytest.raises(ValueError) as error:
         IndexSettings.from_section({**SECTION, "type": "ivfpq", "device": "cuda"})
-    assert str(error.value).startswith("index.pq_layout=fastscan has no GPU version in FAISS")
+    assert str(error.value).startswith(
+        "params.yaml: index.pq_layout=fastscan has no GPU version in FAISS"
+    )
     standard = {**SECTION, "type": "ivfpq", "device": "cuda", "pq_layout": "standard"}
     assert IndexSettings.from_section({**standard, "pq_m": 64, "pq_nbits": 8}).device == "cuda"

@@ -34,11 +34,11 @@ def test_code_location_and_light_steps_import_no_heavy_library():
     # the code location; the re-rank (scikit-learn only once it clusters); DualGeo's LMM step
     # (no client with provider none); evaluation; and the params checks of every section
     light = (
-        "import pathlib\n"
         "import geoloc_assets.definitions\n"
         "import geoloc_core.steps.rerank, geoloc_core.steps.lmm, geoloc_core.steps.evaluate\n"
-        "import geoloc_core.params_check as checks\n"
-        "checks._checks(pathlib.Path('.'))"
+        "import geoloc_core.params_check\n"
+        "import geoloc_core.settings_tree as tree\n"
+        "tree.params_schema()"
     )
     assert loaded_after(light) == set()
 

@@ -3,8 +3,6 @@ only missing ones filled, captions follow the template param."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +24,7 @@ TEMPLATE = "A street view photo taken in {city}, {state}, {country}"
 
 @pytest.fixture(scope="module")
 def geocoder() -> OfflineGeocoder:
-    settings = TextSettings.from_params(layer_params()["text"], project_root=Path("."))
+    settings = TextSettings.from_section(layer_params()["text"])
     return OfflineGeocoder(settings.geocoder)
 
 
@@ -90,7 +88,7 @@ def test_caption_template_and_fallback():
 def test_template_fields_must_be_place_fields():
     cfg = layer_params()["text"] | {"caption_template": "Taken at {lat}"}
     with pytest.raises(ParamsError, match="may use only the place fields"):
-        TextSettings.from_params(cfg, project_root=Path("."))
+        TextSettings.from_section(cfg)
 
 
 def test_step_writes_one_row_per_reference_id(tmp_path):

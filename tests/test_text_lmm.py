@@ -134,7 +134,8 @@ def openai_text_params(server: FakeLmmServer, **overrides) -> dict:
 
 
 def describer(tmp_path: Path, server: FakeLmmServer, **overrides) -> LmmDescriber:
-    settings = TextSettings.from_params(openai_text_params(server, **overrides), tmp_path).lmm
+    text = TextSettings.from_section(openai_text_params(server, **overrides))
+    settings = text.lmm_settings(tmp_path)
     return LmmDescriber(settings, client_from_environment(settings))
 
 

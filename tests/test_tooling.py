@@ -67,7 +67,7 @@ def test_a_bad_setting_fails_the_code_location_with_its_one_line(tmp_path):
     done = validate_definitions(tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert "ParamsError: params.yaml: rerank.eps_km=-5 must be a number > 0" in output
+    assert "ParamsError: params.yaml: rerank.eps_km=-5: must be a finite number > 0" in output
     assert "params_check.py" not in output and "dbscan.py" not in output
 
 

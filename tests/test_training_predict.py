@@ -4,7 +4,6 @@ neighbours are the brute-force nearest reference images."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def test_files_embed_like_cached_images(tiny_inputs, tmp_path, variant):
 def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
     paths = trained_project(tiny_inputs, tmp_path / "project", "g3")
     embed_reference_shard(paths, {"parts": "auto", "batch_size": 16}, "000", 1)
-    build_index(paths, dataclasses.asdict(IndexSettings()), ["000"])
+    build_index(paths, IndexSettings().model_dump(), ["000"])
     photo, broken = tmp_path / "photo.jpg", tmp_path / "broken.png"
     Image.fromarray(np.full((90, 120, 3), 128, np.uint8)).save(photo)
     broken.write_bytes(b"not an image")

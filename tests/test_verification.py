@@ -82,11 +82,11 @@ def test_gallery_csv_accepts_geoclip_headers_and_refuses_bad_rows(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"method": "best"}, "verification.method='best' is not one of ['top1', 'verify']"),
-        ({"pool_size": 0}, "verification.pool_size=0 must be an int >= 1"),
+        ({"method": "best"}, "verification.method='best': must be one of ['top1', 'verify']"),
+        ({"pool_size": 0}, "verification.pool_size=0: must be an int >= 1"),
         ({"gallery": "g.csv"}, "set both"),
         ({"gallery_top": 5}, "set both"),
-        ({"gallery_top": -1}, "verification.gallery_top=-1 must be an int >= 0"),
+        ({"gallery_top": -1}, "verification.gallery_top=-1: must be an int >= 0"),
     ],
 )
 def test_bad_verification_settings_are_one_named_line(changes, message):

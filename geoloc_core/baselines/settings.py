@@ -3,49 +3,35 @@ validation never loads the image stack."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from geoloc_core.baselines import METHODS
-from geoloc_core.section_fields import strict_values
+from geoloc_core.section_model import SectionModel, whole
 
 MAX_IMAGE_SIZE = 1024
 
 
-@dataclass(frozen=True)
-class BaselineSettings:
+class BaselineSettings(SectionModel):
     """The `baselines` params section; every key required, none unknown."""
 
-    methods: tuple[str, ...]  # which baselines to compute, in this order
-    seed: int  # seeds the random baseline
-    image_size: int  # raw_pixels: images resized to this square side before the features
-    batch_size: int  # images (or cache rows) per batch over queries and reference set
+    SECTION = "baselines"
 
+    methods: tuple[Literal[METHODS], ...] = Field(
+        min_length=1, description="which baselines to compute, in this order, each once"
+    )
+    seed: whole(ge=0, le=2**63 - 1) = Field(description="the random baseline's draw")
+    image_size: whole(ge=2, le=MAX_IMAGE_SIZE) = Field(
+        description="raw_pixels: images resized to this square before features"
+    )
+    batch_size: whole(ge=1, le=1_000_000) = Field(
+        description="images (or cache rows) per batch over queries and reference set"
+    )
+
+    @field_validator("methods")
     @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> BaselineSettings:
-        values = strict_values(cls, section, "baselines")
-        if not isinstance(values["methods"], tuple):
-            raise ValueError(
-                f"baselines.methods={values['methods']!r} must be a list of {list(METHODS)}"
-            )
-        return cls(**values)
-
-    def __post_init__(self) -> None:
-        if not self.methods:
-            raise ValueError(f"baselines.methods is empty: list some of {list(METHODS)}")
-        for method in self.methods:
-            if method not in METHODS:
-                raise ValueError(
-                    f"baselines.methods: {method!r} is not a baseline; allowed: {list(METHODS)}"
-                )
-        if len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"baselines.methods={list(self.methods)} names a baseline twice")
-        _whole("seed", self.seed, 0, 2**63 - 1)
-        _whole("image_size", self.image_size, 2, MAX_IMAGE_SIZE)
-        _whole("batch_size", self.batch_size, 1, 1_000_000)
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"baselines.{name}={value!r} must be a whole number in [{low}, {high}]")
+    def _each_once(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(methods)) != len(methods):
+            raise ValueError("names a baseline twice")
+        return methods

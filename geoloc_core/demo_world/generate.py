@@ -4,11 +4,10 @@ view (optionally in a process pool) and write sites.csv, world.json and, last, m
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from geoloc_core.demo_world.layout import build_scene
@@ -19,6 +18,7 @@ from geoloc_core.demo_world.render import MIN_IMAGE_SIZE
 from geoloc_core.demo_world.scene import Scene
 from geoloc_core.demo_world.sites import Site, select_sites
 from geoloc_core.demo_world.worker import init_worker, render_chunk
+from geoloc_core.section_model import SectionModel, real, whole
 
 GENERATOR_VERSION = "geoloc-demo-world/1"
 SITE_COLUMNS = ("site_id", "name", "admin1", "admin2", "country_code", "country", "continent",
@@ -30,62 +30,54 @@ MAX_IMAGE_SIZE = 1024
 MAX_JITTER_KM = 25.0
 # Fields that do not change any output file, so world.json leaves them out.
 EXECUTION_FIELDS = ("workers",)
+# world.json has always recorded a label noise of 0: the noise is the segmentation provider's
+# (segmentation.label_noise), never the world's.
+WORLD_LABEL_NOISE = 0.0
 
 
-@dataclass(frozen=True)
-class DemoWorldConfig:
-    seed: int = 7
-    image_size: int = 64  # square images, pixels
-    reference_sites: int = 300  # sites in the reference (database and training) set
-    reference_views: int = 6  # views per reference site
-    validation_views: int = 1  # further views per reference site, split "validation"
-    street_sites: int = 150  # reference sites revisited in split "demo-street"
-    street_views: int = 2
-    unseen_sites: int = 100  # sites absent from the reference set, split "demo-unseen"
-    unseen_views: int = 2
-    site_jitter_km: float = 2.0  # each site moves by up to this from its GeoNames place
-    label_noise: float = 0.0  # applied downstream by the segmentation provider, not here
-    workers: int = 2
+class DemoWorldConfig(SectionModel):
+    """The generated demo world (params section `demo_world`); defaults are the demo's."""
 
-    def __post_init__(self) -> None:
-        minimums = {"seed": 0, "image_size": MIN_IMAGE_SIZE, "reference_sites": 1,
-                    "reference_views": 1, "validation_views": 0, "street_sites": 0,
-                    "street_views": 0, "unseen_sites": 0, "unseen_views": 0, "workers": 1}
-        for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}={value!r}: must be a whole number")
-            if value < minimum:
-                raise ValueError(f"{name}={value}: must be at least {minimum}; raise {name}")
-        if self.image_size > MAX_IMAGE_SIZE:
-            raise ValueError(f"image_size={self.image_size}: must be at most {MAX_IMAGE_SIZE}")
+    SECTION = "demo_world"
+
+    seed: whole(ge=0) = Field(7, description="seeds the sites, scenes and views")
+    image_size: whole(ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE) = Field(
+        64, description="square images, pixels"
+    )
+    reference_sites: whole(ge=1) = Field(
+        300, description="sites in the reference (database and training) set"
+    )
+    reference_views: whole(ge=1) = Field(6, description="views per reference site")
+    validation_views: whole(ge=0) = Field(
+        1, description='further views per reference site, split "validation"'
+    )
+    street_sites: whole(ge=0) = Field(
+        150, description='reference sites revisited in split "demo-street"'
+    )
+    street_views: whole(ge=0) = Field(2, description="views per demo-street site")
+    unseen_sites: whole(ge=0) = Field(
+        100, description='sites absent from the reference set, split "demo-unseen"'
+    )
+    unseen_views: whole(ge=0) = Field(2, description="views per demo-unseen site")
+    site_jitter_km: real(ge=0, le=MAX_JITTER_KM) = Field(
+        2.0, description="each site moves by up to this from its GeoNames place"
+    )
+    workers: whole(ge=1) = Field(2, description="render processes (no effect on the files)")
+
+    @model_validator(mode="after")
+    def _street_sites_are_reference_sites(self) -> DemoWorldConfig:
         if self.street_sites > self.reference_sites:
             raise ValueError(
-                f"street_sites={self.street_sites} exceeds reference_sites="
+                f"demo_world.street_sites={self.street_sites} exceeds demo_world.reference_sites="
                 f"{self.reference_sites}: demo-street revisits reference sites; lower street_sites"
             )
-        for name, upper in (("site_jitter_km", MAX_JITTER_KM), ("label_noise", 1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name}={value!r}: must be a number")
-            if not 0.0 <= float(value) <= upper:
-                raise ValueError(f"{name}={value}: must lie between 0 and {upper}")
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> DemoWorldConfig:
-        """Builds a config from e.g. a params.yaml section; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown demo world setting(s) {', '.join(unknown)}; "
-                f"known settings: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(mapping))
+        return self
 
     def content_settings(self) -> dict[str, Any]:
         """The settings that determine the files (everything but how many processes ran)."""
-        return {k: v for k, v in asdict(self).items() if k not in EXECUTION_FIELDS}
+        content = self.model_dump(exclude=set(EXECUTION_FIELDS))
+        content["label_noise"] = WORLD_LABEL_NOISE
+        return content
 
 
 def _site_rows(sites: list[Site]) -> list[list[Any]]:

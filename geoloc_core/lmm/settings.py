@@ -8,15 +8,13 @@ that holds it, read when the stage runs, so params, MLflow and logs only see the
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from geoloc_core.params import ParamsError
-from geoloc_core.section_fields import strict_values
+from pydantic import AfterValidator, Field
+
+from geoloc_core.section_model import URL, SectionModel, real, text, whole
 
 SECTION = "lmm"
 PROVIDERS = ("none", "openai", "transformers")
@@ -25,9 +23,8 @@ DEVICES = ("auto", "cpu", "cuda")
 IMAGE_DETAILS = ("low", "high", "auto")
 MAX_RAG_SIZE = 100
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 JSON_WORDS = ("latitude", "longitude")
-_FLOAT_KEYS = ("temperature", "backoff_s", "timeout_s", "price_input_per_1k", "price_output_per_1k")
 
 # Which {placeholders} each template must and may use (other braces, e.g. a JSON example, stay
 # literal text).
@@ -91,68 +88,115 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class LmmSettings:
-    provider: str  # none | openai | transformers
-    mode: str  # g3 | dualgeo
-    model: str  # API model name, or a transformers checkpoint (hub id or local folder)
-    base_url: str  # OpenAI-compatible endpoint (provider openai)
-    api_key_env: str  # NAME of the environment variable holding the key
-    device: str  # auto | cpu | cuda (provider transformers)
-    prompt_zero_shot: str
-    prompt_rag: str  # {similar} and {dissimilar}: coordinate lists
-    prompt_dualgeo: str  # may use {count}: how many candidates are shown
-    g3_rag_sizes: tuple[int, ...]  # 0 = zero-shot; r = r similar + r dissimilar coordinates
-    n: int  # answers per prompt
-    temperature: float
-    max_tokens: int  # per answer
-    image_detail: str  # low | high | auto
-    dualgeo_top_m: int  # re-ranked candidates shown with their reference photos
-    max_concurrency: int
-    max_requests: int  # per run, retries included
-    max_tokens_total: int  # per run, input + output
-    max_retries: int  # per request
-    backoff_s: float
-    timeout_s: float
-    price_input_per_1k: float  # currency units per 1000 input tokens (cost estimate only)
-    price_output_per_1k: float
-    cache_dir: str  # relative to the project root
+def _rag_sizes(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(
+            f"must be a non-empty list of distinct whole numbers 0..{MAX_RAG_SIZE} "
+            "(0 = zero-shot prompt, r = r similar + r dissimilar coordinates), e.g. [0, 5, 10, 15]"
+        )
+    return sizes
 
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> LmmSettings:
-        values = strict_values(cls, section, SECTION)
-        values["g3_rag_sizes"] = _rag_sizes(section["g3_rag_sizes"])  # as written, for its error
-        for name in _FLOAT_KEYS:
-            values[name] = _number(name, values[name])
-        return cls(**values)
 
-    def __post_init__(self) -> None:
-        _choice("provider", self.provider, PROVIDERS)
-        _choice("mode", self.mode, MODES)
-        _choice("device", self.device, DEVICES)
-        _choice("image_detail", self.image_detail, IMAGE_DETAILS)
-        for name in ("model", "base_url", "cache_dir"):
-            _text(name, getattr(self, name))
-        if not isinstance(self.api_key_env, str) or not ENV_NAME.fullmatch(self.api_key_env):
-            # The value is not echoed: it might be the key itself, pasted in the wrong place.
-            raise ParamsError(
-                f"params.yaml {SECTION}.api_key_env must be the NAME of an environment variable "
-                "(letters, digits, _; e.g. GEOLOC_LMM_API_KEY), not the key; value not shown"
+def _template(name: str) -> Any:
+    """A prompt text whose {placeholders} are the ones TEMPLATE_FIELDS gives name."""
+
+    def check(value: str) -> str:
+        required, allowed = TEMPLATE_FIELDS[name]
+        used = set(PLACEHOLDER.findall(value))
+        unknown = sorted(used - set(allowed))
+        absent = [field for field in required if field not in used]
+        if unknown or absent:
+            shown = [f"{{{field}}}" for field in allowed] or "none"
+            raise ValueError(
+                f"placeholders allowed {shown}, required "
+                f"{[f'{{{field}}}' for field in required]}; "
+                + (f"unknown {unknown}" if unknown else f"missing {absent}")
             )
-        for name in TEMPLATE_FIELDS:
-            _template(name, getattr(self, name))
-        _whole("n", self.n, 1, 128)
-        _whole("max_tokens", self.max_tokens, 1, 1_000_000)
-        _whole("dualgeo_top_m", self.dualgeo_top_m, 1, 50)
-        _whole("max_concurrency", self.max_concurrency, 1, 1024)
-        _whole("max_requests", self.max_requests, 0, 10**12)
-        _whole("max_tokens_total", self.max_tokens_total, 0, 10**15)
-        _whole("max_retries", self.max_retries, 0, 100)
-        _range("temperature", self.temperature, 0.0, 2.0)
-        _range("backoff_s", self.backoff_s, 0.0, 600.0)
-        _range("timeout_s", self.timeout_s, 0.001, 3600.0)
-        _range("price_input_per_1k", self.price_input_per_1k, 0.0, 1e6)
-        _range("price_output_per_1k", self.price_output_per_1k, 0.0, 1e6)
+        lowered = value.lower()
+        if not all(word in lowered for word in JSON_WORDS):
+            raise ValueError(
+                'must ask for the JSON answer {"latitude": ..., "longitude": ...} (both words '
+                "must appear in the prompt)"
+            )
+        return value
+
+    return Annotated[text(), AfterValidator(check)]
+
+
+RagSizes = Annotated[tuple[whole(ge=0, le=MAX_RAG_SIZE), ...], AfterValidator(_rag_sizes)]
+
+
+class LmmSettings(SectionModel):
+    """The LMM stage: G3's geo-diversification (asset lmm_diversification) or DualGeo's
+    reasoning over the re-ranked candidates (asset lmm_reasoning); provider none skips it."""
+
+    SECTION = SECTION
+
+    provider: Literal[PROVIDERS] = Field(
+        description="none | openai (any OpenAI-compatible server) | transformers"
+    )
+    mode: Literal[MODES] = Field(
+        description="g3 (zero-shot + RAG prompts) | dualgeo (re-ranked candidates)"
+    )
+    model: text() = Field(
+        description="API model name (G3: GPT-4V), or a transformers hub id / local checkpoint"
+    )
+    base_url: URL = Field(description="OpenAI-compatible endpoint (provider openai)")
+    api_key_env: text(ENV_NAME_PATTERN) = Field(
+        repr=False,  # never echoed in a refusal: it might be the key, pasted in the wrong place
+        description="the NAME of the environment variable holding the key, never the key",
+    )
+    device: Literal[DEVICES] = Field(
+        description="transformers only: auto (cuda fp16 when present) | cpu | cuda"
+    )
+    prompt_zero_shot: _template("prompt_zero_shot") = Field(
+        description="G3's zero-shot prompt; must ask for latitude and longitude as JSON"
+    )
+    prompt_rag: _template("prompt_rag") = Field(
+        description='G3\'s RAG prompt; {similar}, {dissimilar}: "(lat, lon), ..." in retrieval '
+        "order"
+    )
+    prompt_dualgeo: _template("prompt_dualgeo") = Field(
+        description="DualGeo's prompt after the photo and the candidates; {count}: how many"
+    )
+    g3_rag_sizes: RagSizes = Field(
+        min_length=1,
+        description="G3: 0 = zero-shot, r = r similar + r dissimilar coordinates "
+        "(distinct, non-empty)"
+    )
+    n: whole(ge=1, le=128) = Field(
+        description="answers per prompt (G3's code: 5 of each prompt join the pool)"
+    )
+    temperature: real(ge=0.0, le=2.0) = Field(description="sampling temperature (G3's code: 1.2)")
+    max_tokens: whole(ge=1, le=1_000_000) = Field(description="per answer (G3's code: 200)")
+    image_detail: Literal[IMAGE_DETAILS] = Field(description="low | high | auto (G3's code: low)")
+    dualgeo_top_m: whole(ge=1, le=50) = Field(
+        description="re-ranked candidates shown with their reference photos"
+    )
+    max_concurrency: whole(ge=1, le=1024) = Field(
+        description="requests in flight (transformers: always 1)"
+    )
+    max_requests: whole(ge=0, le=10**12) = Field(description="budget per run, retries included")
+    max_tokens_total: whole(ge=0, le=10**15) = Field(
+        description="budget per run, input + output tokens"
+    )
+    max_retries: whole(ge=0, le=100) = Field(
+        description="per prompt, on 429 / 5xx / timeouts / broken responses"
+    )
+    backoff_s: real(ge=0.0, le=600.0) = Field(
+        description="exponential backoff with jitter; Retry-After wins"
+    )
+    timeout_s: real(ge=0.001, le=3600.0) = Field(description="per request, seconds")
+    price_input_per_1k: real(ge=0.0, le=1e6) = Field(
+        description="cost estimate only (per 1000 input tokens)"
+    )
+    price_output_per_1k: real(ge=0.0, le=1e6) = Field(
+        description="cost estimate only (per 1000 output tokens)"
+    )
+    cache_dir: text() = Field(
+        description="one JSON file per answer, relative to the project root; a rerun asks "
+        "nothing twice"
+    )
 
     def cache_path(self, project_root: Path) -> Path:
         """The answer cache folder (an absolute cache_dir stays as it is)."""
@@ -160,77 +204,4 @@ class LmmSettings:
 
     def as_params(self) -> dict[str, Any]:
         """The section as plain values (what tracking logs): never the key, only its name."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["g3_rag_sizes"] = list(self.g3_rag_sizes)
-        return values
-
-
-def _fail(name: str, value: Any, rule: str) -> ParamsError:
-    return ParamsError(f"params.yaml {SECTION}.{name}={value!r}: {rule}")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise _fail(name, value, f"must be one of {list(allowed)}")
-
-
-def _text(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(name, value, "must be a non-empty string")
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(name, value, f"must be a whole number between {low} and {high}")
-    if not low <= value <= high:
-        raise _fail(name, value, f"must lie between {low} and {high}")
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(name, value, "must be a number")
-    if not math.isfinite(value):
-        raise _fail(name, value, "must be a finite number")
-    return float(value)
-
-
-def _range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise _fail(name, value, f"must lie between {low} and {high}")
-
-
-def _rag_sizes(value: Any) -> tuple[int, ...]:
-    rule = (
-        f"must be a non-empty list of distinct whole numbers 0..{MAX_RAG_SIZE} "
-        "(0 = zero-shot prompt, r = r similar + r dissimilar coordinates), e.g. [0, 5, 10, 15]"
-    )
-    if not isinstance(value, list | tuple) or not value:
-        raise _fail("g3_rag_sizes", value, rule)
-    for size in value:
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_RAG_SIZE:
-            raise _fail("g3_rag_sizes", value, rule)
-    if len(set(value)) != len(value):
-        raise _fail("g3_rag_sizes", value, rule)
-    return tuple(value)
-
-
-def _template(name: str, value: Any) -> None:
-    required, allowed = TEMPLATE_FIELDS[name]
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(name, value, "must be a non-empty prompt text")
-    used = set(PLACEHOLDER.findall(value))
-    unknown = sorted(used - set(allowed))
-    absent = [field for field in required if field not in used]
-    if unknown or absent:
-        shown = [f"{{{field}}}" for field in allowed] or "none"
-        raise ParamsError(
-            f"params.yaml {SECTION}.{name}: placeholders allowed {shown}, required "
-            f"{[f'{{{field}}}' for field in required]}; "
-            + (f"unknown {unknown}" if unknown else f"missing {absent}")
-        )
-    lowered = value.lower()
-    if not all(word in lowered for word in JSON_WORDS):
-        raise ParamsError(
-            f"params.yaml {SECTION}.{name}: must ask for the JSON answer "
-            '{"latitude": ..., "longitude": ...} (both words must appear in the prompt)'
-        )
+        return self.model_dump(mode="json")

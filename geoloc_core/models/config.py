@@ -1,43 +1,25 @@
-"""Typed views of the `backbone`, `features`, `model` and `train` params sections.
+"""Typed `backbone`, `features`, `model` and `train` params sections.
 
-Every key of a section is required when it comes from params.yaml (nothing is silently
-defaulted); the dataclass defaults are the papers' values, for code and tests that build a
-config directly.
+Every key is required when a section comes from params.yaml (`from_section`); the defaults are
+the papers' values, for code and tests that build a config directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-from geoloc_core.models.variants import variant_spec
-from geoloc_core.section_fields import strict_values
+from pydantic import Field, model_validator
+
+from geoloc_core.models.variants import VARIANTS, variant_spec
+from geoloc_core.section_model import SectionModel, real, text, whole
 
 GPS_PROJECTIONS = ("mercator", "equal_earth")  # encoders/gps.py implements each
-
 DEVICES = ("cpu", "cuda", "auto")
+Device = Literal[DEVICES]
+Variant = Literal[tuple(VARIANTS)]  # the names in models/variants.py
 
 
-def from_section(cls: type, m: Mapping[str, Any], section: str) -> Any:
-    """Build cls from a params section: every field present, no unknown keys."""
-    return cls(**strict_values(cls, m, section))
-
-
-def _at_least(section: str, obj: Any, names: tuple[str, ...], minimum: float) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ValueError(f"{section}.{name}={value!r} must be a number >= {minimum}")
-
-
-def _device(section: str, value: str) -> None:
-    if value not in DEVICES:
-        raise ValueError(f"{section}.device={value!r} must be one of {list(DEVICES)}")
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
+class BackboneConfig(SectionModel):
     """Where the frozen image/text towers come from (asset backbone_weights).
 
     Either `pretrained` names open_clip weights (full profile: ViT-L-14 + openai), or it is
@@ -45,19 +27,26 @@ class BackboneConfig:
     place captions, for pretrain_epochs (the demo profile, which cannot download weights).
     """
 
-    architecture: str = "ViT-L-14"
-    pretrained: str | None = "openai"
-    pretrain_epochs: int = 0
-    pretrain_batch_size: int = 128
-    pretrain_lr: float = 1e-3
-    pretrain_weight_decay: float = 0.1
-    seed: int = 0
-    num_threads: int = 2
+    SECTION = "backbone"
 
-    def __post_init__(self) -> None:
-        _at_least("backbone", self, ("pretrain_epochs", "seed"), 0)
-        _at_least("backbone", self, ("pretrain_batch_size", "num_threads"), 1)
-        _at_least("backbone", self, ("pretrain_lr", "pretrain_weight_decay"), 0)
+    architecture: text() = Field(
+        "ViT-L-14", description="open_clip architecture name (full profile: ViT-L-14)"
+    )
+    pretrained: text() | None = Field(
+        "openai",
+        description="open_clip tag or weights file (full profile: openai); null: pretrain here",
+    )
+    pretrain_epochs: whole(ge=0) = Field(
+        0, description="demo only; 0 when pretrained names weights"
+    )
+    pretrain_batch_size: whole(ge=1) = Field(128, description="pretraining batch size")
+    pretrain_lr: real(ge=0) = Field(1e-3, description="pretraining learning rate")
+    pretrain_weight_decay: real(ge=0) = Field(0.1, description="pretraining weight decay")
+    seed: whole(ge=0) = Field(0, description="seeds the pretraining")
+    num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BackboneConfig:
         if self.pretrained and self.pretrain_epochs:
             raise ValueError(
                 f"backbone.pretrained={self.pretrained!r} and backbone.pretrain_epochs="
@@ -69,117 +58,97 @@ class BackboneConfig:
                 "backbone.pretrained is null and backbone.pretrain_epochs is 0: the frozen "
                 "towers would be random; name open_clip weights (e.g. openai) or pretrain"
             )
+        return self
 
     @property
     def pretrains(self) -> bool:
         return self.pretrain_epochs > 0
 
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> BackboneConfig:
-        return from_section(cls, m, "backbone")
 
-
-@dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(SectionModel):
     """How the frozen backbone's outputs are cached (asset backbone_features)."""
 
-    token_grid: int = 4
-    n_shards: int = 4
-    batch_size: int = 64
-    device: str = "auto"
-    num_threads: int = 2
+    SECTION = "features"
 
-    def __post_init__(self) -> None:
-        _at_least("features", self, ("token_grid", "n_shards", "batch_size", "num_threads"), 1)
-        _device("features", self.device)
-
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> FeaturesConfig:
-        return from_section(cls, m, "features")
+    token_grid: whole(ge=1) = Field(
+        4, description="patch tokens average-pooled to token_grid x token_grid per image"
+    )
+    n_shards: whole(ge=1) = Field(4, description='partitions "000".. (full profile: 256)')
+    batch_size: whole(ge=1) = Field(64, description="images per batch")
+    device: Device = Field("auto", description="auto: cuda when present | cpu | cuda")
+    num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    variant: str = "g3"  # image-only | g3 | dualgeo | dualgeo+text (models/variants.py)
-    embed_dim: int = 512  # the GPS-aligned space (GeoCLIP's location encoder: 512)
-    head_hidden: int = 1024  # hidden width of every projection head
-    gps_sigmas: tuple[float, ...] = (1.0, 16.0, 256.0)
-    gps_fourier_features: int = 512
-    gps_hidden: int = 1024
-    gps_layers: int = 3
-    gps_init: str | None = None  # geoclip (the installed wheel's weights) or a .pth under the root
-    gps_projection: str = "mercator"  # mercator (G3) | equal_earth (GeoCLIP's training input)
-    fusion_dim: int = 512  # width of DualGeo's cross-attention
-    fusion_heads: int = 8
-    fusion_layers: int = 1
-    seg_grid: int = 8  # segmentation tokens per side (label map side must be a multiple)
-    seg_layers: int = 1  # self-attention layers over one image's segmentation tokens
-    temperature_init: float = 0.07  # logit scale starts at log(1 / 0.07), as in CLIP/GeoCLIP
+class ModelConfig(SectionModel):
+    """The alignment model's shape (asset alignment_model)."""
 
-    def __post_init__(self) -> None:
-        variant_spec(self.variant)
-        _at_least(
-            "model",
-            self,
-            (
-                "embed_dim",
-                "head_hidden",
-                "gps_fourier_features",
-                "gps_hidden",
-                "gps_layers",
-                "fusion_dim",
-                "fusion_heads",
-                "fusion_layers",
-                "seg_grid",
-            ),
-            1,
-        )
-        _at_least("model", self, ("seg_layers",), 0)
-        if self.gps_projection not in GPS_PROJECTIONS:
-            raise ValueError(
-                f"model.gps_projection={self.gps_projection!r} must be one of "
-                f"{list(GPS_PROJECTIONS)} (GeoCLIP's weights were trained on equal_earth)"
-            )
+    SECTION = "model"
+
+    variant: Variant = Field("g3", description="image-only | g3 | dualgeo | dualgeo+text")
+    embed_dim: whole(ge=1) = Field(
+        512, description="GPS-aligned space (full profile: 512, GeoCLIP's)"
+    )
+    head_hidden: whole(ge=1) = Field(1024, description="hidden width of every projection head")
+    gps_sigmas: tuple[real(gt=0), ...] = Field(
+        (1.0, 16.0, 256.0), min_length=1, description="2^0, 2^4, 2^8 as in GeoCLIP / G3"
+    )
+    gps_fourier_features: whole(ge=1) = Field(512, description="full profile: 512")
+    gps_hidden: whole(ge=1) = Field(1024, description="full profile: 1024")
+    gps_layers: whole(ge=1) = Field(3, description="full profile: 3")
+    gps_init: text() | None = Field(
+        None,
+        description="geoclip: the geoclip wheel's trained encoder (needs GeoCLIP's sizes), "
+        "or a .pth under the root; null: trained from scratch",
+    )
+    gps_projection: Literal[GPS_PROJECTIONS] = Field(
+        "mercator",
+        description="mercator (G3) | equal_earth (what GeoCLIP's weights were trained on)",
+    )
+    fusion_dim: whole(ge=1) = Field(
+        512, description="DualGeo cross-attention width (full profile: 512)"
+    )
+    fusion_heads: whole(ge=1) = Field(8, description="full profile: 8")
+    fusion_layers: whole(ge=1) = Field(1, description="DualGeo cross-attention layers")
+    seg_grid: whole(ge=1) = Field(
+        8, description="seg_grid x seg_grid segmentation tokens per image"
+    )
+    seg_layers: whole(ge=0) = Field(
+        1, description="self-attention layers over one image's segmentation tokens"
+    )
+    temperature_init: real(gt=0, lt=1) = Field(
+        0.07, description="logit scale starts at log(1/temperature_init)"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
         if self.fusion_dim % self.fusion_heads:
             raise ValueError(
                 f"model.fusion_dim={self.fusion_dim} must be a multiple of "
                 f"model.fusion_heads={self.fusion_heads}"
             )
-        if not 0 < self.temperature_init < 1:
-            raise ValueError(f"model.temperature_init={self.temperature_init} must be in (0, 1)")
-
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> ModelConfig:
-        return from_section(cls, m, "model")
+        return self
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SectionModel):
     """The papers' optimisation: AdamW, StepLR(step 1 epoch, gamma 0.87), 10 epochs, batch 256;
     lr 3e-5 for the G3 family (image-only, g3) and 4e-5 for the DualGeo family."""
 
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 256
-    lr_g3: float = 3e-5
-    lr_dualgeo: float = 4e-5
-    weight_decay: float = 1e-6
-    lr_step_gamma: float = 0.87
-    same_place_km: float = 1.0  # batch mates closer than this are positives, not negatives
-    num_threads: int = 2
-    device: str = "cpu"
+    SECTION = "train"
 
-    def __post_init__(self) -> None:
-        _at_least("train", self, ("epochs", "batch_size", "num_threads"), 1)
-        _at_least("train", self, ("seed", "weight_decay", "same_place_km"), 0)
-        _at_least("train", self, ("lr_g3", "lr_dualgeo", "lr_step_gamma"), 0)
-        if self.batch_size < 2:
-            raise ValueError("train.batch_size must be >= 2: contrastive batches need negatives")
-        _device("train", self.device)
+    seed: whole(ge=0) = Field(0, description="seeds the training")
+    epochs: whole(ge=1) = Field(10, description="papers: 10")
+    batch_size: whole(ge=2) = Field(
+        256, description="papers: 256; >= 2: contrastive batches need negatives"
+    )
+    lr_g3: real(ge=0) = Field(3e-5, description="image-only and g3 (papers: 3e-5)")
+    lr_dualgeo: real(ge=0) = Field(4e-5, description="dualgeo and dualgeo+text (papers: 4e-5)")
+    weight_decay: real(ge=0) = Field(1e-6, description="AdamW weight decay")
+    lr_step_gamma: real(ge=0) = Field(0.87, description="StepLR gamma, one step per epoch")
+    same_place_km: real(ge=0) = Field(
+        1.0, description="batch mates closer than this count as positives"
+    )
+    num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
+    device: Device = Field("cpu", description="cpu | cuda | auto")
 
     def lr_for(self, variant: str) -> float:
         return self.lr_dualgeo if variant_spec(variant).family == "dualgeo" else self.lr_g3
-
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> TrainConfig:
-        return from_section(cls, m, "train")

@@ -37,7 +37,7 @@ def save_model(directory: Path, trained: TrainedModel) -> None:
     tmp.replace(directory / MODEL_FILE)
     config = {
         "weights_sha256": file_sha256(directory / MODEL_FILE),
-        "model": dataclasses.asdict(trained.model.config),
+        "model": trained.model.config.model_dump(),
         "shapes": dataclasses.asdict(trained.model.shapes),
         "features": dataclasses.asdict(trained.features),
         "image_size": trained.image_size,
@@ -55,7 +55,7 @@ def load_model(directory: Path) -> TrainedModel:
         )
     saved = json.loads(config_file.read_text())
     try:
-        config = ModelConfig.from_mapping(saved["model"])
+        config = ModelConfig.from_section(saved["model"])
         shapes = InputShapes(**saved["shapes"])
         features = FeatureSpec(**saved["features"])
     except (KeyError, TypeError, ValueError) as exc:

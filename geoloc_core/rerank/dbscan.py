@@ -48,7 +48,7 @@ def rerank_one(lat: ArrayLike, lon: ArrayLike, eps_km: float, min_samples: int) 
             f"lat and lon must be 1-D arrays of one length; "
             f"got {lat_array.shape} and {lon_array.shape}"
         )
-    settings = RerankSettings("dbscan", eps_km, min_samples)
+    settings = RerankSettings(method="dbscan", eps_km=eps_km, min_samples=min_samples)
     order, labels, centres = rerank_batch(lat_array[None, :], lon_array[None, :], settings)
     centre = None if np.isnan(centres[0, 0]) else (float(centres[0, 0]), float(centres[0, 1]))
     return RerankResult(order=order[0], labels=labels[0], centre=centre)

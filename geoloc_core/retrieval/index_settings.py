@@ -26,11 +26,11 @@ Memory per reference vector (d = dimension; see `index.index_memory_bytes_per_ve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-from geoloc_core.section_fields import strict_values
+from pydantic import Field, model_validator
+
+from geoloc_core.section_model import FLAG, SectionModel, whole
 
 INDEX_TYPES = ("flat", "ivfpq", "hnsw")
 METRICS = ("inner_product",)
@@ -42,48 +42,55 @@ MIN_POINTS_PER_CENTROID = 39
 MAX_PQ_NBITS = 16
 
 
-@dataclass(frozen=True)
-class IndexSettings:
-    type: str = "flat"  # flat | ivfpq | hnsw
-    metric: str = "inner_product"  # cosine similarity on unit vectors
-    ivf_nlist: int = 1024  # IVF cells
-    pq_m: int = 128  # PQ sub-quantizers; must divide the dimension
-    pq_nbits: int = 4  # bits per PQ sub-quantizer code (4 with the fastscan layout)
-    pq_layout: str = "fastscan"  # fastscan (SIMD, CPU only) | standard (any width, GPU too)
-    train_size: int = 100_000  # vectors sampled (seeded, across all shards) to train IVF-PQ
-    nprobe: int = 32  # IVF cells visited per query
-    refine: bool = True  # re-rank the IVF-PQ shortlist exactly on an fp16 copy of the vectors
-    refine_k_factor: int = 8  # shortlist size = refine_k_factor · k
-    hnsw_m: int = 32  # graph neighbours per node (2·hnsw_m on the bottom layer)
-    hnsw_ef_construction: int = 200  # beam width while building the graph
-    hnsw_ef_search: int = 128  # beam width while searching (raised to k when k is larger)
-    device: str = "auto"  # auto (GPU when faiss-gpu sees one) | cpu | cuda
-    seed: int = 0  # seeds the training sample and the k-means of IVF and PQ
+class IndexSettings(SectionModel):
+    """The FAISS index over every embedding shard (asset retrieval_index) and how it is
+    searched; memory per type in this module's docstring."""
 
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> IndexSettings:
-        return cls(**strict_values(cls, section, "index"))
+    SECTION = "index"
 
-    def __post_init__(self) -> None:
-        _choice("type", self.type, INDEX_TYPES)
-        _choice("metric", self.metric, METRICS)
-        _choice("device", self.device, DEVICES)
-        _choice("pq_layout", self.pq_layout, PQ_LAYOUTS)
-        for name in (
-            "ivf_nlist",
-            "pq_m",
-            "train_size",
-            "nprobe",
-            "refine_k_factor",
-            "hnsw_ef_construction",
-            "hnsw_ef_search",
-        ):
-            _at_least(name, getattr(self, name), 1)
-        _at_least("hnsw_m", self.hnsw_m, 2)
-        _at_least("seed", self.seed, 0)
-        _at_least("pq_nbits", self.pq_nbits, 1)
-        if self.pq_nbits > MAX_PQ_NBITS:
-            raise ValueError(f"index.pq_nbits={self.pq_nbits} must be an int in [1, 16]")
+    type: Literal[INDEX_TYPES] = Field("flat", description="flat | ivfpq | hnsw")
+    metric: Literal[METRICS] = Field(
+        "inner_product", description="inner_product: cosine on unit vectors"
+    )
+    ivf_nlist: whole(ge=1) = Field(1024, description="ivfpq: coarse cells")
+    pq_m: whole(ge=1) = Field(
+        128, description="ivfpq: sub-quantizers (must divide the vector dimension)"
+    )
+    pq_nbits: whole(ge=1, le=MAX_PQ_NBITS) = Field(
+        4, description="ivfpq: bits per code (4 with pq_layout fastscan)"
+    )
+    pq_layout: Literal[PQ_LAYOUTS] = Field(
+        "fastscan",
+        description="ivfpq: fastscan (SIMD 4-bit, CPU only) | standard (GPU: 64 x 8)",
+    )
+    train_size: whole(ge=1) = Field(
+        100_000, description="ivfpq: vectors sampled across shards to train on"
+    )
+    nprobe: whole(ge=1) = Field(32, description="ivfpq: cells visited per query")
+    refine: FLAG = Field(
+        True, description="ivfpq: exact re-scoring of the shortlist (fp16 copy)"
+    )
+    refine_k_factor: whole(ge=1) = Field(8, description="ivfpq: shortlist = refine_k_factor x k")
+    hnsw_m: whole(ge=2) = Field(
+        32, description="hnsw: graph neighbours per node (2 x hnsw_m on the bottom layer)"
+    )
+    hnsw_ef_construction: whole(ge=1) = Field(
+        200, description="hnsw: beam width while building the graph"
+    )
+    hnsw_ef_search: whole(ge=1) = Field(
+        128, description="hnsw: beam width while searching (raised to k when k is larger)"
+    )
+    device: Literal[DEVICES] = Field(
+        "auto",
+        description="auto: faiss-gpu when installed and a GPU is seen (HNSW and fast-scan "
+        "IVF-PQ stay on CPU) | cpu | cuda",
+    )
+    seed: whole(ge=0) = Field(
+        0, description="seeds the training sample and the k-means of IVF and PQ"
+    )
+
+    @model_validator(mode="after")
+    def _layout_fits(self) -> IndexSettings:
         if self.pq_layout == "fastscan" and self.pq_nbits != FASTSCAN_NBITS:
             raise ValueError(
                 f"index.pq_nbits={self.pq_nbits} must be {FASTSCAN_NBITS} with index.pq_layout="
@@ -96,8 +103,6 @@ class IndexSettings:
                 "cannot hold; set index.pq_layout to standard to search IVF-PQ on the GPU, or "
                 "index.device to auto or cpu"
             )
-        if not isinstance(self.refine, bool):
-            raise ValueError(f"index.refine={self.refine!r} must be a bool (true or false)")
         if self.type == "ivfpq" and self.train_size < self.min_train_size:
             raise ValueError(
                 f"index.train_size={self.train_size} is too small to train IVF-PQ: it needs "
@@ -105,18 +110,9 @@ class IndexSettings:
                 f"{self.ivf_nlist}, 2**index.pq_nbits={2**self.pq_nbits})); raise "
                 "index.train_size or lower index.ivf_nlist / index.pq_nbits"
             )
+        return self
 
     @property
     def min_train_size(self) -> int:
         """Training vectors IVF-PQ needs: 39 per coarse cell and per PQ centroid."""
         return MIN_POINTS_PER_CENTROID * max(self.ivf_nlist, 2**self.pq_nbits)
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"index.{name}={value!r} is not one of {list(allowed)}")
-
-
-def _at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"index.{name}={value!r} must be an int >= {low}")

@@ -3,53 +3,48 @@ candidates a query gets."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from geoloc_core.models.variants import RETRIEVAL_PARTS
-from geoloc_core.section_fields import require_int, strict_values
+from geoloc_core.section_model import SectionModel, whole
+
+Part = Literal[RETRIEVAL_PARTS]
 
 
-@dataclass(frozen=True)
-class EmbeddingSettings:
+class EmbeddingSettings(SectionModel):
     """parts: "auto" (each paper's own: models/variants.py) or a list from RETRIEVAL_PARTS;
     G3's ablation rows IMG, IMG+GPS, IMG+GPS+TEXT are [frozen], [frozen, image_gps],
     [frozen, image_gps, image_text]."""
 
-    parts: str | tuple[str, ...] = "auto"
-    batch_size: int = 256
+    SECTION = "embeddings"
 
-    def __post_init__(self) -> None:
-        require_int("embeddings.batch_size", self.batch_size, 1)
-        if self.parts == "auto":
-            return
-        if isinstance(self.parts, str) or not self.parts:
-            raise ValueError(
-                f"embeddings.parts={self.parts!r} must be 'auto' or a non-empty list drawn "
-                f"from {list(RETRIEVAL_PARTS)}"
-            )
-        unknown = [p for p in self.parts if p not in RETRIEVAL_PARTS]
-        if unknown:
-            raise ValueError(f"embeddings.parts: {unknown} not among {list(RETRIEVAL_PARTS)}")
+    parts: Literal["auto"] | tuple[Part, ...] = Field(
+        "auto",
+        description="auto = each paper's own (g3: [frozen, image_text, image_gps]; dualgeo: "
+        "[fused_gps, frozen]), or a list of distinct parts from frozen, image_gps, image_text, "
+        "fused_gps, seg_gps (model.variant must compute them)",
+    )
+    batch_size: whole(ge=1) = Field(256, description="vectors per batch")
 
+    @field_validator("parts")
     @classmethod
-    def from_section(cls, m: Mapping[str, Any]) -> EmbeddingSettings:
-        return cls(**strict_values(cls, m, "embeddings"))
+    def _distinct_parts(cls, parts: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        if not isinstance(parts, str) and (not parts or len(set(parts)) != len(parts)):
+            raise ValueError(
+                f"must be 'auto' or a non-empty list of distinct parts from {list(RETRIEVAL_PARTS)}"
+            )
+        return parts
 
 
-@dataclass(frozen=True)
-class RetrievalSettings:
+class RetrievalSettings(SectionModel):
     """top_k similar candidates per query, and dissimilar_k least similar (G3's negative
     neighbours, found by searching with the negated query)."""
 
-    top_k: int = 20
-    dissimilar_k: int = 20
+    SECTION = "retrieval"
 
-    def __post_init__(self) -> None:
-        require_int("retrieval.top_k", self.top_k, 1)
-        require_int("retrieval.dissimilar_k", self.dissimilar_k, 0)
-
-    @classmethod
-    def from_section(cls, m: Mapping[str, Any]) -> RetrievalSettings:
-        return cls(**strict_values(cls, m, "retrieval"))
+    top_k: whole(ge=1) = Field(20, description="most similar reference images per query")
+    dissimilar_k: whole(ge=0) = Field(
+        20, description="least similar reference images per query (G3's negative neighbours)"
+    )

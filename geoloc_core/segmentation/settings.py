@@ -9,11 +9,12 @@ is verified and kept.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from geoloc_core.params import canonical_json
+from geoloc_core.section_model import FLAG, SectionModel, real, text, whole
 from geoloc_core.segmentation.errors import SegmentationError
 
 # Bump when the code changes what a shard holds for the same settings.
@@ -26,67 +27,46 @@ MAX_SHARDS = 100_000
 MAX_RESOLUTION = 4096
 
 
-@dataclass(frozen=True)
-class SegmentationSettings:
-    provider: str  # demo | segformer | mask2former
-    model_id: str  # transformers checkpoint (hub id or local directory); unused by demo
-    input_resolution: int  # square model input, pixels; unused by demo
-    output_resolution: int  # stored label map side, pixels
-    label_noise: float  # fraction of pixels (or chance per class) given a seeded wrong class
-    label_noise_unit: str  # pixel | class
-    condition_errors: bool  # demo: degrade label maps with each view's conditions (published rates)
-    seed: int  # seeds the label noise
-    n_shards: int  # image ids are spread over this many shards by hash
-    batch_size: int  # images per inference batch and per resumable part file
-    device: str  # auto (cuda when present, fp16 there) | cpu | cuda
-    num_threads: int  # torch CPU threads
-    progress: bool  # progress bar (hidden anyway without a terminal)
+class SegmentationSettings(SectionModel):
+    """DualGeo's semantic view: an ADE20K-150 label map and class histogram per image (asset
+    segmentation_cache); only the content settings decide a shard's bytes."""
 
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> SegmentationSettings:
-        known = [f.name for f in fields(cls)]
-        missing = [name for name in known if name not in section]
-        unknown = sorted(set(section) - set(known))
-        if missing or unknown:
-            raise SegmentationError(
-                "params.yaml section 'segmentation': "
-                + (f"missing {missing}; " if missing else "")
-                + (f"unknown {unknown}; " if unknown else "")
-                + f"the keys are {known} (see README, Segmentation)"
-            )
-        return cls(**{name: section[name] for name in known})
+    SECTION = "segmentation"
+    ERROR = SegmentationError
 
-    def __post_init__(self) -> None:
-        _choice("provider", self.provider, PROVIDERS)
-        _choice("device", self.device, DEVICES)
-        _choice("label_noise_unit", self.label_noise_unit, NOISE_UNITS)
-        if not isinstance(self.model_id, str) or not self.model_id:
-            raise SegmentationError(
-                f"segmentation.model_id={self.model_id!r}: give a transformers checkpoint id "
-                "(e.g. nvidia/segformer-b5-finetuned-ade-640-640) or a local directory"
-            )
-        _whole("input_resolution", self.input_resolution, 16, MAX_RESOLUTION)
-        _whole("output_resolution", self.output_resolution, 1, MAX_RESOLUTION)
-        _whole("seed", self.seed, 0, 2**63 - 1)
-        _whole("n_shards", self.n_shards, 1, MAX_SHARDS)
-        _whole("batch_size", self.batch_size, 1, 1_000_000)
-        _whole("num_threads", self.num_threads, 1, 1024)
-        if isinstance(self.label_noise, bool) or not isinstance(self.label_noise, int | float):
-            raise SegmentationError(
-                f"segmentation.label_noise={self.label_noise!r}: must be a number in [0, 1]"
-            )
-        if not 0.0 <= float(self.label_noise) <= 1.0:
-            raise SegmentationError(
-                f"segmentation.label_noise={self.label_noise}: must lie between 0 and 1"
-            )
-        if not isinstance(self.condition_errors, bool):
-            raise SegmentationError(
-                f"segmentation.condition_errors={self.condition_errors!r}: must be true or false"
-            )
-        if not isinstance(self.progress, bool):
-            raise SegmentationError(
-                f"segmentation.progress={self.progress!r}: must be true or false"
-            )
+    provider: Literal[PROVIDERS] = Field(
+        description="demo (the demo world's label maps) | segformer | mask2former"
+    )
+    model_id: text() = Field(
+        description="transformers checkpoint (hub id or local directory); unused by demo"
+    )
+    input_resolution: whole(ge=16, le=MAX_RESOLUTION) = Field(
+        description="square model input, px (512 for *-512-512 checkpoints); unused by demo"
+    )
+    output_resolution: whole(ge=1, le=MAX_RESOLUTION) = Field(
+        description="stored label map side: 64 -> 4 KiB per image"
+    )
+    label_noise: real(ge=0, le=1) = Field(
+        description="fraction of pixels (or chance per class) given a seeded wrong class"
+    )
+    label_noise_unit: Literal[NOISE_UNITS] = Field(
+        description="pixel | class (a whole class region relabelled)"
+    )
+    condition_errors: FLAG = Field(
+        description="demo: lose class regions at published fog/rain/night/snow rates"
+    )
+    seed: whole(ge=0, le=2**63 - 1) = Field(description="seeds the label noise")
+    n_shards: whole(ge=1, le=MAX_SHARDS) = Field(
+        description="image ids are spread over this many shards by hash"
+    )
+    batch_size: whole(ge=1, le=1_000_000) = Field(
+        description="images per inference batch and per resumable part file"
+    )
+    device: Literal[DEVICES] = Field(
+        description="auto: cuda in fp16 when present, else cpu | cpu | cuda"
+    )
+    num_threads: whole(ge=1, le=1024) = Field(description="torch CPU threads")
+    progress: FLAG = Field(description="progress bar (hidden anyway without a terminal)")
 
     def content(self) -> dict[str, Any]:
         """The settings that decide a shard's content; execution settings are left out."""
@@ -111,14 +91,3 @@ class SegmentationSettings:
         """Stored in every shard and part file: a mismatch means 'computed under other settings'."""
         return hashlib.sha256(canonical_json(self.content()).encode()).hexdigest()[:16]
 
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SegmentationError(f"segmentation.{name}={value!r}: must be one of {list(allowed)}")
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SegmentationError(f"segmentation.{name}={value!r}: must be a whole number")
-    if not low <= value <= high:
-        raise SegmentationError(f"segmentation.{name}={value}: must lie between {low} and {high}")

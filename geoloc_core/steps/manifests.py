@@ -36,7 +36,7 @@ from geoloc_core.validation.gate import (
     skipped_report,
     write_report,
 )
-from geoloc_core.validation.settings import GateSettings
+from geoloc_core.validation.settings import ManifestSettings
 
 
 def _manifest_settings(
@@ -55,7 +55,7 @@ def _gate_and_write(
     name: str,
     target: Path,
 ) -> GateOutcome:
-    settings = GateSettings.from_params(manifest_cfg, rows.dataset)
+    settings = ManifestSettings.from_section(manifest_cfg).gate(rows.dataset)
     outcome = gate_manifest(rows.frame, settings, paths.root, rows.dataset)
     write_manifest(outcome.accepted, target)
     write_manifest(outcome.quarantine, paths.quarantine_report(name))

@@ -75,14 +75,15 @@ def build_place_texts(
 
     client: an OpenAI-compatible client to use instead of one built from the environment.
     """
-    settings = TextSettings.from_params(text_cfg, paths.root)
+    settings = TextSettings.from_section(text_cfg)
+    lmm = settings.lmm_settings(paths.root)
     manifest = read_manifest(paths.reference_manifest).reset_index(drop=True)
     table, counts = fill_place_fields(manifest, OfflineGeocoder(settings.geocoder))
     table = add_captions(table, settings.caption_template, settings.caption_fallback)
     table[DESCRIPTION] = ""
     lmm_metrics: dict[str, int] = {}
-    if settings.lmm is not None:
-        describer = LmmDescriber(settings.lmm, client or client_from_environment(settings.lmm))
+    if lmm is not None:
+        describer = LmmDescriber(lmm, client or client_from_environment(lmm))
         table[DESCRIPTION] = describe_rows(describer, table, manifest, paths.root)
         lmm_metrics = describer.stats.as_metrics()
         if settings.caption_from == "description":

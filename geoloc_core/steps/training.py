@@ -74,7 +74,7 @@ def build_backbone_weights(
     stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Record the towers' weights: an open_clip tag as given, or the demo's own pretraining."""
-    cfg = BackboneConfig.from_mapping(backbone_section)
+    cfg = BackboneConfig.from_section(backbone_section)
     if not cfg.pretrains:
         build_clip(TowerSpec(cfg.architecture, cfg.pretrained))  # fetches and checks the weights
         tag = str(cfg.pretrained)
@@ -106,7 +106,7 @@ def build_backbone_weights(
         paths.checkpoints("backbone"),
         digest(
             fingerprint,
-            canonical_json(cfg.__dict__),
+            canonical_json(cfg.model_dump()),
             file_sha256(paths.reference_manifest),
             file_sha256(paths.place_texts),
         ),
@@ -145,7 +145,7 @@ def build_backbone_features(
     log: Log = print,
 ) -> dict[str, Any]:
     """One shard of the frozen towers' outputs for every reference and benchmark image."""
-    cfg = FeaturesConfig.from_mapping(features_section)
+    cfg = FeaturesConfig.from_section(features_section)
     shard = shard_index(shard_key, cfg.n_shards, "features.n_shards")
     record = read_record(paths.root)
     spec = FeatureSpec(
@@ -196,8 +196,8 @@ def train_model(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train the configured variant; segmentation: a source to use instead of the project cache."""
-    model_cfg = ModelConfig.from_mapping(model_section)
-    train_cfg = TrainConfig.from_mapping(train_section)
+    model_cfg = ModelConfig.from_section(model_section)
+    train_cfg = TrainConfig.from_section(train_section)
     spec = variant_spec(model_cfg.variant)
     torch.set_num_threads(train_cfg.num_threads)
     features = FeatureCache(paths.features_dir)

@@ -1,40 +1,62 @@
-"""The manifest gate's limits, read from params.yaml section `manifest`."""
+"""The `manifest` params section (the manifest gate's limits), and one dataset's view of it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from geoloc_core.data.settings import setting
-from geoloc_core.params import ParamsError
+from pydantic import Field, field_validator
 
-SECTION = "manifest"
+from geoloc_core.section_model import SectionModel, real, whole
+
+RowRange = tuple[whole(ge=0), whole(ge=0)]
+
+
+class ManifestSettings(SectionModel):
+    """The gate's limits; expected_rows_<dataset> is [min, max] rows of that dataset."""
+
+    SECTION = "manifest"
+
+    min_image_side: whole(ge=1) = Field(description="shortest image side accepted, px")
+    max_quarantine_fraction: real(ge=0, le=1) = Field(
+        description="above this the blocking check stops everything downstream"
+    )
+    max_image_pixels: whole(ge=1) = Field(
+        description="larger images are refused as decompression bombs"
+    )
+    image_check_workers: whole(ge=1) = Field(
+        description="threads that decode every image once for the gate"
+    )
+    expected_rows_im2gps3k: RowRange | None = Field(
+        description="[min, max] rows of im2gps3k; null: no known size"
+    )
+    expected_rows_yfcc4k: RowRange | None = Field(
+        description="[min, max] rows of yfcc4k; null: no known size"
+    )
+
+    @field_validator("expected_rows_im2gps3k", "expected_rows_yfcc4k")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("must be [min, max] with min <= max")
+        return value
+
+    def gate(self, dataset: str) -> GateSettings:
+        """The limits for one dataset; its row range is expected_rows_<dataset>, if there is one."""
+        return GateSettings(
+            min_image_side=self.min_image_side,
+            max_image_pixels=self.max_image_pixels,
+            max_failure_rate=self.max_quarantine_fraction,
+            workers=self.image_check_workers,
+            expected_rows=getattr(self, f"expected_rows_{dataset}", None),
+        )
 
 
 @dataclass(frozen=True)
 class GateSettings:
+    """What the gate checks one dataset's manifest against."""
+
     min_image_side: int
     max_image_pixels: int
     max_failure_rate: float
     workers: int
     expected_rows: tuple[int, int] | None  # None: the dataset has no known size
-
-    @classmethod
-    def from_params(cls, manifest_cfg: Mapping[str, Any], dataset: str) -> GateSettings:
-        """Limits for one dataset; its row range is manifest.expected_rows_<dataset>, if set."""
-        expected = manifest_cfg.get(f"expected_rows_{dataset}")
-        if expected is not None:
-            if len(expected) != 2 or int(expected[0]) > int(expected[1]):
-                raise ParamsError(
-                    f"params.yaml {SECTION}.expected_rows_{dataset} must be [min, max], "
-                    f"got {expected}"
-                )
-            expected = (int(expected[0]), int(expected[1]))
-        return cls(
-            min_image_side=int(setting(manifest_cfg, "min_image_side", SECTION)),
-            max_image_pixels=int(setting(manifest_cfg, "max_image_pixels", SECTION)),
-            max_failure_rate=float(setting(manifest_cfg, "max_quarantine_fraction", SECTION)),
-            workers=int(setting(manifest_cfg, "image_check_workers", SECTION)),
-            expected_rows=expected,
-        )
