@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
 from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.sources.settings import BenchmarkSettings, DataSettings
@@ -36,8 +36,9 @@ from geoloc_core.verification.settings import VerificationSettings
 SCHEMA_FILE = "params.schema.json"
 
 
-class ParamsTree(BaseModel):
-    """Every section of params.yaml, one typed model each, in params.yaml's order."""
+class CoreParams(BaseModel):
+    """Every section of params.yaml, one typed model each, in params.yaml's order (the sections
+    a step adds itself are declared with it in the stage registry: ParamsTree below)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="geoloc params.yaml")
 
@@ -62,13 +63,13 @@ class ParamsTree(BaseModel):
     tracking: TrackingSettings
 
     @model_validator(mode="after")
-    def _parts_the_variant_computes(self) -> ParamsTree:
+    def _parts_the_variant_computes(self) -> CoreParams:
         """embeddings.parts may only name vectors that model.variant computes."""
         retrieval_parts(self.model.variant, self.embeddings.parts)
         return self
 
     @model_validator(mode="after")
-    def _segmentation_tokens_fit_the_label_maps(self) -> ParamsTree:
+    def _segmentation_tokens_fit_the_label_maps(self) -> CoreParams:
         """A dual-view variant cuts each stored label map into model.seg_grid cells per side."""
         side, grid = self.segmentation.output_resolution, self.model.seg_grid
         if variant_spec(self.model.variant).uses_segmentation and side % grid:
@@ -79,6 +80,23 @@ class ParamsTree(BaseModel):
             )
         return self
 
+
+def _step_sections() -> dict[str, Any]:
+    """The sections that steps declare in the stage registry, as fields of the root model."""
+    from geoloc_core.pipeline.registry import STAGES
+    from geoloc_core.pipeline.stage import resolve
+
+    return {
+        name: (resolve(model), ...) for stage in STAGES for name, model in stage.new_sections
+    }
+
+
+ParamsTree = create_model(
+    "ParamsTree",
+    __base__=CoreParams,
+    __doc__="Every section of params.yaml, one typed model each.",
+    **_step_sections(),
+)
 
 # Section name -> its model: the registry the Dagster config and the sweep test read.
 SECTIONS: dict[str, type[SectionModel]] = {

@@ -59,7 +59,9 @@ class Stage:
     it reads: its Config and its code version), run ('module:function' in geoloc_core), the
     steps it reads, how it is cut, what it writes (provides: the finer paths a downstream DVC
     stage depends on, when they differ from outputs), whether it takes a GPU slot (a bool, or
-    a function of the params), its checks, and a line for the UI."""
+    a function of the params), its checks, a line for the UI, and the params sections it adds
+    to the settings tree: (section name, 'module:Model'), the model a SectionModel, usually in
+    the step's own module."""
 
     name: str
     group: str
@@ -72,6 +74,7 @@ class Stage:
     provides: tuple[str, ...] = ()
     gpu: bool | Callable[[Mapping[str, Any]], bool] = False
     checks: tuple[Check, ...] = ()
+    new_sections: tuple[tuple[str, str], ...] = ()
 
     @property
     def module(self) -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
+from geoloc_core.data.sources.benchmarks import CSV_BENCHMARKS
 from geoloc_core.section_model import SectionModel, real, whole
 
 RowRange = tuple[whole(ge=0), whole(ge=0)]
 
 
-class ManifestSettings(SectionModel):
+class _ManifestKeys(SectionModel):
     """The gate's limits; expected_rows_<dataset> is [min, max] rows of that dataset."""
 
     SECTION = "manifest"
@@ -26,17 +28,12 @@ class ManifestSettings(SectionModel):
     image_check_workers: whole(ge=1) = Field(
         description="threads that decode every image once for the gate"
     )
-    expected_rows_im2gps3k: RowRange | None = Field(
-        description="[min, max] rows of im2gps3k; null: no known size"
-    )
-    expected_rows_yfcc4k: RowRange | None = Field(
-        description="[min, max] rows of yfcc4k; null: no known size"
-    )
 
-    @field_validator("expected_rows_im2gps3k", "expected_rows_yfcc4k")
+    @field_validator("*")
     @classmethod
-    def _ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and value[0] > value[1]:
+    def _ordered(cls, value: Any, info: Any) -> Any:
+        """A row range is [min, max]."""
+        if info.field_name.startswith(ROWS_PREFIX) and value is not None and value[0] > value[1]:
             raise ValueError("must be [min, max] with min <= max")
         return value
 
@@ -47,8 +44,24 @@ class ManifestSettings(SectionModel):
             max_image_pixels=self.max_image_pixels,
             max_failure_rate=self.max_quarantine_fraction,
             workers=self.image_check_workers,
-            expected_rows=getattr(self, f"expected_rows_{dataset}", None),
+            expected_rows=getattr(self, f"{ROWS_PREFIX}{dataset}", None),
         )
+
+
+ROWS_PREFIX = "expected_rows_"
+# expected_rows_<name> for each benchmark read from a CSV: the size of a complete copy
+ManifestSettings = create_model(
+    "ManifestSettings",
+    __base__=_ManifestKeys,
+    __doc__=_ManifestKeys.__doc__,
+    **{
+        f"{ROWS_PREFIX}{name}": (
+            RowRange | None,
+            Field(description=f"[min, max] rows of {name}; null: no known size"),
+        )
+        for name in CSV_BENCHMARKS
+    },
+)
 
 
 @dataclass(frozen=True)

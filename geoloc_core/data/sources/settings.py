@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from geoloc_core.data.sources import BENCHMARK_SOURCES, REFERENCE_SOURCES
+from geoloc_core.data.sources.benchmarks import CSV_BENCHMARKS
 from geoloc_core.section_model import SectionModel, real, text
 
 
-class DataSettings(SectionModel):
+class _DataKeys(SectionModel):
     """Raw input data (versioned by data.dvc); paths are relative to the project root."""
 
     SECTION = "data"
@@ -25,13 +26,23 @@ class DataSettings(SectionModel):
     mp16pro_archives: tuple[text(), ...] = Field(
         min_length=1, description="globs of MP16-Pro's image archives (uncompressed tar)"
     )
-    im2gps3k_csv: text() = Field(description="im2gps3k's metadata CSV")
-    im2gps3k_images: text() = Field(description="im2gps3k's image folder")
-    yfcc4k_csv: text() = Field(description="yfcc4k's metadata CSV")
-    yfcc4k_images: text() = Field(description="yfcc4k's image folder")
     folder_images: text() = Field(
         description="source folder: any geotagged photos (GPS from EXIF)"
     )
+
+
+def _benchmark_files() -> dict[str, Any]:
+    """<name>_csv and <name>_images for each benchmark read from a CSV and an image folder."""
+    fields: dict[str, Any] = {}
+    for name in CSV_BENCHMARKS:
+        fields[f"{name}_csv"] = (text(), Field(description=f"{name}'s metadata CSV"))
+        fields[f"{name}_images"] = (text(), Field(description=f"{name}'s image folder"))
+    return fields
+
+
+DataSettings = create_model(
+    "DataSettings", __base__=_DataKeys, __doc__=_DataKeys.__doc__, **_benchmark_files()
+)
 
 
 class BenchmarkSettings(SectionModel):
