@@ -23,8 +23,8 @@ class EmbeddingSettings(SectionModel):
     parts: Literal["auto"] | tuple[Part, ...] = Field(
         "auto",
         description="auto = each paper's own (g3: [frozen, image_text, image_gps]; dualgeo: "
-        "[fused_gps, frozen]), or a list of distinct parts from frozen, image_gps, image_text, "
-        "fused_gps, seg_gps (model.variant must compute them)",
+        f"[fused_gps, frozen]), or a list of distinct parts from {', '.join(RETRIEVAL_PARTS)} "
+        "(model.variant must compute them)",
     )
     batch_size: whole(ge=1) = Field(256, description="vectors per batch")
 
