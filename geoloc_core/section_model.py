@@ -12,7 +12,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from geoloc_core.params import ParamsError
@@ -58,6 +66,17 @@ def number(gt: float | None = None) -> Any:
 def text(pattern: str | None = None) -> Any:
     """A non-empty string (a path, a name, a prompt), optionally matching a pattern."""
     return Annotated[str, Strict(), Field(min_length=1, pattern=pattern)]
+
+
+def distinct(item: str) -> AfterValidator:
+    """A list whose entries each appear once ("names a <item> twice" otherwise)."""
+
+    def once(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"names a {item} twice")
+        return values
+
+    return AfterValidator(once)
 
 
 FLAG = Annotated[bool, Strict()]

@@ -3,12 +3,12 @@ validation never loads the image stack."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from geoloc_core.baselines import METHODS
-from geoloc_core.section_model import SectionModel, whole
+from geoloc_core.section_model import SectionModel, distinct, whole
 
 MAX_IMAGE_SIZE = 1024
 
@@ -18,7 +18,7 @@ class BaselineSettings(SectionModel):
 
     SECTION = "baselines"
 
-    methods: tuple[Literal[METHODS], ...] = Field(
+    methods: Annotated[tuple[Literal[METHODS], ...], distinct("baseline")] = Field(
         min_length=1, description="which baselines to compute, in this order, each once"
     )
     seed: whole(ge=0, le=2**63 - 1) = Field(description="the random baseline's draw")
@@ -28,10 +28,3 @@ class BaselineSettings(SectionModel):
     batch_size: whole(ge=1, le=1_000_000) = Field(
         description="images (or cache rows) per batch over queries and reference set"
     )
-
-    @field_validator("methods")
-    @classmethod
-    def _each_once(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(methods)) != len(methods):
-            raise ValueError("names a baseline twice")
-        return methods

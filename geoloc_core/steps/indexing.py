@@ -57,7 +57,7 @@ def embed_reference_shard(
         vectors = embed_retrieval(
             trained.model,
             data,
-            settings.batch_size,
+            batch_size=settings.batch_size,
             progress=True,
             desc=f"reference {shard_key}",
             parts=parts,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -10,17 +12,10 @@ from geoloc_core.models.alignment import GeoAlignmentModel
 from geoloc_core.training.dataset import AlignmentData
 
 
-@torch.no_grad()
-def embed_retrieval(
-    model: GeoAlignmentModel,
-    data: AlignmentData,
-    batch_size: int = 256,
-    progress: bool = False,
-    desc: str = "embed",
-    parts: tuple[str, ...] | None = None,
-) -> np.ndarray:
-    """float32 (N, D) unit vectors from model.retrieval_embedding, in the order of data.ids."""
-    retrieval, _ = embed_queries(model, data, batch_size, progress, desc, parts, gps=False)
+def embed_retrieval(model: GeoAlignmentModel, data: AlignmentData, **options: Any) -> np.ndarray:
+    """float32 (N, D) unit vectors from model.retrieval_embedding, in the order of data.ids:
+    embed_queries (same options) without the GPS-aligned pass."""
+    retrieval, _ = embed_queries(model, data, gps=False, **options)
     return retrieval
 
 

@@ -24,9 +24,9 @@ def retrieval_accuracy(
     """acc_<t>km, median_km, mean_km, n of the queries' top-1 neighbours."""
     if reference.latlon is None or queries.latlon is None:
         raise ValueError("validation needs coordinates for the reference and the queries")
-    index = build_flat_index(embed_retrieval(model, reference, batch_size))
+    index = build_flat_index(embed_retrieval(model, reference, batch_size=batch_size))
     predicted = predict_nearest(
-        index, reference.latlon, embed_retrieval(model, queries, batch_size), 1
+        index, reference.latlon, embed_retrieval(model, queries, batch_size=batch_size), 1
     )
     errors = geodesic_km(queries.latlon[:, 0], queries.latlon[:, 1], predicted.lat, predicted.lon)
     return summarize_errors(errors, thresholds_km)

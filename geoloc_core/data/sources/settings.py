@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model
 
 from geoloc_core.data.sources import BENCHMARK_SOURCES, REFERENCE_SOURCES
 from geoloc_core.data.sources.benchmarks import CSV_BENCHMARKS
-from geoloc_core.section_model import SectionModel, real, text
+from geoloc_core.section_model import SectionModel, distinct, real, text
 
 
 class _DataKeys(SectionModel):
@@ -51,14 +51,7 @@ class BenchmarkSettings(SectionModel):
 
     SECTION = "benchmarks"
 
-    names: tuple[Literal[BENCHMARK_SOURCES], ...] = Field(
+    names: Annotated[tuple[Literal[BENCHMARK_SOURCES], ...], distinct("benchmark")] = Field(
         min_length=1,
         description="benchmarks, each once (adding one also needs its metrics file in dvc.yaml)",
     )
-
-    @field_validator("names")
-    @classmethod
-    def _each_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(names)) != len(names):
-            raise ValueError("names a benchmark twice")
-        return names
