@@ -11,16 +11,10 @@ from geoloc_core.demo_world.generate import DemoWorldConfig, generate_demo_world
 
 def small_demo_world(folder: Path, sites: int) -> pd.DataFrame:
     """Generate `sites` reference sites x 4 views into folder; its manifest rows."""
-    config = DemoWorldConfig(
-        reference_sites=sites,
-        reference_views=4,
-        validation_views=0,
-        street_sites=0,
-        street_views=0,
-        unseen_sites=0,
-        unseen_views=0,
-        workers=1,
+    no_other_split = dict.fromkeys(
+        ("validation_views", "street_sites", "street_views", "unseen_sites", "unseen_views"), 0
     )
+    config = DemoWorldConfig(reference_sites=sites, reference_views=4, workers=1, **no_other_split)
     return pd.read_csv(generate_demo_world(folder, config, progress=False), dtype=str)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from geoloc_core.lmm.stub_server import send_json
 from geoloc_core.text.lmm import (
     LmmBudgetExceeded,
     LmmDescriber,
@@ -67,25 +68,14 @@ class FakeLmmServer:
             self.released.wait()
             return
         if action == "429":
-            self.send(handler, 429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+            send_json(handler, 429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
         elif action == "500":
-            self.send(handler, 500, {"error": {"message": "overloaded"}})
+            send_json(handler, 500, {"error": {"message": "overloaded"}})
         else:
             content = body["messages"][0]["content"]
             text = content if isinstance(content, str) else content[0]["text"]
             answer = f"Seen: {text}"
-            self.send(handler, 200, completion(body["model"], answer))
-
-    @staticmethod
-    def send(handler, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
+            send_json(handler, 200, completion(body["model"], answer))
 
     def __enter__(self) -> FakeLmmServer:
         self.thread.start()

@@ -287,6 +287,28 @@ def _content(lat: float, lon: float, faults: set[str]) -> str:
     return answer
 
 
+def send_body(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: bytes,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """One JSON response body with its length, and any extra headers (Retry-After)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    for name, header in (headers or {}).items():
+        handler.send_header(name, header)
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
+def send_json(
+    handler: BaseHTTPRequestHandler, status: int, value: Any, headers: dict[str, str] | None = None
+) -> None:
+    send_body(handler, status, json.dumps(value).encode(), headers)
+
+
 class _Httpd(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # a burst of 32+ new connections must not be refused
@@ -300,17 +322,8 @@ def _handler_for(server: LmmStubServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *_args: Any) -> None:  # quiet: tests read /admin/stats
             pass
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
         def _json(self, status: int, value: Any, headers: dict[str, str] | None = None):
-            self._send(status, json.dumps(value).encode(), headers)
+            send_json(self, status, value, headers)
 
         def _body(self) -> Any:
             length = int(self.headers.get("Content-Length") or 0)
@@ -362,7 +375,7 @@ def _handler_for(server: LmmStubServer) -> type[BaseHTTPRequestHandler]:
             elif "500" in faults:
                 self._json(500, {"error": {"message": "overloaded", "type": "server"}})
             elif "malformed" in faults:
-                self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+                send_body(self, 200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
             else:
                 self._json(200, server.answer(body, faults))
 
