@@ -62,7 +62,7 @@ def load_params(root: Path) -> dict[str, Any]:
 def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     """One section, copied, so callers cannot mutate the shared mapping."""
     if name not in params:
-        raise ParamsError(f"params.yaml has no section '{name}'; add it (see README, Settings)")
+        raise ParamsError(f"params.yaml has no section '{name}'; add it (see docs/settings.md)")
     value = params[name]
     if not isinstance(value, Mapping):
         raise ParamsError(f"params.yaml section '{name}' must be a mapping")

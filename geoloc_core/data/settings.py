@@ -12,7 +12,7 @@ def setting(cfg: Mapping[str, Any], key: str, section: str) -> Any:
     """cfg[key], or a ParamsError saying which params.yaml key to add."""
     if key not in cfg:
         raise ParamsError(
-            f"params.yaml {section}.{key} is missing; add it (README lists every data, "
+            f"params.yaml {section}.{key} is missing; add it (docs/data.md lists every data, "
             "manifest and text setting)"
         )
     return cfg[key]

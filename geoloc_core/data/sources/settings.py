@@ -53,5 +53,5 @@ class BenchmarkSettings(SectionModel):
 
     names: Annotated[tuple[Literal[BENCHMARK_SOURCES], ...], distinct("benchmark")] = Field(
         min_length=1,
-        description="benchmarks, each once (adding one also needs its metrics file in dvc.yaml)",
+        description="benchmarks, each once (then `geoloc dvc-yaml` adds its metrics to dvc.yaml)",
     )
