@@ -14,6 +14,11 @@ _verified: dict[tuple[str, int, int, int, int], str] = {}
 RACY_WINDOW_NS = 2_000_000_000
 
 
+def digest(*parts: object) -> str:
+    """A short digest of values (settings, file hashes): a fingerprint of what made a result."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, read in 1 MiB blocks so large weights never sit in memory."""
     digest = hashlib.sha256()

@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model
 from geoloc_core.baselines.settings import BaselineSettings
 from geoloc_core.data.sources.settings import BenchmarkSettings, DataSettings
 from geoloc_core.demo_world.generate import DemoWorldConfig
+from geoloc_core.encoders.settings import BackboneConfig, FeaturesConfig
 from geoloc_core.geo.settings import EvaluationSettings
 from geoloc_core.lmm.settings import LmmSettings
-from geoloc_core.models.config import BackboneConfig, FeaturesConfig, ModelConfig, TrainConfig
+from geoloc_core.models.config import ModelConfig, TrainConfig
 from geoloc_core.models.variants import retrieval_parts, variant_spec
 from geoloc_core.params import ParamsError
 from geoloc_core.rerank.settings import RerankSettings

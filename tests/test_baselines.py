@@ -215,8 +215,8 @@ def build_scored_project(template: Path, root: Path) -> Path:
     from geoloc_core.data.manifest import REFERENCE_SPLITS, demo_manifest
     from geoloc_core.segmentation.sharding import shard_keys
     from geoloc_core.segmentation.step import build_segmentation_shard
+    from geoloc_core.steps.backbone import build_backbone_features, build_backbone_weights
     from geoloc_core.steps.texts import build_place_texts
-    from geoloc_core.steps.training import build_backbone_features, build_backbone_weights
     from tests.test_training_helpers import TINY_BACKBONE, TINY_FEATURES
 
     shutil.copytree(template, root)

@@ -88,9 +88,10 @@ def build_index_inputs(paths: ProjectPaths, params: dict) -> None:
     """Segmentation, backbone features, a 1-epoch model, reference embeddings and the index,
     each through its step; the caches read the empty ABSENT manifest like any other."""
     from geoloc_core.segmentation.step import build_segmentation_shard
+    from geoloc_core.steps.backbone import build_backbone_features
     from geoloc_core.steps.indexing import build_index, embed_reference_shard
     from geoloc_core.steps.texts import build_place_texts
-    from geoloc_core.steps.training import build_backbone_features, train_model
+    from geoloc_core.steps.training import train_model
 
     build_place_texts(paths, params["text"])
     for key in shard_keys(params["segmentation"]["n_shards"]):

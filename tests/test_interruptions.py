@@ -24,8 +24,9 @@ from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.retrieval.index import load_index
 from geoloc_core.segmentation.sharding import shard_keys
+from geoloc_core.steps.backbone import build_backbone_features, build_backbone_weights
 from geoloc_core.steps.indexing import build_index, embed_reference_shard
-from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
+from geoloc_core.steps.training import train_model
 from geoloc_core.training.loop import CHECKPOINT_NAME
 from tests.conftest import REPO
 
@@ -37,7 +38,8 @@ from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.sharding import shard_keys
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.steps.indexing import build_index, embed_reference_shard
-from geoloc_core.steps.training import build_backbone_features, build_backbone_weights, train_model
+from geoloc_core.steps.backbone import build_backbone_features, build_backbone_weights
+from geoloc_core.steps.training import train_model
 
 root, step = Path(sys.argv[1]), sys.argv[2]
 paths, params = ProjectPaths(root), load_params(root)

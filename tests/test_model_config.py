@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from geoloc_core.models.config import BackboneConfig, FeaturesConfig, ModelConfig, TrainConfig
+from geoloc_core.encoders.settings import BackboneConfig, FeaturesConfig
+from geoloc_core.models.config import ModelConfig, TrainConfig
 from geoloc_core.models.variants import FROZEN, VARIANTS, variant_spec
 
 

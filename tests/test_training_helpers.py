@@ -72,9 +72,9 @@ TINY_FEATURES = {
 def build_tiny_inputs(template: Path, target: Path) -> Path:
     """Copy the tiny demo project and run the steps that make the alignment model's inputs."""
     from geoloc_core.segmentation.step import build_segmentation_shard
+    from geoloc_core.steps.backbone import build_backbone_features, build_backbone_weights
     from geoloc_core.steps.manifests import build_benchmark_manifest, build_reference_manifest
     from geoloc_core.steps.texts import build_place_texts
-    from geoloc_core.steps.training import build_backbone_features, build_backbone_weights
 
     shutil.copytree(template, target)
     params = load_params(target)

@@ -26,7 +26,13 @@ from geoloc_core.models.config import ModelConfig
 from geoloc_core.models.cross_attention import BidirectionalCrossAttention
 from geoloc_core.models.heads import projection_head
 from geoloc_core.models.inputs import AlignmentBatch
-from geoloc_core.models.losses import multi_positive_info_nce, same_id_mask, same_place_mask
+from geoloc_core.models.losses import (
+    MAX_LOGIT_SCALE,
+    LossOutput,
+    multi_positive_info_nce,
+    same_id_mask,
+    same_place_mask,
+)
 from geoloc_core.models.segmentation_encoder import SegmentationEncoder
 from geoloc_core.models.variants import (
     FROZEN,
@@ -37,7 +43,6 @@ from geoloc_core.models.variants import (
     variant_spec,
 )
 
-MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: temperature never below 0.01
 # How each retrieval part of models/variants.BATCH_PARTS is computed (unit norm): from the cached
 # backbone outputs alone, so every variant offers it.
 BATCH_PARTS: dict[str, Callable[[AlignmentBatch], torch.Tensor]] = {
@@ -53,13 +58,6 @@ class InputShapes:
     token_dim: int
     tokens: int
     text_dim: int  # 0 when the variant has no text term
-
-
-@dataclass
-class LossOutput:
-    total: torch.Tensor
-    terms: dict[str, float]  # each contrastive term's value
-    temperatures: dict[str, float]
 
 
 class GeoAlignmentModel(nn.Module):

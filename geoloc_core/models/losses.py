@@ -10,8 +10,21 @@ impossible. With one positive per row this is exactly the papers' loss. No queue
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp: temperature never below 0.01
+
+
+@dataclass
+class LossOutput:
+    """A training step's loss: the total to minimise, each term, and the temperatures."""
+
+    total: torch.Tensor
+    terms: dict[str, float]  # each contrastive term's value
+    temperatures: dict[str, float]
 
 
 def multi_positive_info_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:

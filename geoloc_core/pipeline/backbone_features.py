@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geoloc_core.pipeline.outcome import StepContext, StepOutcome
-from geoloc_core.steps.training import build_backbone_features
+from geoloc_core.steps.backbone import build_backbone_features
 
 
 def backbone_features(ctx: StepContext) -> StepOutcome:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geoloc_core.pipeline.outcome import StepContext, StepOutcome
-from geoloc_core.steps.training import build_backbone_weights
+from geoloc_core.steps.backbone import build_backbone_weights
 from geoloc_core.training.backbone_weights import read_record
 from geoloc_core.training.loop import EpochResult
 

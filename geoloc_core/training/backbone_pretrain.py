@@ -18,8 +18,12 @@ import torch
 
 from geoloc_core.data.images import load_batch, normalize_pixels
 from geoloc_core.encoders.clip_towers import ClipTowers
-from geoloc_core.models.alignment import MAX_LOGIT_SCALE, LossOutput
-from geoloc_core.models.losses import multi_positive_info_nce, same_id_mask
+from geoloc_core.models.losses import (
+    MAX_LOGIT_SCALE,
+    LossOutput,
+    multi_positive_info_nce,
+    same_id_mask,
+)
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.training.captions import caption_index, captions_for
 

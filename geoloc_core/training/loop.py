@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from geoloc_core.kill_point import kill_point
-from geoloc_core.models.alignment import LossOutput
+from geoloc_core.models.losses import LossOutput
 
 CHECKPOINT_NAME = "last.pt"
 

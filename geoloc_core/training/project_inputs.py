@@ -4,21 +4,15 @@ checkpoint made from other inputs is never resumed."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
-from geoloc_core.file_hash import file_sha256
+from geoloc_core.file_hash import digest, file_sha256
 from geoloc_core.models.inputs import FeatureSource, SegmentationSource
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import FeatureCache
-
-
-def digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
 def segmentation_source(paths: ProjectPaths) -> SegmentationSource:

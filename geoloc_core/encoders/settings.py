@@ -1,0 +1,78 @@
+"""Typed `backbone` and `features` params sections: where the frozen towers come from and how
+their outputs are cached. Apart from the model's settings, so the backbone steps' code (their
+code version) does not include the model variants.
+
+Every key is required when a section comes from params.yaml (`from_section`); the defaults are
+the papers' values, for code and tests that build a config directly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from geoloc_core.section_model import SectionModel, real, text, whole
+
+DEVICES = ("cpu", "cuda", "auto")
+Device = Literal[DEVICES]
+
+
+class BackboneConfig(SectionModel):
+    """Where the frozen image/text towers come from (asset backbone_weights).
+
+    Either `pretrained` names open_clip weights (full profile: ViT-L-14 + openai), or it is
+    null and the towers are pretrained here, CLIP-style on the reference split's images and
+    place captions, for pretrain_epochs (the demo profile, which cannot download weights).
+    """
+
+    SECTION = "backbone"
+
+    architecture: text() = Field(
+        "ViT-L-14", description="open_clip architecture name (full profile: ViT-L-14)"
+    )
+    pretrained: text() | None = Field(
+        "openai",
+        description="open_clip tag or weights file (full profile: openai); null: pretrain here",
+    )
+    pretrain_epochs: whole(ge=0) = Field(
+        0, description="demo only; 0 when pretrained names weights"
+    )
+    pretrain_batch_size: whole(ge=1) = Field(128, description="pretraining batch size")
+    pretrain_lr: real(ge=0) = Field(1e-3, description="pretraining learning rate")
+    pretrain_weight_decay: real(ge=0) = Field(0.1, description="pretraining weight decay")
+    seed: whole(ge=0) = Field(0, description="seeds the pretraining")
+    num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BackboneConfig:
+        if self.pretrained and self.pretrain_epochs:
+            raise ValueError(
+                f"backbone.pretrained={self.pretrained!r} and backbone.pretrain_epochs="
+                f"{self.pretrain_epochs}: choose one; set pretrain_epochs to 0 to use the "
+                "given weights, or pretrained to null to pretrain on the reference split"
+            )
+        if not self.pretrained and not self.pretrain_epochs:
+            raise ValueError(
+                "backbone.pretrained is null and backbone.pretrain_epochs is 0: the frozen "
+                "towers would be random; name open_clip weights (e.g. openai) or pretrain"
+            )
+        return self
+
+    @property
+    def pretrains(self) -> bool:
+        return self.pretrain_epochs > 0
+
+
+class FeaturesConfig(SectionModel):
+    """How the frozen backbone's outputs are cached (asset backbone_features)."""
+
+    SECTION = "features"
+
+    token_grid: whole(ge=1) = Field(
+        4, description="patch tokens average-pooled to token_grid x token_grid per image"
+    )
+    n_shards: whole(ge=1) = Field(4, description='partitions "000".. (full profile: 256)')
+    batch_size: whole(ge=1) = Field(64, description="images per batch")
+    device: Device = Field("auto", description="auto: cuda when present | cpu | cuda")
+    num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
