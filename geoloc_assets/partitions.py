@@ -41,11 +41,6 @@ GPU_STEP_TAGS: dict[str, Any] = {
 }
 
 
-def gpu_pool(uses_gpu: bool = True) -> str | None:
-    """The pool of a step: GPU_POOL when it runs a model on the GPU, else none."""
-    return GPU_POOL if uses_gpu else None
-
-
 def gpu_step_tags(uses_gpu: bool = True) -> dict[str, Any]:
     """The op tags that ask a cluster for one GPU for the step (none when it uses no GPU)."""
     return dict(GPU_STEP_TAGS) if uses_gpu else {}
