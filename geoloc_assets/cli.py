@@ -182,19 +182,28 @@ def _materialize(root: Path, args: argparse.Namespace) -> int:
 
 
 def _status(root: Path) -> int:
+    import dagster as dg
+
     from geoloc_assets.definitions import definitions_for
+    from geoloc_assets.recorded import RecordedSettings
     from geoloc_assets.runner import project_instance
     from geoloc_assets.staleness import asset_states
 
     params = load_params(root)
-    states = asset_states(
-        definitions_for(root), project_instance(root), params["benchmarks"]["names"]
-    )
+    defs, instance = definitions_for(root), project_instance(root)
+    states = asset_states(defs, instance, params["benchmarks"]["names"])
+    recorded = RecordedSettings(instance, defs.resolve_asset_graph())
     for state in states:
         name = state.asset + (f"[{state.partition}]" if state.partition else "")
-        print(
-            f"{state.status:8} {name}" + (f"  <- {'; '.join(state.causes)}" if state.causes else "")
-        )
+        line = f"{state.status:8} {name}"
+        if state.causes:
+            line += f"  <- {'; '.join(state.causes)}"
+        if state.status == "fresh":  # fresh, yet made with settings params.yaml does not hold
+            key = dg.AssetKey(state.asset)
+            drift = recorded.drift(key, recorded.record(key, state.partition))
+            if drift:
+                line += f"  {drift.status_note()}"
+        print(line)
     return 0
 
 

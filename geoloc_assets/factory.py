@@ -2,8 +2,10 @@
 
 For each declared step: its Config (the params sections it reads, params.yaml's values as
 defaults), its code version (the digest of the code it runs plus a hash of those sections), its
-partitions, upstream, GPU pool and checks; its body opens a tracked MLflow run, runs the step
-and turns the step's outcome into a materialization whose data version is what it wrote.
+partitions, upstream, GPU pool and checks; its body reads what its upstream actually ran with
+(geoloc_assets.recorded), opens a tracked MLflow run, runs the step and turns the step's outcome
+into a materialization whose data version is what it wrote and whose metadata records the
+settings it ran with.
 """
 
 from collections.abc import Mapping, Sequence
@@ -12,7 +14,9 @@ from typing import Any
 import dagster as dg
 
 from geoloc_assets.config import asset_config
+from geoloc_assets.lineage import full_asset_graph
 from geoloc_assets.partitions import GPU_POOL, configured_benchmarks, gpu_step_tags
+from geoloc_assets.recorded import Record, RecordedSettings, recorded_metadata
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
 from geoloc_assets.settings import code_version
 from geoloc_core.file_hash import content_digest
@@ -119,7 +123,10 @@ def step_asset(
         settings = config.model_dump()
         partition = context.partition_key if context.has_partition_key else None
         _refuse_other_shard_counts(stage, settings, partitions_def)
-        with mlflow_tracker.asset_run(context, settings, _partition_tags(stage, partition)) as run:
+        recorded = RecordedSettings(context.instance, full_asset_graph(context))
+        upstream = recorded.upstream(context.asset_key, partition)
+        tags = _partition_tags(stage, partition)
+        with mlflow_tracker.asset_run(context, settings, tags, upstream) as run:
             outcome = stage.step()(
                 StepContext(
                     paths=project.paths,
@@ -131,9 +138,11 @@ def step_asset(
                     code_version=version,
                     orchestrator_run_id=context.run_id,
                     feature_shards=feature_shards,
+                    upstream_settings=recorded.sections,
                 )
             )
-        return materialization(outcome, run)
+        drift = recorded.drift(context.asset_key, Record(settings, upstream))
+        return materialization(outcome, run, recorded_metadata(settings, upstream, drift))
 
     checks = [separate_check(stage, check, partitions_def) for check in stage.checks]
     return [_asset, *(c for c in checks if c is not None)]
@@ -162,9 +171,12 @@ def separate_check(
     return _check
 
 
-def materialization(outcome: StepOutcome, run: TrackedRun) -> dg.MaterializeResult:
-    """Metadata (the MLflow link, the summary's scalars, the step's extras), the data version
-    (the step's own, else a digest of the files it wrote) and the verdicts of its checks."""
+def materialization(
+    outcome: StepOutcome, run: TrackedRun, recorded: Mapping[str, Any]
+) -> dg.MaterializeResult:
+    """Metadata (the MLflow link, the summary's scalars, the step's extras, the settings it ran
+    with), the data version (the step's own, else a digest of the files it wrote) and the
+    verdicts of its checks."""
     version = outcome.data_version or content_digest(outcome.files)
     metadata: dict[str, Any] = {
         "mlflow_run": dg.MetadataValue.url(run.url),
@@ -175,6 +187,7 @@ def materialization(outcome: StepOutcome, run: TrackedRun) -> dg.MaterializeResu
     )
     metadata["data_version"] = version
     metadata.update({k: metadata_value(v) for k, v in outcome.metadata.items()})
+    metadata.update(recorded)
     return dg.MaterializeResult(
         metadata=metadata,
         data_version=dg.DataVersion(version),

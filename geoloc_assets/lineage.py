@@ -2,9 +2,10 @@
 
 A metrics run that carries only `evaluation.*` can be neither compared with another one nor found
 by the model variant: the model, re-rank, LMM and verification settings that fed it live on
-other runs. So every asset run carries, as flat params, the params.yaml sections each upstream
-asset reads (its registry entry's sections, its Config defaults) and the upstream code versions,
-with its own settings on top; and tags and a run name that say in a few words what the run is.
+other runs. So every asset run carries, as flat params, the settings each upstream asset ran
+with (as its materialization recorded them: geoloc_assets.recorded, not params.yaml) and the
+upstream code versions, with its own settings on top; and tags and a run name that say in a few
+words what the run is.
 """
 
 import ast
@@ -45,16 +46,19 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return flat
 
 
-def lineage_params(context: dg.AssetExecutionContext, own: Mapping[str, Any]) -> dict[str, str]:
-    """Own params over the upstream assets' settings and code versions, secrets left out."""
+def lineage_params(
+    context: dg.AssetExecutionContext,
+    own: Mapping[str, Any],
+    upstream: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """Own params over the settings each upstream asset ran with (geoloc_assets.recorded) and
+    the upstream code versions, secrets left out."""
     graph = full_asset_graph(context)
-    upstream = sorted(graph.upstream_key_iterator(context.asset_key), key=lambda k: k.path)
-    overrides = _run_config_overrides(context)
     flat: dict[str, str] = {}
-    for key in upstream:
-        settings = merged(config_defaults(graph, key), overrides.get(key.to_python_identifier()))
-        flat.update(_digested(flatten_params(settings)))
-    for key in [*upstream, context.asset_key]:
+    for name in sorted(upstream):
+        flat.update(_digested(flatten_params(upstream[name])))
+    keys = sorted(graph.upstream_key_iterator(context.asset_key), key=lambda k: k.path)
+    for key in [*keys, context.asset_key]:
         version = graph.get(key).code_version
         if version:
             flat[f"{CODE_VERSION_PREFIX}{key.to_user_string()}"] = version
@@ -67,40 +71,6 @@ def full_asset_graph(context: dg.AssetExecutionContext) -> "BaseAssetGraph":
     dependencies of those stubs, so it is walked in the graph the job was cut from."""
     graph = context.job_def.asset_layer.asset_graph
     return getattr(graph, "source_asset_graph", graph)
-
-
-def config_defaults(graph: "BaseAssetGraph", key: dg.AssetKey) -> Mapping[str, Any]:
-    """An asset's Config defaults: its params.yaml sections as the definitions were built."""
-    assets_def = graph.get(key).assets_def
-    if not assets_def.is_executable:
-        return {}  # a stub or an external asset: no settings of its own here
-    schema = getattr(assets_def.node_def, "config_schema", None)
-    if schema is None:
-        return {}
-    config = schema.as_field()
-    default = config.default_value if config.default_provided else None
-    return default if isinstance(default, Mapping) else {}
-
-
-def _run_config_overrides(context: dg.AssetExecutionContext) -> dict[str, Mapping[str, Any]]:
-    """Config of the ops in this run: an upstream asset materialized in the same run used it
-    (launchpad edits included) over the defaults."""
-    ops = (context.run.run_config or {}).get("ops") or {}
-    return {
-        name: op["config"]
-        for name, op in ops.items()
-        if isinstance(op, Mapping) and isinstance(op.get("config"), Mapping)
-    }
-
-
-def merged(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
-    """base with override on top, section by section (run config may name a few keys only)."""
-    result = dict(base)
-    for key, value in (override or {}).items():
-        old = result.get(key)
-        both = isinstance(old, Mapping) and isinstance(value, Mapping)
-        result[key] = merged(old, value) if both else value
-    return result
 
 
 def _digested(flat: Mapping[str, str]) -> dict[str, str]:

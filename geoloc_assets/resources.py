@@ -17,7 +17,14 @@ from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from geoloc_assets.lineage import batches, comparison_tags, lineage_params, run_name
+from geoloc_assets.lineage import (
+    batches,
+    comparison_tags,
+    full_asset_graph,
+    lineage_params,
+    run_name,
+)
+from geoloc_assets.recorded import RecordedSettings
 from geoloc_assets.run_group import RunGroup, run_group
 from geoloc_core.paths import ProjectPaths
 
@@ -110,13 +117,19 @@ class MlflowTracker(dg.ConfigurableResource):
         context: dg.AssetExecutionContext,
         params: Mapping[str, Any],
         tags: Mapping[str, str] | None = None,
+        upstream: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Iterator[TrackedRun]:
-        """An MLflow run for this materialization, finished or failed with it."""
+        """An MLflow run for this materialization, finished or failed with it; upstream: the
+        settings each upstream asset ran with (asset name -> sections), read from their
+        recorded materializations when not given."""
         client = self.client()
         group = run_group(context.run_id, context.run.tags)
         asset_key = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
-        flat = lineage_params(context, params)
+        if upstream is None:
+            recorded = RecordedSettings(context.instance, full_asset_graph(context))
+            upstream = recorded.upstream(context.asset_key, partition or None)
+        flat = lineage_params(context, params, upstream)
         labels = comparison_tags(flat, partition, context.assets_def.partitions_def)
         code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
         run_tags = {

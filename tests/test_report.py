@@ -120,7 +120,8 @@ def report(tmp_path_factory) -> ProjectPaths:
     root = tmp_path_factory.mktemp("report")
     for benchmark in ("validation", "im2gps3k"):
         paths = _write_run(root, benchmark)
-    build_report(paths, ["validation", "im2gps3k"], THRESHOLDS, "geodesic", SETTINGS)
+    benchmarks = ["validation", "im2gps3k"]
+    build_report(paths, benchmarks, THRESHOLDS, "geodesic", dict.fromkeys(benchmarks, SETTINGS))
     return paths
 
 
@@ -272,7 +273,8 @@ def test_a_benchmark_without_images_is_reported_as_skipped(tmp_path):
     empty.to_csv(paths.predictions("yfcc4k"), index=False)
     evaluate_benchmark(paths, "yfcc4k", {"thresholds_km": THRESHOLDS, "distance": "geodesic"})
     reason = json.loads((tmp_path / "metrics" / "yfcc4k.json").read_text())["skipped"]
-    build_report(paths, ["validation", "yfcc4k"], THRESHOLDS, "geodesic", SETTINGS)
+    benchmarks = ["validation", "yfcc4k"]
+    build_report(paths, benchmarks, THRESHOLDS, "geodesic", dict.fromkeys(benchmarks, SETTINGS))
     page = (paths.reports / "report.html").read_text(encoding="utf-8")
     assert "yfcc4k (0 images)" in page and reason in page
     tables = _html(paths).tables

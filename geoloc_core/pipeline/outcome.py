@@ -24,10 +24,18 @@ class RunLog(Protocol):
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
 
+# (asset, partition) -> every params section that produced that materialization
+UpstreamSettings = Callable[[str, str | None], Mapping[str, Mapping[str, Any]]]
+
+
 @dataclass(frozen=True)
 class StepContext:
     """One materialization: where the project is, the settings it runs with (section name ->
-    values, launchpad overrides included), its partition, and where to log."""
+    values, launchpad overrides included), its partition, and where to log.
+
+    upstream_settings(asset, partition): every params section that produced that upstream
+    materialization (its own and everything above it), as the orchestrator recorded it when it
+    ran, which may differ from params.yaml (a launchpad override upstream)."""
 
     paths: ProjectPaths
     settings: Mapping[str, Mapping[str, Any]]
@@ -35,6 +43,7 @@ class StepContext:
     run: RunLog
     log: Callable[[str], None]
     warn: Callable[[str], None]
+    upstream_settings: UpstreamSettings
     code_version: str = ""
     orchestrator_run_id: str = ""
     feature_shards: tuple[str, ...] = ()  # the image-id shards the features are cut into

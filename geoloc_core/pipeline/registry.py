@@ -276,7 +276,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="report",
         group="evaluation",
-        # the row labels (variant x re-rank x verification x LMM) come from these sections
+        # the sections its row labels name (variant x re-rank x verification x LMM): in its code
+        # version, so editing them re-labels it; each benchmark's labels are what its metrics
+        # were produced with, as recorded upstream
         sections=(
             "evaluation",
             "benchmarks",

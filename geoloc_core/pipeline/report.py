@@ -9,12 +9,15 @@ from geoloc_core.steps.report import build_report
 
 def report(ctx: StepContext) -> StepOutcome:
     evaluation = ctx.settings["evaluation"]
+    benchmarks = ctx.settings["benchmarks"]["names"]
+    # each benchmark's rows name what its metrics were produced with (a launchpad override
+    # upstream included), not params.yaml
+    labels = {}
+    for benchmark in benchmarks:
+        produced_with = ctx.upstream_settings("metrics", benchmark)
+        labels[benchmark] = {n: produced_with[n] for n in LABEL_SECTIONS if n in produced_with}
     files = build_report(
-        ctx.paths,
-        ctx.settings["benchmarks"]["names"],
-        evaluation["thresholds_km"],
-        evaluation["distance"],
-        {name: ctx.section(name) for name in LABEL_SECTIONS},
+        ctx.paths, benchmarks, evaluation["thresholds_km"], evaluation["distance"], labels
     )
     for path in files:
         ctx.run.log_artifact(path, "report")

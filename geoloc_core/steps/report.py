@@ -39,16 +39,30 @@ from geoloc_core.report.tables import (
 TITLE = "geoloc report"
 
 
-def _summary(setting: RunSetting, distance: str, benchmarks: Sequence[str]) -> tuple[str, ...]:
+def _summary(
+    settings: Mapping[str, RunSetting], distance: str, benchmarks: Sequence[str]
+) -> tuple[str, ...]:
     return (
-        f"This run: variant {setting.variant} · re-rank {setting.rerank} · "
-        f"verification {setting.verification} · LMM {setting.lmm}",
+        f"This run: variant {_shared(settings, 'variant')} · re-rank "
+        f"{_shared(settings, 'rerank')} · verification {_shared(settings, 'verification')} · "
+        f"LMM {_shared(settings, 'lmm')}",
         f"Distance: {distance}; accuracy = % of images whose error is strictly below the "
         "threshold; curves show the share at or below each error.",
         f"Benchmarks: {', '.join(benchmarks)}.",
         f"Rows marked '{MARK}' are copied from papers (source named on each row) and appear "
         f"only beside the benchmark they were measured on ({', '.join(PUBLISHED_BENCHMARKS)}).",
     )
+
+
+def _shared(settings: Mapping[str, RunSetting], field: str) -> str:
+    """One setting over every benchmark: its value when they agree, else each value with the
+    benchmarks it produced ('dbscan eps 20 km, min 2 (validation); ...')."""
+    by_value: dict[str, list[str]] = {}
+    for benchmark, setting in settings.items():
+        by_value.setdefault(getattr(setting, field), []).append(benchmark)
+    if len(by_value) <= 1:
+        return next(iter(by_value), "?")
+    return "; ".join(f"{value} ({', '.join(names)})" for value, names in by_value.items())
 
 
 def _plot_data(
@@ -118,20 +132,21 @@ def build_report(
     benchmarks: Sequence[str],
     thresholds_km: Sequence[float],
     distance: str = "geodesic",
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    settings: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> list[Path]:
-    """Write the report of every benchmark; `settings` are the params sections that label our
-    rows (model, embeddings, rerank, verification, lmm). Returns the files written."""
+    """Write the report of every benchmark; `settings` are, per benchmark, the params sections
+    its metrics were produced with that label its rows (model, embeddings, rerank,
+    verification, lmm). Returns the files written."""
     from geoloc_core.report.figures import plot_overview
 
     paths.reports.mkdir(parents=True, exist_ok=True)
     thresholds = [float(t) for t in thresholds_km]
-    setting = run_setting(settings or {})
+    by_benchmark = {b: run_setting((settings or {}).get(b, {})) for b in benchmarks}
     sections: list[Section] = []
     written: list[Path] = []
     decisions = {}
     for benchmark in benchmarks:
-        runs = benchmark_runs(paths, benchmark, setting, distance)
+        runs = benchmark_runs(paths, benchmark, by_benchmark[benchmark], distance)
         decision = next(r for r in runs if r.key == "decision")
         if not decision.summary.get("n"):
             sections.append(_empty_section(benchmark, runs, thresholds, decision.summary))
@@ -157,7 +172,7 @@ def build_report(
     overview = plot_overview(decisions, thresholds, paths.reports / "error_curves.png")
     overview_figure = Figure("error of the decision, every benchmark", overview)
     sections.insert(0, Section("all benchmarks", figures=(overview_figure,)))
-    doc = ReportDoc(TITLE, _summary(setting, distance, benchmarks), tuple(sections))
+    doc = ReportDoc(TITLE, _summary(by_benchmark, distance, benchmarks), tuple(sections))
     markdown = paths.reports / "report.md"
     markdown.write_text(markdown_report(doc, paths.reports), encoding="utf-8")
     page = paths.reports / "report.html"
