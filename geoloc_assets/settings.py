@@ -16,4 +16,4 @@ from geoloc_core.pipeline.registry import stage_named
 
 def code_version(asset_name: str, params: Mapping[str, Any]) -> str:
     stage = stage_named(asset_name)
-    return f"{code_digest(stage.module)}-{sections_hash(params, stage.sections)}"
+    return f"{code_digest(stage.module)}-{sections_hash(params, stage.hashed_sections)}"

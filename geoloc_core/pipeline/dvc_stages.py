@@ -62,7 +62,7 @@ def _stage(members: list[Stage], stages: Sequence[Stage], benchmarks: Sequence[s
             elif upstream.step not in own:
                 deps += by_name[upstream.step].dependency_paths
     deps += _code_paths(f for s in members for f in code_files(s.module))
-    sections = [name for s in members for name in s.sections]
+    sections = [name for s in members for name in s.hashed_sections]
     if any(s.partitioning == BENCHMARK for s in members):
         sections.append("benchmarks")
     outs, metrics = [], []

@@ -276,18 +276,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="report",
         group="evaluation",
-        # the sections its row labels name (variant x re-rank x verification x LMM): in its code
-        # version, so editing them re-labels it; each benchmark's labels are what its metrics
-        # were produced with, as recorded upstream
-        sections=(
-            "evaluation",
-            "benchmarks",
-            "model",
-            "embeddings",
-            "rerank",
-            "verification",
-            "lmm",
-        ),
+        sections=("evaluation", "benchmarks"),
+        # its rows are labelled with what each benchmark's metrics were produced with (their
+        # recorded lineage); a change to these sections must still re-label them
+        tracks=("model", "embeddings", "rerank", "verification", "lmm"),
         run=RUN + "report:report",
         description="reports/report.md and reports/report.html (self-contained): per benchmark "
         "each stage, the baselines and published results; error CDFs, prediction maps on "
@@ -326,13 +318,13 @@ def stage_named(name: str) -> Stage:
 
 
 def asset_sections() -> dict[str, tuple[str, ...]]:
-    """Which params sections each step reads (its Config and its code version)."""
-    return {stage.name: stage.sections for stage in STAGES}
+    """Which params sections mark each step stale (its Config's, and those it tracks)."""
+    return {stage.name: stage.hashed_sections for stage in STAGES}
 
 
 def readers(section_name: str) -> set[str]:
     """The steps that read a params section (their code versions hash it)."""
-    return {stage.name for stage in STAGES if section_name in stage.sections}
+    return {stage.name for stage in STAGES if section_name in stage.hashed_sections}
 
 
 def downstream(names: set[str]) -> set[str]:

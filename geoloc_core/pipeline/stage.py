@@ -68,6 +68,7 @@ class Stage:
     sections: tuple[str, ...]
     run: str
     description: str
+    tracks: tuple[str, ...] = ()
     upstream: tuple[Upstream, ...] = ()
     partitioning: Partitioning = None
     outputs: tuple[Output, ...] = ()
@@ -75,6 +76,11 @@ class Stage:
     gpu: bool | Callable[[Mapping[str, Any]], bool] = False
     checks: tuple[Check, ...] = ()
     new_sections: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def hashed_sections(self) -> tuple[str, ...]:
+        """The sections whose change marks the step stale."""
+        return (*self.sections, *self.tracks)
 
     @property
     def module(self) -> str:
