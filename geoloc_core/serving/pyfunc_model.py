@@ -3,7 +3,8 @@
 Input: a table with a column `image` (the photo's bytes, base64; a data URL is accepted) and
 an optional `name`. Output: one JSON object per row, the same object `geoloc predict --json`
 writes under "images" for the same photo (geoloc_core/predict/results.py). The optional
-parameter `top_k` (default 5, as the command) limits the candidates listed.
+parameters `top_k` (default 5, as the command) limits the candidates listed, and `all_views`
+(default false, as the command) lists every reference view instead of one entry per place.
 
 The model loads its bundle (geoloc_core/serving/bundle.py) and nothing of the project; an LMM
 key, when lmm.provider needs one, is read from the serving process's environment.
@@ -72,7 +73,8 @@ class ServedPredictor(mlflow.pyfunc.PythonModel):
             for i, (name, text) in enumerate(zip(names, table["image"], strict=True))
         ]
         top_k = int((params or {}).get("top_k") or DEFAULT_TOP_K)
-        return [result.as_dict(top_k) for result in self._predictor.predict(photos)]
+        all_views = bool((params or {}).get("all_views") or False)
+        return [result.as_dict(top_k, all_views) for result in self._predictor.predict(photos)]
 
 
 def _optional(name: str, dtype: Any) -> Property:
@@ -98,6 +100,7 @@ def signature() -> ModelSignature:
             _optional("retrieval_score", DataType.double),
             _optional("verification_score", DataType.double),
             _optional("error_km", DataType.double),
+            Property("views", DataType.long),
         ]
     )
     point = Object([Property("lat", DataType.double), Property("lon", DataType.double)])
@@ -112,15 +115,22 @@ def signature() -> ModelSignature:
             ColSpec(DataType.string, "place_name", required=False),
             ColSpec(DataType.double, "error_km", required=False),
             ColSpec(DataType.string, "decided_by", required=False),
+            ColSpec(DataType.string, "warning", required=False),
             ColSpec(point, "exif_gps", required=False),
             ColSpec(DataType.string, "exif_note", required=False),
             ColSpec(Array(candidate), "candidates"),
             ColSpec(DataType.long, "candidates_total"),
+            ColSpec(DataType.long, "places_total"),
             ColSpec(Array(DataType.string), "neighbours"),
         ]
     )
     inputs = Schema(
         [ColSpec(DataType.string, "image"), ColSpec(DataType.string, "name", required=False)]
     )
-    params = ParamSchema([ParamSpec("top_k", DataType.long, DEFAULT_TOP_K)])
+    params = ParamSchema(
+        [
+            ParamSpec("top_k", DataType.long, DEFAULT_TOP_K),
+            ParamSpec("all_views", DataType.boolean, False),
+        ]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
