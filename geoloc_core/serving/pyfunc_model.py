@@ -2,9 +2,9 @@
 
 Input: a table with a column `image` (the photo's bytes, base64; a data URL is accepted) and
 an optional `name`. Output: one JSON object per row, the same object `geoloc predict --json`
-writes under "images" for the same photo (geoloc_core/predict/results.py). The optional
-parameters `top_k` (default 5, as the command) limits the candidates listed, and `all_views`
-(default false, as the command) lists every reference view instead of one entry per place.
+writes under "images" for the same photo (geoloc_core/predict/results.py): one entry per place,
+as the command lists them by default. The optional parameter `top_k` (default 5, as the
+command) limits the places listed.
 
 The model loads its bundle (geoloc_core/serving/bundle.py) and nothing of the project; an LMM
 key, when lmm.provider needs one, is read from the serving process's environment.
@@ -73,8 +73,7 @@ class ServedPredictor(mlflow.pyfunc.PythonModel):
             for i, (name, text) in enumerate(zip(names, table["image"], strict=True))
         ]
         top_k = int((params or {}).get("top_k") or DEFAULT_TOP_K)
-        all_views = bool((params or {}).get("all_views") or False)
-        return [result.as_dict(top_k, all_views) for result in self._predictor.predict(photos)]
+        return [result.as_dict(top_k) for result in self._predictor.predict(photos)]
 
 
 def _optional(name: str, dtype: Any) -> Property:
@@ -127,10 +126,5 @@ def signature() -> ModelSignature:
     inputs = Schema(
         [ColSpec(DataType.string, "image"), ColSpec(DataType.string, "name", required=False)]
     )
-    params = ParamSchema(
-        [
-            ParamSpec("top_k", DataType.long, DEFAULT_TOP_K),
-            ParamSpec("all_views", DataType.boolean, False),
-        ]
-    )
+    params = ParamSchema([ParamSpec("top_k", DataType.long, DEFAULT_TOP_K)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
