@@ -53,14 +53,14 @@ def _libraries_needed(architecture: str, pretrained: str | None) -> frozenset[st
     return frozenset(needed)
 
 
-def _open_clip(spec: TowerSpec | None = None) -> ModuleType:
+def _open_clip(spec: TowerSpec | None = None, lean: bool = False) -> ModuleType:
     """open_clip with the project's architecture configs registered, imported on first use
-    (seconds), without the HUB_LIBRARIES the first towers asked for do not need (open_clip
-    treats each as optional). Towers needing one of those later get an error to build them in
-    a process of their own."""
+    (seconds). lean (a process that builds these towers only, e.g. `geoloc predict`): without
+    the HUB_LIBRARIES they do not need, which open_clip treats as optional; towers needing one
+    of those later in the same process get an error to build them in a process of their own."""
     if not _imported:
         hidden: list[str] = []
-        if spec is not None and "open_clip" not in sys.modules:
+        if lean and spec is not None and "open_clip" not in sys.modules:
             needed = _libraries_needed(spec.architecture, spec.pretrained)
             hidden = [n for n in HUB_LIBRARIES if n not in needed and n not in sys.modules]
         for name in hidden:
@@ -113,9 +113,12 @@ def architecture_image_size(architecture: str) -> int:
     return int(size[0] if isinstance(size, tuple | list) else size)
 
 
-def build_clip(spec: TowerSpec, device: str | torch.device = "cpu") -> ClipTowers:
-    """Create the open_clip model; weights come only from the pretrained tag or file given."""
-    if spec.architecture not in _open_clip(spec).list_models():
+def build_clip(
+    spec: TowerSpec, device: str | torch.device = "cpu", lean: bool = False
+) -> ClipTowers:
+    """Create the open_clip model; weights come only from the pretrained tag or file given.
+    lean: open_clip is imported without the libraries these towers do not need (_open_clip)."""
+    if spec.architecture not in _open_clip(spec, lean).list_models():
         raise ValueError(
             f"unknown open_clip architecture '{spec.architecture}'; choose one of "
             f"open_clip.list_models() or add a JSON config to {MODEL_CONFIG_DIR}"
