@@ -7,8 +7,11 @@ errors in artifacts/errors/validation.csv). The threshold is the 5th percentile 
 of the validation decisions that were wrong by more than 2500 km (the metrics' continent
 threshold); with fewer than MIN_WRONG such photos, of every validation decision. A photo that
 scores below it matches its best candidate less than nearly every wrong answer of validation
-did: its answer is a guess. Read once when the predictor loads (the standard library only);
-a served model's bundle records it (geoloc_core/serving/bundle.py).
+did: its answer is a guess. Read once when the predictor loads (the standard library only).
+
+A served model's bundle does not record it: the served_model asset does not depend on the
+validation metrics, so whether they exist when it runs depends on the order the graph runs in,
+and recording them would make its bundle differ between two runs from the same inputs.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 WRONG_KM = 2500.0
 PERCENTILE = 5.0
@@ -45,15 +47,6 @@ class FarCalibration:
             f"{self.threshold:.4f}, the {PERCENTILE:g}th percentile of {self.photos} {which}; "
             "the answer is a guess"
         )
-
-    def as_record(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "photos": self.photos, "wrong_only": self.wrong_only}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any] | None) -> FarCalibration | None:
-        if not record:
-            return None
-        return cls(float(record["threshold"]), int(record["photos"]), bool(record["wrong_only"]))
 
 
 def percentile(values: list[float], q: float) -> float:

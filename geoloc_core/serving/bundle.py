@@ -9,8 +9,7 @@ with the params sections it reads, so a model carries everything it needs and no
     gallery/<file>.csv                             verification.gallery, when configured
     params.yaml                                    the predict sections (PREDICT_SECTIONS)
     bundle.json                                    format, every file's SHA-256, where the
-                                                   towers and the gallery are, the far-photo
-                                                   warning's threshold (predict/far_warning.py)
+                                                   towers and the gallery are
 
 API keys are never settings (lmm.api_key_env names the variable), so the bundle holds none:
 the serving process reads the key from its own environment.
@@ -86,7 +85,6 @@ def build_bundle(
         "format": BUNDLE_FORMAT,
         "towers_weights": towers,
         "gallery": gallery,
-        "far_calibration": files.far.as_record() if files.far is not None else None,
         "files": digests,
     }
     (folder / BUNDLE_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
