@@ -36,11 +36,8 @@ SECTION = "9 predict"
 GOAL_S = 4.0
 REPO = Path(__file__).resolve().parent.parent
 
-COMMAND = (
-    "import sys\n"
-    "from geoloc_assets.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
+# the `geoloc` console script's own entry point (its exit skips the interpreter's teardown)
+COMMAND = "from geoloc_assets.cli import run\nrun()\n"
 
 # The command's path in phases (geoloc_core/predict/command.py, step by step), each timed.
 PROBE = r"""

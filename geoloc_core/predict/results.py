@@ -98,7 +98,7 @@ class PhotoResult:
         views), or every candidate of the pool with all_views."""
         if all_views:
             return list(self.candidates)
-        from geoloc_core.predict.same_place import one_per_place
+        from geoloc_core.predict.same_place import one_per_place  # it imports this module
 
         return one_per_place(self.candidates)
 
