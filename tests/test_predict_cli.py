@@ -366,3 +366,27 @@ def test_without_validation_results_no_warning_is_given(project, tmp_path, capsy
     ProjectPaths(root).errors("validation").unlink()
     code, document = predict_json(root, capsys, str(noise_photo(tmp_path)))
     assert code == 0 and document["images"][0]["warning"] is None
+
+
+def test_two_views_of_one_site_are_one_place_with_views_2():
+    """Within 1 km of a better-ranked view: the same place; farther, or an LMM answer: not."""
+    from geoloc_core.predict.results import UNKNOWN_PLACE, RankedCandidate
+    from geoloc_core.predict.same_place import one_per_place
+
+    def view(rank: int, lat: float, ref_id: str | None, source: str = "re-rank"):
+        return RankedCandidate(rank, lat, 10.0, 1 - rank / 10, source, "rerank", UNKNOWN_PLACE,
+                               rank == 1, ref_id=ref_id)
+
+    km = 1 / 111.2  # one degree of latitude is about 111.2 km
+    candidates = [
+        view(1, 45.0, "a-0"),
+        view(2, 46.0, "b-0"),
+        view(3, 45.0 + 0.5 * km, "a-1"),  # 0.5 km from a-0: another view of its site
+        view(4, 45.0 + 1.5 * km, "c-0"),  # 1.5 km away: another place
+        view(5, 45.0, None, "lmm"),  # an LMM answer at a-0's point is no view of it
+    ]
+    places = one_per_place(candidates)
+    assert [(p.ref_id, p.views, p.rank) for p in places] == [
+        ("a-0", 2, 1), ("b-0", 1, 2), ("c-0", 1, 3), (None, 1, 4)
+    ]
+    assert places[0].decision and places[0].lat == 45.0
