@@ -110,6 +110,13 @@ BENCHES = (
         "see benchmarks/memory_growth.py: three sizes per curve, one child process each",
     ),
     Bench(
+        "predict",
+        "predict_cold_start.py",
+        ("--repeats", "3"),
+        ("--repeats", "1"),
+        "one demo validation photo, `geoloc predict --json`, 3 fresh processes (median)",
+    ),
+    Bench(
         "segmentation",
         "segmentation_throughput.py",
         ("--demo-images", "256", "--segformer-images", "8"),

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         "images", nargs="+", metavar="PHOTO|FOLDER|GLOB", help="image files, folders, patterns"
     )
     pred.add_argument("--top-k", type=int, default=5, help="candidates shown per photo")
+    pred.add_argument("--all-views", action="store_true",
+                      help="list every reference view, not one entry per place")
     pred.add_argument("--json", action="store_true", help="one JSON document on stdout")
     pred.add_argument("--map", type=Path, default=None, metavar="OUT.png",
                       help="draw the candidates (and the EXIF position) on a map")
@@ -228,6 +230,7 @@ def _predict(root: Path, args: argparse.Namespace) -> int:
         as_json=args.json,
         map_out=args.map,
         progress=not args.no_progress,
+        all_views=args.all_views,
     )
     try:
         return run_predict(root, request)

@@ -24,6 +24,7 @@ from PIL import ExifTags, Image, TiffImagePlugin
 from geoloc_assets.cli import main
 from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.predict.far_warning import calibrate
 from tests.conftest import REPO
 
 SAMPLES = Path(sklearn.__file__).parent / "datasets" / "images"  # real photos: china, flower
@@ -82,7 +83,8 @@ def test_demo_images_get_the_benchmarks_decision_candidates_and_places(project, 
     paths = ProjectPaths(project)
     rows = validation_images(project, 4)
     images = [str(project / p) for p in rows["image"]]
-    code, document = predict_json(project, capsys, *images, "--top-k", "100")
+    # --all-views: every candidate of the pool, as the benchmark's files list them
+    code, document = predict_json(project, capsys, *images, "--top-k", "100", "--all-views")
     assert code == 0 and document["failed"] == 0 and document["located"] == 4
     assert document["model"]["variant"] == "g3"
     predictions = pd.read_csv(paths.predictions("validation")).set_index("id")
@@ -266,7 +268,8 @@ def test_a_partly_built_project_names_the_missing_group(project, tmp_path, capsy
 
 
 def test_a_cold_start_imports_no_dagster(project):
-    """A fresh `geoloc predict` process: what it loads (no dagster, no mlflow), and its time."""
+    """A fresh `geoloc predict` process: what it loads (no dagster, no mlflow, none of the
+    libraries open_clip needs only for hub towers, no geocoder), and its time."""
     probe = (
         "import sys, time\n"
         "start = time.perf_counter()\n"
@@ -274,8 +277,8 @@ def test_a_cold_start_imports_no_dagster(project):
         f"code = main(['--root', {str(project)!r}, 'predict', '--no-progress', '--json', "
         f"{str(SAMPLES / 'china.jpg')!r}])\n"
         "print('SECONDS', time.perf_counter() - start, file=sys.stderr)\n"
-        "print('LOADED', sorted(m for m in ('dagster', 'mlflow', 'matplotlib') "
-        "if m in sys.modules), file=sys.stderr)\n"
+        "print('LOADED', sorted(m for m in ('dagster', 'mlflow', 'matplotlib', 'transformers', "
+        "'timm', 'huggingface_hub', 'reverse_geocoder') if m in sys.modules), file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "GEOLOC_ROOT"}
@@ -285,3 +288,105 @@ def test_a_cold_start_imports_no_dagster(project):
     assert done.returncode == 0, done.stderr[-2000:]
     json.loads(done.stdout)
     assert "LOADED []" in done.stderr
+
+
+def test_views_of_one_site_are_listed_once_with_their_count(project, capsys):
+    """By default each place is listed once (its best view, `views` counted); --all-views
+    lists every reference view; the decision is the same either way."""
+    images = [str(project / p) for p in validation_images(project, 4)["image"]]
+    _, grouped = predict_json(project, capsys, *images, "--top-k", "100")
+    _, every = predict_json(project, capsys, *images, "--top-k", "100", "--all-views")
+    collapsed = 0
+    for by_place, by_view in zip(grouped["images"], every["images"], strict=True):
+        assert (by_place["lat"], by_place["lon"]) == (by_view["lat"], by_view["lon"])
+        assert by_place["candidates"][0]["decision"] and by_place["candidates"][0]["rank"] == 1
+        assert by_place["candidates_total"] == by_view["candidates_total"] == len(
+            by_view["candidates"]
+        )
+        assert by_place["places_total"] == len(by_place["candidates"]) == by_view["places_total"]
+        assert sum(c["views"] for c in by_place["candidates"]) == by_view["candidates_total"]
+        assert [c["rank"] for c in by_place["candidates"]] == list(
+            range(1, len(by_place["candidates"]) + 1)
+        )
+        points = [(c["lat"], c["lon"]) for c in by_place["candidates"]]
+        assert len(points) == len(set(points))  # the demo's views of a site share coordinates
+        assert all(c["views"] == 1 for c in by_view["candidates"])
+        for place in by_place["candidates"]:
+            views = [c for c in by_view["candidates"] if (c["lat"], c["lon"]) == (place["lat"],
+                                                                                 place["lon"])]
+            assert len(views) == place["views"]
+            assert place["ref_id"] == views[0]["ref_id"]  # the best-ranked view stands for it
+            collapsed += place["views"] > 1
+    assert collapsed  # some site has two or more views among the candidates
+    assert geoloc(project, images[0], "--top-k", "100") == 0
+    text = capsys.readouterr().out
+    shown = [m for line in text.splitlines() if (m := RANKED_LINE.match(line))]
+    first = grouped["images"][0]["candidates"]
+    assert len(shown) == len(first)
+    for match, place in zip(shown, first, strict=True):
+        assert match["place"].endswith(f"views: {place['views']}") == (place["views"] > 1)
+
+
+def noise_photo(folder: Path) -> Path:
+    """Random pixels: a photo of nowhere the model knows."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    return folder / "noise.png"
+
+
+def test_a_photo_far_from_everything_gets_a_warning(project, tmp_path, capsys):
+    """The threshold comes from validation's decisions (their scores and the metrics' errors);
+    random noise is below it and warned about, a well-matched validation photo is not."""
+    paths = ProjectPaths(project)
+    far = calibrate(paths.predictions("validation"), paths.errors("validation"))
+    assert far is not None and far.wrong_only  # the tiny demo has wrong answers to learn from
+    predictions = pd.read_csv(paths.predictions("validation"))
+    best = predictions.loc[predictions["score"].idxmax(), "id"]
+    manifest = validation_images(project, 100).set_index("id")
+    familiar = str(project / manifest.loc[best, "image"])
+    noise = str(noise_photo(tmp_path))
+    code, document = predict_json(project, capsys, noise, familiar)
+    assert code == 0
+    far_one, known = document["images"]
+    assert far_one["score"] < far.threshold and known["score"] >= far.threshold
+    assert far_one["warning"].startswith("far from everything the model knows")
+    assert f"{far.threshold:.4f}" in far_one["warning"]
+    assert known["warning"] is None
+    assert geoloc(project, noise) == 0
+    assert "  warning: far from everything the model knows" in capsys.readouterr().out
+    unseen = pd.read_csv(paths.benchmark_manifest("demo-unseen"))
+    _, document = predict_json(project, capsys, *[str(project / p) for p in unseen["image"]])
+    for found in document["images"]:  # places in no reference: warned exactly when below
+        assert (found["warning"] is not None) == (found["score"] < far.threshold)
+
+
+def test_without_validation_results_no_warning_is_given(project, tmp_path, capsys):
+    root = tmp_path / "project"
+    shutil.copytree(project, root, ignore=shutil.ignore_patterns("mlruns", ".dagster"))
+    ProjectPaths(root).errors("validation").unlink()
+    code, document = predict_json(root, capsys, str(noise_photo(tmp_path)))
+    assert code == 0 and document["images"][0]["warning"] is None
+
+
+def test_two_views_of_one_site_are_one_place_with_views_2():
+    """Within 1 km of a better-ranked view: the same place; farther, or an LMM answer: not."""
+    from geoloc_core.predict.results import UNKNOWN_PLACE, RankedCandidate
+    from geoloc_core.predict.same_place import one_per_place
+
+    def view(rank: int, lat: float, ref_id: str | None, source: str = "re-rank"):
+        return RankedCandidate(rank, lat, 10.0, 1 - rank / 10, source, "rerank", UNKNOWN_PLACE,
+                               rank == 1, ref_id=ref_id)
+
+    km = 1 / 111.2  # one degree of latitude is about 111.2 km
+    candidates = [
+        view(1, 45.0, "a-0"),
+        view(2, 46.0, "b-0"),
+        view(3, 45.0 + 0.5 * km, "a-1"),  # 0.5 km from a-0: another view of its site
+        view(4, 45.0 + 1.5 * km, "c-0"),  # 1.5 km away: another place
+        view(5, 45.0, None, "lmm"),  # an LMM answer at a-0's point is no view of it
+    ]
+    places = one_per_place(candidates)
+    assert [(p.ref_id, p.views, p.rank) for p in places] == [
+        ("a-0", 2, 1), ("b-0", 1, 2), ("c-0", 1, 3), (None, 1, 4)
+    ]
+    assert places[0].decision and places[0].lat == 45.0

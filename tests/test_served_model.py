@@ -23,11 +23,13 @@ from typing import Any
 
 import dagster as dg
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import pytest
 import sklearn
 import yaml
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from geoloc_assets.cli import main
 from geoloc_assets.runner import project_instance
@@ -144,6 +146,10 @@ def test_the_asset_registered_exactly_what_predict_reads(project, client, monkey
     signature = {k: json.loads(v) for k, v in mlmodel["signature"].items()}
     assert [c["name"] for c in signature["inputs"]] == ["image", "name"]
     assert {c["name"] for c in signature["outputs"]} >= {"candidates", "lat", "lon", "error"}
+    outputs = {c["name"]: c for c in signature["outputs"]}
+    assert {"warning", "places_total"} <= set(outputs)
+    candidate = outputs["candidates"]["items"]["properties"]
+    assert candidate["views"]["type"] == "long"
     assert signature["params"] == [
         {"name": "top_k", "type": "long", "default": 5, "shape": None}
     ]
@@ -207,6 +213,7 @@ def test_the_scoring_server_answers_like_geoloc_predict(project, cli_answers, tm
     with scoring_server(project, tmp_path / "serve.log") as base:
         records = [{"image": encoded(name), "name": name} for name in PHOTOS]
         records.append({"image": "this is not base64!", "name": "broken"})
+        records.append({"image": noise_png(), "name": "noise"})
         answer = post(f"{base}/invocations", {"dataframe_records": records})
     served, cli = answer["predictions"], cli_answers
     for name, found in zip(PHOTOS, served, strict=False):
@@ -215,6 +222,15 @@ def test_the_scoring_server_answers_like_geoloc_predict(project, cli_answers, tm
             assert -90 <= candidate["lat"] <= 90 and -180 <= candidate["lon"] <= 180
     assert served[2]["image"] == "broken" and served[2]["candidates"] == []
     assert served[2]["error"] == "the `image` field is not base64-encoded bytes"
+    assert served[3]["candidates"] and served[3]["warning"] is None  # no threshold in a bundle
+
+
+def noise_png() -> str:
+    """Random pixels, base64: a photo of nowhere the model knows (as tests/test_predict_cli)."""
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def test_the_model_loads_in_another_process_without_the_project(

@@ -88,6 +88,7 @@ def test_predict_new_files_with_g3(tiny_inputs, tmp_path):
     good, bad = predict_images(paths.root, [photo, broken], top_k=2)
     assert bad["error"] == "not an image (no decoder recognises the bytes)"
     assert bad["lat"] is None and bad["candidates"] == []
+    assert good["warning"] is None  # nothing validated yet: no threshold to warn against
 
     # the same search by brute force: cosine of the photo's embedding with every stored vector
     trained = load_trained(paths)

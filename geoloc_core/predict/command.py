@@ -1,4 +1,4 @@
-"""`geoloc predict PHOTO|FOLDER|GLOB … [--top-k K] [--json] [--map OUT.png]`.
+"""`geoloc predict PHOTO|FOLDER|GLOB … [--top-k K] [--all-views] [--json] [--map OUT.png]`.
 
 Photos are read and geolocated a chunk at a time under a progress bar (stderr); a photo that
 cannot be used is reported with its reason and never stops the others. Exit status: 0 when
@@ -33,6 +33,7 @@ class PredictRequest:
     as_json: bool = False
     map_out: Path | None = None
     progress: bool = True
+    all_views: bool = False  # every reference view listed, not one entry per place
 
 
 def run_predict(
@@ -67,7 +68,7 @@ def run_predict(
     if request.map_out is not None and any(r.candidates for r in results):
         from geoloc_core.predict.map import draw_map
 
-        path, panels = draw_map(results, request.map_out, request.top_k)
+        path, panels = draw_map(results, request.map_out, request.top_k, request.all_views)
         err.write(f"geoloc: map of {panels} photo(s) written to {path}\n")
     elif request.map_out is not None:
         err.write("geoloc: no photo was located, so no map was written\n")
@@ -76,7 +77,7 @@ def run_predict(
         document = {
             "model": predictor.describe(),
             "settings": settings.summary(),
-            "images": [r.as_dict(request.top_k) for r in results],
+            "images": [r.as_dict(request.top_k, request.all_views) for r in results],
             "located": len(results) - failed,
             "failed": failed,
         }
@@ -84,5 +85,5 @@ def run_predict(
     else:
         from geoloc_core.predict.render import render
 
-        out.write(render(results, request.top_k))
+        out.write(render(results, request.top_k, request.all_views))
     return 1 if failed else 0

@@ -51,9 +51,10 @@ def decode_photo(data: bytes, size: int) -> np.ndarray:
 def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
     """The frozen towers the model was trained on. weights: the file to load (checked against
     the digest the model recorded, unless it names an open_clip tag, whose weights a bundle
-    exports to a file); None: the tag itself, which open_clip resolves."""
+    exports to a file); None: the tag itself, which open_clip resolves. Built lean: a predict
+    process builds no other towers, so open_clip loads without what these do not use."""
     if weights is None:
-        return freeze(build_clip(TowerSpec(spec.architecture, str(spec.pretrained))))
+        return freeze(build_clip(TowerSpec(spec.architecture, str(spec.pretrained)), lean=True))
     if not Path(weights).is_file():
         raise FileNotFoundError(f"the backbone weights {weights} are missing")
     expected = str(spec.weights_sha256)
@@ -62,7 +63,7 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
             f"{weights} is not the backbone the model was trained on (its SHA-256 differs): "
             "re-materialize backbone_weights and everything downstream"
         )
-    return freeze(build_clip(TowerSpec(spec.architecture, str(weights))))
+    return freeze(build_clip(TowerSpec(spec.architecture, str(weights)), lean=True))
 
 
 @torch.no_grad()

@@ -3,7 +3,9 @@
 One list for both, so the bundle holds exactly what prediction reads: the trained model
 (weights + config), the frozen towers' weights, the FAISS index with its meta and record, the
 place texts, the gallery when verification uses one, and the checksum written beside any of
-them. A project missing some of them gets one line naming the command that builds them.
+them; in a project, also the far-photo warning's threshold, calibrated on its validation
+decisions (a bundle has none: see far_warning.py). A project missing some of them gets one line
+naming the command that builds them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.predict.far_warning import CALIBRATION_BENCHMARK, FarCalibration, calibrate
 from geoloc_core.predict.settings import PredictSettings
 
 BUNDLE_RECORD = "bundle.json"
@@ -35,6 +38,7 @@ class PredictFiles:
     index_record: Path
     place_texts: Path
     gallery: Path | None
+    far: FarCalibration | None = None  # the warning's threshold (None: no validation results)
 
     def required(self) -> list[Path]:
         """Every file read, in a stable order; checksum sidecars where they exist."""
@@ -62,6 +66,9 @@ class PredictFiles:
             index_record=paths.index_record,
             place_texts=paths.place_texts,
             gallery=_gallery(paths.root, settings),
+            far=calibrate(
+                paths.predictions(CALIBRATION_BENCHMARK), paths.errors(CALIBRATION_BENCHMARK)
+            ),
         )
 
     @classmethod

@@ -51,8 +51,10 @@ def _window(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float, float, floa
     return west, west + span, south, south + 2 * half_lat
 
 
-def _panel(ax: plt.Axes, result: PhotoResult, top_k: int, coast: Coastlines) -> None:
-    shown = result.candidates[:top_k]
+def _panel(
+    ax: plt.Axes, result: PhotoResult, top_k: int, coast: Coastlines, all_views: bool
+) -> None:
+    shown = result.listed(all_views)[:top_k]
     lon = np.array([c.lon for c in shown])
     lat = np.array([c.lat for c in shown])
     exif = result.exif
@@ -75,7 +77,7 @@ def _panel(ax: plt.Axes, result: PhotoResult, top_k: int, coast: Coastlines) -> 
         if picked:
             ax.scatter(lon[picked], lat[picked], s=36, c=colour, edgecolors="white",
                        linewidths=0.6, zorder=3, label=f"candidate ({source})")
-    ranks_at: dict[tuple[float, float], list[str]] = {}  # views of one site share a point
+    ranks_at: dict[tuple[float, float], list[str]] = {}  # (--all-views) views share a point
     for candidate in shown:
         ranks_at.setdefault((candidate.lon, candidate.lat), []).append(str(candidate.rank))
     for point, ranks in ranks_at.items():
@@ -101,7 +103,9 @@ def _panel(ax: plt.Axes, result: PhotoResult, top_k: int, coast: Coastlines) -> 
     ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
 
 
-def draw_map(results: Sequence[PhotoResult], out: Path, top_k: int) -> tuple[Path, int]:
+def draw_map(
+    results: Sequence[PhotoResult], out: Path, top_k: int, all_views: bool = False
+) -> tuple[Path, int]:
     """Write the map; returns (its path, how many located photos it shows)."""
     located = [r for r in results if r.candidates]
     if not located:
@@ -112,7 +116,7 @@ def draw_map(results: Sequence[PhotoResult], out: Path, top_k: int) -> tuple[Pat
     fig, axes = plt.subplots(rows, columns, figsize=(9 * columns, 5.2 * rows), squeeze=False)
     coast = coastlines()
     for ax, result in zip(axes.flat, shown, strict=False):
-        _panel(ax, result, top_k, coast)
+        _panel(ax, result, top_k, coast, all_views)
     for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
     if len(located) > len(shown):

@@ -154,6 +154,8 @@ class Predictor:
             results[row].candidates = candidates
             results[row].neighbours = neighbours
             results[row].decided_by = how
+            if self.files.far is not None and candidates:
+                results[row].warning = self.files.far.warning(candidates[0].score)
         return results
 
     def _locate(

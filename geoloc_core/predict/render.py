@@ -17,14 +17,15 @@ def _number(value: float | None, digits: int) -> str:
 def _row(candidate: RankedCandidate) -> str:
     mark = DECISION_MARK if candidate.decision else " "
     error = "" if candidate.error_km is None else f"{candidate.error_km:,.1f} km"
+    views = f"views: {candidate.views}" if candidate.views > 1 else ""
     return (
         f"  {mark}{candidate.rank:>3}  {candidate.lat:>10.5f} {candidate.lon:>11.5f}  "
         f"{_number(candidate.score, 4):>7}  {candidate.source:<9}  "
-        f"{candidate.place.label or '(no place within reach)':<40} {error}".rstrip()
+        f"{candidate.place.label or '(no place within reach)':<40} {error}  {views}".rstrip()
     )
 
 
-def render_photo(result: PhotoResult, top_k: int) -> list[str]:
+def render_photo(result: PhotoResult, top_k: int, all_views: bool = False) -> list[str]:
     if result.error:
         return [f"{result.image}: error: {result.error}"]
     lines = [result.image]
@@ -32,10 +33,12 @@ def render_photo(result: PhotoResult, top_k: int) -> list[str]:
         f"  {' ':1}{'#':>3}  {'latitude':>10} {'longitude':>11}  {'score':>7}  {'source':<9}  "
         f"{'place':<40} {'error' if result.exif and result.exif.known else ''}".rstrip()
     )
-    lines += [_row(c) for c in result.candidates[:top_k]]
-    hidden = len(result.candidates) - min(top_k, len(result.candidates))
+    listed = result.listed(all_views)
+    lines += [_row(c) for c in listed[:top_k]]
+    hidden = len(listed) - min(top_k, len(listed))
     if hidden:
-        lines.append(f"        … {hidden} more in the pool (--top-k to show them)")
+        what = "candidates" if all_views else "places"
+        lines.append(f"        … {hidden} more {what} in the pool (--top-k to show them)")
     decision = result.decision
     if decision is not None:
         where = decision.place.label or "no place within reach"
@@ -43,6 +46,8 @@ def render_photo(result: PhotoResult, top_k: int) -> list[str]:
         lines.append(f"  decision ({DECISION_MARK}): {point}  {where}")
         if result.decided_by:
             lines.append(f"    by {result.decided_by}")
+    if result.warning:
+        lines.append(f"  warning: {result.warning}")
     exif = result.exif
     if exif is not None and exif.known and decision is not None and decision.error_km is not None:
         lines.append(
@@ -52,8 +57,8 @@ def render_photo(result: PhotoResult, top_k: int) -> list[str]:
     return lines
 
 
-def render(results: Sequence[PhotoResult], top_k: int) -> str:
-    blocks = ["\n".join(render_photo(result, top_k)) for result in results]
+def render(results: Sequence[PhotoResult], top_k: int, all_views: bool = False) -> str:
+    blocks = ["\n".join(render_photo(result, top_k, all_views)) for result in results]
     failed = sum(1 for r in results if r.error)
     summary = f"{len(results)} photo(s): {len(results) - failed} located, {failed} failed"
     return "\n\n".join([*blocks, summary]) + "\n"

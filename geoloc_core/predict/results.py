@@ -46,6 +46,7 @@ class RankedCandidate:
     retrieval_score: float | None = None  # cosine of the retrieval embeddings
     verification_score: float | None = None  # cosine in the GPS space (method verify)
     error_km: float | None = None  # geodesic distance to the EXIF position, when there is one
+    views: int = 1  # reference images of this place the entry stands for (same_place.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class RankedCandidate:
             "retrieval_score": self.retrieval_score,
             "verification_score": self.verification_score,
             "error_km": self.error_km,
+            "views": self.views,
         }
 
 
@@ -85,14 +87,25 @@ class PhotoResult:
     candidates: list[RankedCandidate] = field(default_factory=list)  # ranked, decision first
     decided_by: str = ""  # how the decision was taken (verification, top1, LMM reasoning)
     neighbours: list[str] = field(default_factory=list)  # reference ids, retrieval order
+    warning: str | None = None  # far from everything the model knows (far_warning.py)
 
     @property
     def decision(self) -> RankedCandidate | None:
         return self.candidates[0] if self.candidates else None
 
-    def as_dict(self, top_k: int | None = None) -> dict[str, Any]:
+    def listed(self, all_views: bool = False) -> list[RankedCandidate]:
+        """The candidates as presented: one entry per place (its best view, with the count of
+        views), or every candidate of the pool with all_views."""
+        if all_views:
+            return list(self.candidates)
+        from geoloc_core.predict.same_place import one_per_place  # it imports this module
+
+        return one_per_place(self.candidates)
+
+    def as_dict(self, top_k: int | None = None, all_views: bool = False) -> dict[str, Any]:
         """The JSON form; top_k limits the candidates and neighbours listed (None: all)."""
-        shown = self.candidates[:top_k] if top_k else self.candidates
+        listed = self.listed(all_views)
+        shown = listed[:top_k] if top_k else listed
         decision = self.decision
         exif = self.exif
         return {
@@ -105,9 +118,11 @@ class PhotoResult:
             "place_name": decision.place.label if decision else None,
             "error_km": decision.error_km if decision else None,
             "decided_by": self.decided_by or None,
+            "warning": self.warning,
             "exif_gps": {"lat": exif.lat, "lon": exif.lon} if exif and exif.known else None,
             "exif_note": exif.note if exif and not exif.known else None,
             "candidates": [c.as_dict() for c in shown],
             "candidates_total": len(self.candidates),
+            "places_total": len(self.listed()) if all_views else len(listed),
             "neighbours": self.neighbours[:top_k] if top_k else list(self.neighbours),
         }

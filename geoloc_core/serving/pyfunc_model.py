@@ -2,8 +2,9 @@
 
 Input: a table with a column `image` (the photo's bytes, base64; a data URL is accepted) and
 an optional `name`. Output: one JSON object per row, the same object `geoloc predict --json`
-writes under "images" for the same photo (geoloc_core/predict/results.py). The optional
-parameter `top_k` (default 5, as the command) limits the candidates listed.
+writes under "images" for the same photo (geoloc_core/predict/results.py): one entry per place,
+as the command lists them by default. The optional parameter `top_k` (default 5, as the
+command) limits the places listed.
 
 The model loads its bundle (geoloc_core/serving/bundle.py) and nothing of the project; an LMM
 key, when lmm.provider needs one, is read from the serving process's environment.
@@ -98,6 +99,7 @@ def signature() -> ModelSignature:
             _optional("retrieval_score", DataType.double),
             _optional("verification_score", DataType.double),
             _optional("error_km", DataType.double),
+            Property("views", DataType.long),
         ]
     )
     point = Object([Property("lat", DataType.double), Property("lon", DataType.double)])
@@ -112,10 +114,12 @@ def signature() -> ModelSignature:
             ColSpec(DataType.string, "place_name", required=False),
             ColSpec(DataType.double, "error_km", required=False),
             ColSpec(DataType.string, "decided_by", required=False),
+            ColSpec(DataType.string, "warning", required=False),
             ColSpec(point, "exif_gps", required=False),
             ColSpec(DataType.string, "exif_note", required=False),
             ColSpec(Array(candidate), "candidates"),
             ColSpec(DataType.long, "candidates_total"),
+            ColSpec(DataType.long, "places_total"),
             ColSpec(Array(DataType.string), "neighbours"),
         ]
     )

