@@ -47,6 +47,15 @@ AUTOMATION = (
 ).with_label("eager, or its code version changed")
 EVERY_PARTITION = dg.AllPartitionMapping()
 RAW_DATA_GROUP = "data"
+# Dagster's UI asks for an asset's staleness without a partition, which Dagster answers "fresh"
+# for a partitioned asset (dagster/_core/definitions/data_version.py, _get_status), and no page
+# asks per partition: so a partitioned asset's description says where to look instead.
+PARTITION_STALENESS = (
+    "\n\nStaleness per partition: Dagster's UI shows none for a partitioned asset (no "
+    "\"Unsynced\" badge, whatever its partitions' code versions); `geoloc status` lists each "
+    "partition as fresh, stale or missing, with why. After a params.yaml or code edit the "
+    "automation sensor re-materializes the stale partitions by itself."
+)
 # the section whose n_shards cuts each shard partitioning
 SHARD_SECTIONS = {FEATURE_SHARD: "features", SEGMENTATION_SHARD: "segmentation"}
 
@@ -107,7 +116,7 @@ def step_asset(
     @dg.asset(
         name=stage.name,
         group_name=stage.group,
-        description=stage.description,
+        description=stage.description + (PARTITION_STALENESS if partitions_def else ""),
         deps=[
             dg.AssetDep(u.step, partition_mapping=EVERY_PARTITION if u.every_partition else None)
             for u in stage.upstream
