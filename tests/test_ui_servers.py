@@ -246,6 +246,33 @@ def test_params_edit_with_make_ui_running_is_followed_without_a_click(ui_project
 
 
 @pytest.mark.slow
+def test_automation_requests_what_a_params_edit_changed_once(ui_project):
+    """Dagster's own evaluation of the automation condition, tick by tick: a fresh instance's
+    first tick requests nothing; after an eps edit (the reloaded definitions) the assets that
+    read rerank are requested with what follows them in the same runs, nothing above; the
+    next tick, with nothing run, requests nothing again (no loop)."""
+    instance = project_instance(ui_project)
+    first = dg.evaluate_automation_conditions(defs=build_definitions(ui_project), instance=instance)
+    assert first.total_requested == 0
+    params_file = ui_project / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["rerank"]["eps_km"] = NEW_EPS_KM
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    defs = build_definitions(ui_project)
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {
+        (key.to_user_string(), partition)
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        for partition in second.get_requested_partitions(key)
+    }
+    assert requested <= stale_partitions_after("rerank", BENCHMARKS)
+    assert {(a, b) for a in ("rerank", "verification", "metrics") for b in BENCHMARKS} <= requested
+    assert ("served_model", None) in requested
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert third.total_requested == 0
+
+
+@pytest.mark.slow
 def test_make_ui_stops_on_sigterm_with_every_process(tiny_project, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster"))
     shutil.copy(REPO / "pyproject.toml", tiny_project / "pyproject.toml")
