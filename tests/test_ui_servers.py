@@ -95,10 +95,12 @@ def stop_and_count_survivors(process: subprocess.Popen, number: signal.Signals) 
     supervisor sends it); the processes of the tree still running STOP_DEADLINE_S later."""
     tree = {process.pid: _start_ticks(process.pid), **descendants(process.pid)}
     os.killpg(process.pid, number)
-    deadline = time.monotonic() + STOP_DEADLINE_S
+    sent = time.monotonic()
+    deadline = sent + STOP_DEADLINE_S
     while time.monotonic() < deadline:
         process.poll()
         if not any(alive(pid, started) for pid, started in tree.items()):
+            print(f"\n{number.name}: {len(tree)} processes gone in {time.monotonic() - sent:.1f} s")
             return []
         time.sleep(0.2)
     return [
