@@ -89,6 +89,7 @@ class ReloadWatcher:
         self.webserver_url = webserver_url
         self.say = say
         self.poll_s = poll_s
+        self._waiting = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="geoloc-reload", daemon=True)
 
@@ -117,9 +118,12 @@ class ReloadWatcher:
         shown = ", ".join(changed[:3]) + more
         try:
             outcome = reload_workspace(self.webserver_url)
-        except (OSError, KeyError, ValueError) as exc:
-            self.say(f"geoloc: {shown} changed; the webserver did not reload yet ({exc})")
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            if not self._waiting:  # said once; retried every poll until the webserver answers
+                self.say(f"geoloc: {shown} changed; the webserver did not reload yet ({exc})")
+            self._waiting = True
             return False
+        self._waiting = False
         self.say(f"geoloc: {shown} changed: {outcome}")
         return True
 

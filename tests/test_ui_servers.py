@@ -323,3 +323,61 @@ def test_a_server_that_ignores_signals_is_killed_after_the_grace_period(tmp_path
             time.sleep(0.2)
         time.sleep(1.5)  # the supervisor records its tree once a second
         assert stop_and_count_survivors(server.process, signal.SIGTERM) == []
+
+
+def eventually(condition, within_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_watcher_reloads_once_per_edit_and_waits_for_the_webserver(tmp_path):
+    """Against a stand-in webserver: nothing before an edit; one reload per edit; an edit made
+    while the webserver is down is reloaded once it answers, and said once meanwhile."""
+    import http.server
+    import threading
+
+    from geoloc_assets.reload_watch import ReloadWatcher
+
+    reloads: list[str] = []
+    up = threading.Event()
+
+    class Webserver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["query"]
+            if not up.is_set():
+                self.send_error(503)
+                return
+            reloads.append(query)
+            body = {"data": {"reloadWorkspace": {"__typename": "Workspace", "locationEntries": []}}}
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Webserver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    params = tmp_path / "params.yaml"
+    params.write_text("rerank: {eps_km: 50}\n")
+    said: list[str] = []
+    url = f"http://127.0.0.1:{server.server_port}"
+    watcher = ReloadWatcher(tmp_path, url, say=said.append, poll_s=0.1).start()
+    try:
+        time.sleep(0.5)
+        assert reloads == []
+        params.write_text("rerank: {eps_km: 30}\n")
+        assert eventually(lambda: said), "the edit went unnoticed"
+        time.sleep(0.5)  # a few more failed polls: still said once
+        assert reloads == [] and len(said) == 1 and "did not reload yet" in said[0]
+        up.set()
+        assert eventually(lambda: reloads), "no reload once the webserver answered"
+        assert len(reloads) == 1 and "reloadWorkspace" in reloads[0]
+        assert said[-1] == "geoloc: params.yaml changed: code location reloaded"
+    finally:
+        watcher.stop()
+        server.shutdown()
