@@ -78,10 +78,19 @@ experiments: install
 	dvc exp run --run-all --jobs 1
 	dvc exp show --only-changed
 
+# The servers run under `geoloc serve`: Ctrl-C or SIGTERM stops them within seconds with every
+# process they started (dagster dev alone lingers for over a minute). `make ui` also reloads the
+# code location when params.yaml or the code changes, so the automation sensor follows an edit.
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+# uvicorn workers of the MLflow UI: one serves a person browsing (mlflow's default is 4)
+MLFLOW_WORKERS ?= 1
+
 # `geoloc status` first: it sets up the project's instance (the GPU pool's limit) and shows staleness
 ui: install
 	geoloc status
-	dagster dev -h 127.0.0.1 -p 3000
+	geoloc serve --reload-dagster http://127.0.0.1:$(DAGSTER_PORT) -- dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
+# job execution (huey consumers) serves MLflow's GenAI jobs, which browsing runs never starts
 mlflow-ui: install
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false geoloc serve -- mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db

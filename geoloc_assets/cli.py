@@ -72,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
                       help="draw the candidates (and the EXIF position) on a map")
     pred.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
+    serve = sub.add_parser(
+        "serve",
+        help="run a server command (make ui, make mlflow-ui) in a process group of its own that "
+        "Ctrl-C or SIGTERM stops within seconds, leaving no process behind",
+    )
+    serve.add_argument(
+        "--reload-dagster",
+        metavar="URL",
+        default=None,
+        help="the Dagster webserver to reload when params.yaml or the code changes",
+    )
+    serve.add_argument("server_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+
     server = sub.add_parser(
         "lmm-test-server",
         help="an OpenAI-compatible server on 127.0.0.1 whose answers come from the prompt's "
@@ -107,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_schema(root))
             return 0
+        if args.command == "serve":
+            from geoloc_assets.serve import serve
+
+            command = args.server_command
+            command = command[1:] if command[:1] == ["--"] else command
+            return serve(command, root, args.reload_dagster)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 

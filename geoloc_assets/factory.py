@@ -31,11 +31,35 @@ from geoloc_core.pipeline.registry import (
 from geoloc_core.pipeline.stage import Check, Stage
 from geoloc_core.segmentation.sharding import shard_keys
 
-# Every asset below the raw data: materializing a changed asset brings what follows up to date
-# when the automation sensor runs (`make ui` starts it with the daemon).
-AUTOMATION = dg.AutomationCondition.eager()
+# Every asset below the raw data, evaluated by the automation sensor (`make ui` starts it with
+# the daemon). Dagster's eager(): run when a dependency was updated (or will be, in the same
+# tick) or when newly missing, not while a dependency is missing or in progress. Plus: run when
+# the asset's own code version changed since the previous tick, i.e. when a params.yaml edit (or
+# a code edit) reached the reloaded code location; what follows then comes through the updated
+# dependency. A first tick has no previous code version, so a fresh instance requests nothing,
+# and since_last_handled() requests each change once (no loop).
+AUTOMATION = (
+    dg.AutomationCondition.in_latest_time_window()
+    & (
+        dg.AutomationCondition.newly_missing()
+        | dg.AutomationCondition.any_deps_updated()
+        | dg.AutomationCondition.code_version_changed()
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("eager, or its code version changed")
 EVERY_PARTITION = dg.AllPartitionMapping()
 RAW_DATA_GROUP = "data"
+# Dagster's UI asks for an asset's staleness without a partition, which Dagster answers "fresh"
+# for a partitioned asset (dagster/_core/definitions/data_version.py, _get_status), and no page
+# asks per partition: so a partitioned asset's description says where to look instead.
+PARTITION_STALENESS = (
+    "\n\nStaleness per partition: Dagster's UI shows none for a partitioned asset (no "
+    "\"Unsynced\" badge, whatever its partitions' code versions); `geoloc status` lists each "
+    "partition as fresh, stale or missing, with why. After a params.yaml or code edit the "
+    "automation sensor re-materializes the stale partitions by itself."
+)
 # the section whose n_shards cuts each shard partitioning
 SHARD_SECTIONS = {FEATURE_SHARD: "features", SEGMENTATION_SHARD: "segmentation"}
 
@@ -96,7 +120,7 @@ def step_asset(
     @dg.asset(
         name=stage.name,
         group_name=stage.group,
-        description=stage.description,
+        description=stage.description + (PARTITION_STALENESS if partitions_def else ""),
         deps=[
             dg.AssetDep(u.step, partition_mapping=EVERY_PARTITION if u.every_partition else None)
             for u in stage.upstream

@@ -150,14 +150,17 @@ def _lmm_label(flat: Mapping[str, str]) -> str:
 
 
 def run_name(asset_key: str, partition: str, tags: Mapping[str, str]) -> str:
-    """E.g. 'metrics[validation] g3 dbscan-50km verify lmm:none': what the run is, at a glance."""
-    words = [f"{asset_key}[{partition}]" if partition else asset_key]
+    """E.g. 'validation dualgeo dbscan-50km verify · metrics': what tells runs apart first (the
+    benchmark, then the settings), the asset last; MLflow's runs table shows some 17
+    characters of a name. A shard stays with its asset; no LMM is said by the tag alone."""
+    words = [tags["geoloc.benchmark"]] if "geoloc.benchmark" in tags else []
     if "geoloc.variant" in tags and "geoloc.embeddings" in tags:
         tags = {**tags, "geoloc.variant": f"{tags['geoloc.variant']}({tags['geoloc.embeddings']})"}
     words += [tags[t] for t in NAME_TAGS if t in tags]
-    if "geoloc.lmm" in tags:
+    if tags.get("geoloc.lmm", "none") != "none":
         words.append(f"lmm:{_short_model(tags['geoloc.lmm'])}")
-    return " ".join(words)
+    shard = f"[{partition}]" if partition and "geoloc.benchmark" not in tags else ""
+    return " ".join([*words, "·", asset_key + shard]) if words else asset_key + shard
 
 
 def _short_model(label: str) -> str:

@@ -60,3 +60,37 @@ def started_at(start_ticks: int) -> datetime:
     except OSError:
         pass
     return datetime.fromtimestamp(boot + start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every process below pid (children, their children, ...): pid -> start time in clock
+    ticks, so a caller can tell a process from a later one that reuses its pid."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    try:
+        entries = [int(name) for name in os.listdir(PROC) if name.isdigit()]
+    except OSError:
+        return {}
+    for entry in entries:
+        stat = process_stat(entry)
+        if stat is not None:
+            children.setdefault(stat[0], []).append((entry, stat[1]))
+    found: dict[int, int] = {}
+    pending = [pid]
+    while pending:
+        for child, started in children.get(pending.pop(), []):
+            if child not in found:
+                found[child] = started
+                pending.append(child)
+    return found
+
+
+def alive(pid: int, start_ticks: int) -> bool:
+    """Whether the process that started at start_ticks still runs (not a zombie)."""
+    stat = process_stat(pid)
+    if stat is None or stat[1] != start_ticks:
+        return False
+    try:
+        state = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

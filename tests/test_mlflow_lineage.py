@@ -128,7 +128,7 @@ def test_runs_are_tagged_and_named_for_comparison(store):
     tags = run.data.tags
     assert tags["geoloc.rerank"] == "dbscan-50km"
     assert tags["geoloc.lmm"] == "none"
-    assert tags["mlflow.runName"] == "metrics[validation] dualgeo dbscan-50km verify lmm:none"
+    assert tags["mlflow.runName"] == "validation dualgeo dbscan-50km verify · metrics"
     assert run.data.metrics["n"] == 3.0
 
 
@@ -228,14 +228,15 @@ def test_secrets_and_secret_names_never_become_params(monkeypatch):
 
 def test_run_names_and_tags_stay_short():
     tags = {"geoloc.variant": "g3", "geoloc.lmm": "transformers/g3/Qwen/Qwen2.5-VL-7B-Instruct"}
-    assert run_name("alignment_model", "", {"geoloc.variant": "g3"}) == "alignment_model g3"
-    assert run_name("lmm_diversification", "validation", tags) == (
-        "lmm_diversification[validation] g3 lmm:transformers/g3/Qwen2.5-VL-7B-Instruct"
+    assert run_name("alignment_model", "", {"geoloc.variant": "g3"}) == "g3 · alignment_model"
+    on_validation = {**tags, "geoloc.benchmark": "validation"}
+    assert run_name("lmm_diversification", "validation", on_validation) == (
+        "validation g3 lmm:transformers/g3/Qwen2.5-VL-7B-Instruct · lmm_diversification"
     )
     # G3's ablation rows share the variant: the embedding parts tell them apart
     flat = {"model.variant": "g3", "embeddings.parts": "['frozen', 'image_gps']"}
     ablation = comparison_tags(flat, "", None)
     assert ablation == {"geoloc.variant": "g3", "geoloc.embeddings": "frozen+image_gps"}
     assert run_name("reference_embeddings", "000", ablation) == (
-        "reference_embeddings[000] g3(frozen+image_gps)"
+        "g3(frozen+image_gps) · reference_embeddings[000]"
     )
