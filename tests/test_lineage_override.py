@@ -76,7 +76,7 @@ def test_downstream_mlflow_runs_name_the_override(overridden):
         assert run.data.params["rerank.eps_km"] == str(OVERRIDE_KM), asset
         assert run.data.tags["geoloc.rerank"] == "dbscan-20km", asset
     metrics = _latest_run(overridden, "metrics", "validation")
-    assert metrics.info.run_name == "metrics[validation] g3 dbscan-20km verify lmm:none"
+    assert metrics.info.run_name == "validation g3 dbscan-20km verify · metrics"
     # the partition that was not overridden keeps params.yaml's value
     street = _latest_run(overridden, "metrics", "demo-street")
     assert street.data.params["rerank.eps_km"] == "50.0"
