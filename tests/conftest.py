@@ -124,6 +124,24 @@ def tiny_project(tiny_world_template: Path, tmp_path: Path) -> Path:
     return target
 
 
+def launchpad_run(root: Path, asset: str, partition: str, config: dict):
+    """One asset partition materialized with its run config edited, as the launchpad does it."""
+    import dagster as dg
+
+    from geoloc_assets.definitions import build_definitions
+    from geoloc_assets.runner import project_instance
+
+    defs = build_definitions(root)
+    return dg.materialize(
+        list(defs.assets),
+        instance=project_instance(root),
+        resources=defs.resources,
+        selection=dg.AssetSelection.assets(asset),
+        partition_key=partition,
+        run_config={"ops": {asset: {"config": config}}},
+    )
+
+
 def materialize_all(root: Path):
     """Every asset group of the project at root, every benchmark partition, in one pass."""
     from geoloc_assets.definitions import build_definitions

@@ -27,7 +27,7 @@ from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import STAGE_COLUMNS, ProjectPaths
 from tests.asset_sets import BELOW_LMM, BELOW_MODEL, stale_partitions_after
-from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding
+from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding, launchpad_run
 
 METRIC_KEYS = {
     "acc_1km",
@@ -226,18 +226,9 @@ def test_lmm_model_change_reruns_the_lmm_and_below(project):
 @pytest.mark.slow
 def test_run_config_override_marks_downstream_stale(project):
     """As the launchpad does it: same code version, other config, so other content."""
-    defs = build_definitions(project)
-    instance = project_instance(project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     evaluation = {**params["evaluation"], "distance": "haversine"}
-    result = dg.materialize(
-        list(defs.assets),
-        instance=instance,
-        resources=defs.resources,
-        selection=dg.AssetSelection.assets("metrics"),
-        partition_key="demo-street",
-        run_config={"ops": {"metrics": {"config": {"evaluation": evaluation}}}},
-    )
+    result = launchpad_run(project, "metrics", "demo-street", {"evaluation": evaluation})
     assert result.success
     assert pending(project) == {("report", None)}
 

@@ -17,6 +17,7 @@ from geoloc_assets.definitions import build_definitions
 from geoloc_assets.recorded import DIFFERS, SETTINGS
 from geoloc_assets.runner import materialize_selection, project_instance
 from geoloc_core.paths import ProjectPaths
+from tests.conftest import launchpad_run
 
 OVERRIDE_KM = 20.0  # params.yaml says 50
 BELOW_RERANK = ("lmm_reasoning", "verification", "metrics", "report")
@@ -30,17 +31,10 @@ def overridden(materialized_template: Path, tmp_path_factory) -> Path:
     shutil.copytree(materialized_template, root)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(root / ".dagster"))
+        launchpad = launchpad_run(root, "rerank", "validation", {"rerank": {"eps_km": OVERRIDE_KM}})
+        assert launchpad.success
         defs = build_definitions(root)
         instance = project_instance(root)
-        launchpad = dg.materialize(
-            list(defs.assets),
-            instance=instance,
-            resources=defs.resources,
-            selection=dg.AssetSelection.assets("rerank"),
-            partition_key="validation",
-            run_config={"ops": {"rerank": {"config": {"rerank": {"eps_km": OVERRIDE_KM}}}}},
-        )
-        assert launchpad.success
         keys = [dg.AssetKey(name) for name in BELOW_RERANK]
         outcomes = materialize_selection(defs, instance, keys, ["validation"])
         assert all(o.success for o in outcomes), outcomes

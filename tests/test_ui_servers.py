@@ -18,7 +18,9 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -70,6 +72,22 @@ def make_env(root: Path) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
+
+
+# Makefile target -> the variable that sets its port, and how to tell it answers
+SERVED = {"ui": ("DAGSTER_PORT", dagster_ready), "mlflow-ui": ("MLFLOW_PORT", mlflow_ready)}
+
+
+@contextmanager
+def make_target_serving(target: str, cwd: Path, log: Path) -> Iterator[tuple[Any, str]]:
+    """`make <target>` on a free port in cwd, once it answers: (its server, its URL)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    port_variable, ready = SERVED[target]
+    command = make_command(target, **{port_variable: port})
+    with running_server(command, cwd=cwd, env=make_env(cwd), log=log) as server:
+        server.wait_ready(lambda: ready(url), SERVER_DEADLINE_S)
+        yield server, url
 
 
 def copy_project(template: Path, target: Path) -> Path:
@@ -147,12 +165,7 @@ def ui_project(materialized_template: Path, tmp_path: Path, monkeypatch) -> Path
 
 @pytest.fixture
 def make_ui(ui_project: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "make-ui.log"
-    command = make_command("ui", DAGSTER_PORT=port)
-    with running_server(command, cwd=ui_project, env=make_env(ui_project), log=log) as server:
-        server.wait_ready(lambda: dagster_ready(url), SERVER_DEADLINE_S)
+    with make_target_serving("ui", ui_project, tmp_path / "make-ui.log") as (server, url):
         yield server.process, url
 
 
@@ -278,11 +291,7 @@ def test_automation_requests_what_a_params_edit_changed_once(ui_project):
 def test_make_ui_stops_on_sigterm_with_every_process(tiny_project, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tiny_project / ".dagster"))
     shutil.copy(REPO / "pyproject.toml", tiny_project / "pyproject.toml")
-    port = free_port()
-    command = make_command("ui", DAGSTER_PORT=port)
-    log = tmp_path / "make-ui.log"
-    with running_server(command, cwd=tiny_project, env=make_env(tiny_project), log=log) as server:
-        server.wait_ready(lambda: dagster_ready(f"http://127.0.0.1:{port}"), SERVER_DEADLINE_S)
+    with make_target_serving("ui", tiny_project, tmp_path / "make-ui.log") as (server, _):
         assert stop_and_count_survivors(server.process, signal.SIGTERM) == []
 
 
@@ -290,11 +299,7 @@ def test_make_ui_stops_on_sigterm_with_every_process(tiny_project, tmp_path, mon
 def test_make_mlflow_ui_stops_with_every_process(number, tmp_path):
     (tmp_path / "mlruns").mkdir()
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    port = free_port()
-    command = make_command("mlflow-ui", MLFLOW_PORT=port)
-    log = tmp_path / "make-mlflow-ui.log"
-    with running_server(command, cwd=tmp_path, env=make_env(tmp_path), log=log) as server:
-        server.wait_ready(lambda: mlflow_ready(f"http://127.0.0.1:{port}"), SERVER_DEADLINE_S)
+    with make_target_serving("mlflow-ui", tmp_path, tmp_path / "make-mlflow-ui.log") as (server, _):
         tree = descendants(server.process.pid)
         servers = [pid for pid in tree if "mlflow" in _cmdline(pid) or "uvicorn" in _cmdline(pid)]
         assert servers, "no mlflow process under make"
