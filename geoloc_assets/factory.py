@@ -13,12 +13,12 @@ from typing import Any
 
 import dagster as dg
 
+from geoloc_assets.code_versions import code_version
 from geoloc_assets.config import asset_config
 from geoloc_assets.lineage import full_asset_graph
 from geoloc_assets.partitions import GPU_POOL, configured_benchmarks, gpu_step_tags
 from geoloc_assets.recorded import Record, RecordedSettings, recorded_metadata
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
-from geoloc_assets.settings import code_version
 from geoloc_core.file_hash import content_digest
 from geoloc_core.pipeline.manifests import raw_data_version
 from geoloc_core.pipeline.outcome import CheckOutcome, Meta, StepContext, StepOutcome

@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from geoloc_assets.code_versions import code_version
 from geoloc_assets.definitions import build_definitions
-from geoloc_assets.settings import code_version
 from geoloc_core.params import ParamsError, sections_hash
 from geoloc_core.pipeline.code_files import code_digest
 from geoloc_core.pipeline.registry import asset_sections, stage_named

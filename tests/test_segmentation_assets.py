@@ -1,7 +1,7 @@
 """segmentation_cache as a Dagster asset: one MLflow run per shard, a data version that follows
 the content, and staleness that follows only the segmentation (and benchmarks) sections.
 
-The asset's sections and logic version are geoloc_assets/settings.py's own, as shipped. The
+The asset is built from its registry entry (geoloc_core/pipeline/registry.py), as shipped. The
 upstream manifests are stood in for by assets of the same keys and partitions that write the demo
 world's manifests, so these tests exercise the segmentation asset without depending on the data
 step's own settings; the whole graph is the end-to-end test's job."""
@@ -14,11 +14,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from geoloc_assets.code_versions import code_version
 from geoloc_assets.factory import build_assets
 from geoloc_assets.partitions import benchmark_partitions
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_assets.runner import project_instance
-from geoloc_assets.settings import code_version
 from geoloc_assets.staleness import asset_states
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths

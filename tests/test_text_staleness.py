@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from geoloc_assets.code_versions import code_version
 from geoloc_assets.factory import build_assets
-from geoloc_assets.settings import code_version
 from geoloc_assets.staleness import asset_states
 from geoloc_core.pipeline.registry import asset_sections
 from tests.conftest import REPO

@@ -1,7 +1,7 @@
 """The params sections the predict path reads, validated as the benchmark steps validate them.
 
 These are exactly the sections the served model bundles; the `served_model` asset hashes all but
-UPSTREAM_SECTIONS into its code version (geoloc_assets/settings.py), so a change to one of them
+UPSTREAM_SECTIONS into its code version (geoloc_assets/code_versions.py), so a change to one of them
 marks the served model stale. Parsing imports no heavy library: `geoloc predict` refuses a bad
 setting at once.
 """
