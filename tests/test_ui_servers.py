@@ -171,6 +171,13 @@ def make_ui(ui_project: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
 
 def launch_rerank(url: str, partition: str, rerank: dict) -> str:
     """What the launchpad's Materialize does for rerank[partition] with this config."""
+    answer = launch_rerank_answer(url, partition, rerank)
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
+def launch_rerank_answer(url: str, partition: str, rerank: dict) -> dict:
+    """The launch mutation's answer, as the launchpad receives it."""
     location = graphql(url, LOCATION_NAMES)["workspaceOrError"]["locationEntries"][0]["name"]
     params = {
         "selector": {
@@ -184,9 +191,7 @@ def launch_rerank(url: str, partition: str, rerank: dict) -> str:
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
         "mode": "default",
     }
-    answer = graphql(url, LAUNCH, {"params": params})["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    return answer["run"]["runId"]
+    return graphql(url, LAUNCH, {"params": params})["launchRun"]
 
 
 def finished_run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
@@ -224,12 +229,16 @@ def test_params_edit_with_make_ui_running_is_followed_without_a_click(ui_project
         for key in build_definitions(ui_project).resolve_asset_graph().materializable_asset_keys
     }
 
-    # the launchpad: a bad value is refused with params.yaml's line, before the step's body
+    # the launchpad: a bad value is refused with params.yaml's line when launched, before the
+    # run is queued: the launchpad's error dialog shows the line, and no step starts
     before = materialization_counts(instance, graph_names)
-    run_id = launch_rerank(url, "validation", {"eps_km": -5.0})
-    run = finished_run(instance, run_id)
-    assert run.status == dg.DagsterRunStatus.FAILURE
-    assert params_line(-5.0) in failure_text(instance, run_id)
+    runs_before = {run.run_id for run in instance.get_runs()}
+    answer = launch_rerank_answer(url, "validation", {"eps_km": -5.0})
+    assert answer["__typename"] == "PythonError", answer
+    assert params_line(-5.0) in answer["message"]
+    refused = [run for run in instance.get_runs() if run.run_id not in runs_before]
+    assert [run.status for run in refused] == [dg.DagsterRunStatus.FAILURE]
+    assert not instance.all_logs(refused[0].run_id, of_type=dg.DagsterEventType.STEP_START)
     assert materialization_counts(instance, graph_names) == before
 
     # params.yaml edited with the UI open: no click, no reload by hand
