@@ -28,7 +28,7 @@ from geoloc_core.pipeline.registry import (
     SEGMENTATION_SHARD,
     STAGES,
 )
-from geoloc_core.pipeline.stage import Check, Stage
+from geoloc_core.pipeline.stage import Check, Stage, Upstream
 from geoloc_core.segmentation.sharding import shard_keys
 
 # Every asset below the raw data, evaluated by the automation sensor (`make ui` starts it with
@@ -60,6 +60,14 @@ PARTITION_STALENESS = (
     "partition as fresh, stale or missing, with why. After a params.yaml or code edit the "
     "automation sensor re-materializes the stale partitions by itself."
 )
+
+
+def _partition_mapping(upstream: Upstream) -> dg.PartitionMapping | None:
+    if upstream.partition is not None:
+        return dg.SpecificPartitionsPartitionMapping([upstream.partition])
+    return EVERY_PARTITION if upstream.every_partition else None
+
+
 # the section whose n_shards cuts each shard partitioning
 SHARD_SECTIONS = {FEATURE_SHARD: "features", SEGMENTATION_SHARD: "segmentation"}
 
@@ -122,8 +130,7 @@ def step_asset(
         group_name=stage.group,
         description=stage.description + (PARTITION_STALENESS if partitions_def else ""),
         deps=[
-            dg.AssetDep(u.step, partition_mapping=EVERY_PARTITION if u.every_partition else None)
-            for u in stage.upstream
+            dg.AssetDep(u.step, partition_mapping=_partition_mapping(u)) for u in stage.upstream
         ],
         partitions_def=partitions_def,
         code_version=version,

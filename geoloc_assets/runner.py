@@ -25,6 +25,7 @@ import yaml
 from filelock import FileLock
 
 from geoloc_assets.partitions import GPU_POOL, is_benchmark_partitioning
+from geoloc_assets.run_gate import RUN_COORDINATOR_CONFIG
 from geoloc_core.params import ROOT_ENV
 
 DAGSTER_HOME_DIR = ".dagster"
@@ -66,11 +67,21 @@ def project_instance(root: Path) -> dg.DagsterInstance:
     # processes starting together on a fresh instance (parallel DVC stages, two terminals) would
     # each create its sqlite storage and stamp its schema: one at a time
     with FileLock(str(Path(home) / INSTANCE_LOCK)):
-        if not config.exists():
-            config.write_text("telemetry:\n  enabled: false\n")
+        _write_instance_config(config)
         instance = dg.DagsterInstance.get()
         apply_gpu_pool_limit(instance)
     return instance
+
+
+def _write_instance_config(config: Path) -> None:
+    """No telemetry, and the run coordinator that checks run config against the settings tree
+    (added to an instance made before it existed, unless that names its own coordinator)."""
+    settings = (yaml.safe_load(config.read_text()) if config.is_file() else None) or {}
+    if not config.is_file():
+        settings["telemetry"] = {"enabled": False}
+    if "run_coordinator" not in settings:
+        settings["run_coordinator"] = dict(RUN_COORDINATOR_CONFIG)
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
 def gpu_pool_limit() -> int:

@@ -36,6 +36,7 @@ from geoloc_assets.runner import project_instance
 from geoloc_core.file_hash import file_sha256
 from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import ProjectPaths
+from geoloc_core.predict.far_warning import CALIBRATION_BENCHMARK, calibrate
 from geoloc_core.predict.settings import PREDICT_SECTIONS
 from geoloc_core.serving.registry import log_served_model
 
@@ -210,6 +211,8 @@ def scoring_server(project: Path, log: Path):
 
 
 def test_the_scoring_server_answers_like_geoloc_predict(project, cli_answers, tmp_path):
+    paths = ProjectPaths(project)
+    far = calibrate(paths.predictions(CALIBRATION_BENCHMARK), paths.errors(CALIBRATION_BENCHMARK))
     with scoring_server(project, tmp_path / "serve.log") as base:
         records = [{"image": encoded(name), "name": name} for name in PHOTOS]
         records.append({"image": "this is not base64!", "name": "broken"})
@@ -222,7 +225,10 @@ def test_the_scoring_server_answers_like_geoloc_predict(project, cli_answers, tm
             assert -90 <= candidate["lat"] <= 90 and -180 <= candidate["lon"] <= 180
     assert served[2]["image"] == "broken" and served[2]["candidates"] == []
     assert served[2]["error"] == "the `image` field is not base64-encoded bytes"
-    assert served[3]["candidates"] and served[3]["warning"] is None  # no threshold in a bundle
+    # the bundle holds the project's far-photo threshold, calibrated on validation
+    assert far is not None and served[3]["candidates"]
+    assert served[3]["warning"].startswith("far from everything the model knows")
+    assert f"below {far.threshold:.4f}" in served[3]["warning"]
 
 
 def noise_png() -> str:

@@ -40,6 +40,7 @@ from tests.browser import (
     screenshot_dir,
 )
 from tests.conftest import BENCHMARKS
+from tests.launchpad import skip_dagster_welcome
 
 MISSING_BROWSER = missing_browser()
 pytestmark = pytest.mark.skipif(
@@ -229,13 +230,6 @@ def stored_runs(store, experiment_id: str, asset_key: str) -> list[StoredRun]:
         )
         for run in found
     ]
-
-
-def skip_dagster_welcome(driver: WebDriver, dagster_url: str) -> None:
-    """Dagster opens a "Join the community" dialog over a fresh profile's first page, until
-    localStorage says it was seen; mark it seen, so no dialog covers the pages or the clicks."""
-    driver.get(f"{dagster_url}/server_info")
-    driver.execute_script("window.localStorage.setItem('communityNux', '\"1\"')")
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str, shot: Path):

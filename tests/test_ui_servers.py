@@ -1,6 +1,8 @@
-"""`make ui` and `make mlflow-ui` as a user runs them: a params.yaml edit with the UI open is
-followed by the daemon with no click, a bad launchpad value is refused with params.yaml's line,
-and Ctrl-C or SIGTERM leaves no process behind within 10 s.
+"""`make ui` and `make mlflow-ui` as a user runs them: in a real browser, a bad launchpad value
+is refused at launch with params.yaml's line, and a launchpad override of one partition is
+followed down by the daemon and recorded as what ran (MLflow, the report); a params.yaml edit
+with the UI open is followed with no click; Ctrl-C or SIGTERM leaves no process behind within
+10 s.
 
 The recipes run through the real Makefile (`make -o install`: the environment is this one) in a
 copy of the materialized tiny project, on free ports, with the project's own Dagster instance.
@@ -15,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,39 +26,41 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from geoloc_assets.definitions import build_definitions
 from geoloc_assets.runner import project_instance
 from geoloc_assets.staleness import asset_states
 from geoloc_core.params import ParamsError
 from geoloc_core.params_check import validate_params
+from geoloc_core.paths import ProjectPaths
 from geoloc_core.processes import alive, descendants
 from tests.asset_sets import stale_partitions_after
 from tests.browser import (
+    REQUIRE_BROWSER_ENV,
     ServerFailed,
+    browser_required,
     dagster_ready,
     free_port,
+    headless_chromium,
+    missing_browser,
     mlflow_ready,
     project_env,
     running_server,
+    screenshot_dir,
 )
 from tests.conftest import BENCHMARKS, REPO
+from tests.launchpad import materialize_from_launchpad, skip_dagster_welcome
+
+MISSING_BROWSER = missing_browser()
 
 SERVER_DEADLINE_S = 180.0
 FOLLOW_DEADLINE_S = 180.0  # the issue's bound: everything below the edit fresh within 3 min
 STOP_DEADLINE_S = 10.0
-RUN_DEADLINE_S = 120.0
 POLL_S = 2.0
+OVERRIDE_KM = 20.0  # the launchpad's override of one partition
+OVERRIDE_PARTITION = "validation"
 NEW_EPS_KM = 5.0  # other than the tiny project's 50: the re-ranked order changes
-LAUNCH = """
-mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
-  ... on LaunchRunSuccess { run { runId } }
-  ... on PythonError { message }
-  ... on RunConfigValidationInvalid { errors { message } } } }
-"""
-LOCATION_NAMES = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
-
-
 def make_command(target: str, **variables: object) -> list[str]:
     """The Makefile's recipe for target, run in the current directory's project."""
     assigned = [f"{name}={value}" for name, value in variables.items()]
@@ -96,16 +99,6 @@ def copy_project(template: Path, target: Path) -> Path:
     shutil.copytree(template, target, ignore=shutil.ignore_patterns(".checkpoints"))
     shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
     return target
-
-
-def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{base_url}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.load(answer)["data"]
 
 
 def stop_and_count_survivors(process: subprocess.Popen, number: signal.Signals) -> list[str]:
@@ -169,45 +162,47 @@ def make_ui(ui_project: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
         yield server.process, url
 
 
-def launch_rerank(url: str, partition: str, rerank: dict) -> str:
-    """What the launchpad's Materialize does for rerank[partition] with this config."""
-    location = graphql(url, LOCATION_NAMES)["workspaceOrError"]["locationEntries"][0]["name"]
-    params = {
-        "selector": {
-            "repositoryLocationName": location,
-            "repositoryName": "__repository__",
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": ["rerank"]}],
-            "assetCheckSelection": [],
-        },
-        "runConfigData": {"ops": {"rerank": {"config": {"rerank": rerank}}}},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
-        "mode": "default",
-    }
-    answer = graphql(url, LAUNCH, {"params": params})["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    return answer["run"]["runId"]
-
-
-def finished_run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
-    deadline = time.monotonic() + RUN_DEADLINE_S
-    while time.monotonic() < deadline:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.is_finished:
-            return run
+def follow(
+    root: Path,
+    instance: dg.DagsterInstance,
+    process: subprocess.Popen,
+    names: set[str],
+    before: Counter,
+    expected: set[tuple[str, str | None]],
+) -> tuple[set[tuple[str, str | None]], float]:
+    """Wait, with no click, until everything expected has run and nothing is pending; what ran
+    since `before`, and how long it took (bound: the issue's 3 min)."""
+    started = time.monotonic()
+    while True:
+        now = materialization_counts(instance, names)
+        ran = {key for key in now if now[key] > before[key]}
+        if ran >= expected and not pending(root, instance):
+            return ran, time.monotonic() - started
+        if process.poll() is not None or time.monotonic() - started > FOLLOW_DEADLINE_S:
+            raise AssertionError(
+                f"after {time.monotonic() - started:.0f} s: still to run "
+                f"{sorted(expected - ran, key=str)}, pending {pending(root, instance)}"
+            )
         time.sleep(POLL_S)
-    raise AssertionError(f"run {run_id} not finished after {RUN_DEADLINE_S:.0f} s")
 
 
-def failure_text(instance: dg.DagsterInstance, run_id: str) -> str:
-    """Every step failure's error with its causes, as the run's log shows them."""
-    texts = []
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.step_failure_data.error
-        while error is not None:
-            texts.append(error.message)
-            error = error.cause
-    return "\n".join(texts)
+def latest_mlflow_run(root: Path, asset: str, partition: str):
+    client = MlflowClient(ProjectPaths(root).tracking_uri)
+    experiment = client.get_experiment_by_name("geoloc").experiment_id
+    query = f"tags.`dagster.asset_key` = '{asset}' and tags.`dagster.partition` = '{partition}'"
+    return client.search_runs(
+        [experiment], query, order_by=["attributes.start_time DESC"], max_results=1
+    )[0]
+
+
+def report_rows(root: Path, benchmark: str) -> str:
+    """The report's re-ranked rows of one benchmark (the retrieval top-1 row shows a dash)."""
+    report = (ProjectPaths(root).reports / "report.md").read_text()
+    return "\n".join(
+        line
+        for line in report.splitlines()
+        if f"metrics/{benchmark}.json" in line and "dbscan" in line
+    )
 
 
 def pending(root: Path, instance: dg.DagsterInstance) -> set[tuple[str, str | None]]:
@@ -216,44 +211,77 @@ def pending(root: Path, instance: dg.DagsterInstance) -> set[tuple[str, str | No
 
 
 @pytest.mark.slow
-def test_params_edit_with_make_ui_running_is_followed_without_a_click(ui_project, make_ui):
+def test_make_ui_follows_a_launchpad_override_and_a_params_edit_without_a_click(
+    ui_project, make_ui, tmp_path
+):
+    """In a real browser on `make ui`: a bad launchpad value refused at launch; an override of
+    one partition followed down by the daemon and recorded in MLflow and the report as the value
+    that ran; then a params.yaml edit followed with no click."""
+    if MISSING_BROWSER is not None:
+        if browser_required():
+            pytest.fail(f"{REQUIRE_BROWSER_ENV} is set, but {MISSING_BROWSER}")
+        pytest.skip(str(MISSING_BROWSER))
     process, url = make_ui
     instance = project_instance(ui_project)
     graph_names = {
         key.to_user_string()
         for key in build_definitions(ui_project).resolve_asset_graph().materializable_asset_keys
     }
+    shots = screenshot_dir()
+    driver = headless_chromium()
+    try:
+        skip_dagster_welcome(driver, url)
+        # the launchpad: a bad value is refused when launched, with params.yaml's line in the
+        # launchpad's error dialog, before the run is queued: no step starts
+        before = materialization_counts(instance, graph_names)
+        runs_before = {run.run_id for run in instance.get_runs()}
+        refused = materialize_from_launchpad(
+            driver, url, "rerank", "validation", {"rerank": {"eps_km": -5.0}},
+            shots / "launchpad-refused.png",
+        )
+        assert refused.error is not None and params_line(-5.0) in refused.error, refused
+        new_runs = [run for run in instance.get_runs() if run.run_id not in runs_before]
+        assert [run.status for run in new_runs] == [dg.DagsterRunStatus.FAILURE]
+        assert not instance.all_logs(new_runs[0].run_id, of_type=dg.DagsterEventType.STEP_START)
+        assert materialization_counts(instance, graph_names) == before
 
-    # the launchpad: a bad value is refused with params.yaml's line, before the step's body
+        # an override of one partition: the daemon follows it down, nothing else runs
+        launched = materialize_from_launchpad(
+            driver, url, "rerank", "validation", {"rerank": {"eps_km": OVERRIDE_KM}},
+            shots / "launchpad-override.png",
+        )
+        assert launched.run_id is not None, launched
+    finally:
+        driver.quit()
+    below = {
+        (asset, partition)
+        for asset, partition in stale_partitions_after("rerank", BENCHMARKS)
+        if partition in (None, OVERRIDE_PARTITION)
+    }
+    assert below >= {
+        ("rerank", OVERRIDE_PARTITION), ("metrics", OVERRIDE_PARTITION), ("report", None)
+    }
+    ran, took = follow(ui_project, instance, process, graph_names, before, below)
+    print(f"\nlaunchpad override followed down and fresh in {took:.0f} s")
+    assert ran == below, f"ran besides what follows rerank[validation]: {sorted(ran - below)}"
+    # MLflow and the report say what ran: the override, where params.yaml says otherwise
+    metrics = latest_mlflow_run(ui_project, "metrics", OVERRIDE_PARTITION)
+    assert metrics.data.params["rerank.eps_km"] == str(OVERRIDE_KM)
+    assert metrics.data.tags["geoloc.rerank"] == f"dbscan-{OVERRIDE_KM:g}km"
+    assert f"dbscan-{OVERRIDE_KM:g}km" in metrics.info.run_name
+    assert f"dbscan eps {OVERRIDE_KM:g} km" in report_rows(ui_project, OVERRIDE_PARTITION)
     before = materialization_counts(instance, graph_names)
-    run_id = launch_rerank(url, "validation", {"eps_km": -5.0})
-    run = finished_run(instance, run_id)
-    assert run.status == dg.DagsterRunStatus.FAILURE
-    assert params_line(-5.0) in failure_text(instance, run_id)
-    assert materialization_counts(instance, graph_names) == before
 
     # params.yaml edited with the UI open: no click, no reload by hand
     params_file = ui_project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["rerank"]["eps_km"] = NEW_EPS_KM
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    edited = time.monotonic()
     expected = stale_partitions_after("rerank", BENCHMARKS)
     assert {asset for asset, _ in expected} >= {
         "rerank", "verification", "metrics", "report", "served_model"
     }
-    while True:
-        now = materialization_counts(instance, graph_names)
-        ran = {key for key in now if now[key] > before[key]}
-        if ran >= expected and not pending(ui_project, instance):
-            break
-        if process.poll() is not None or time.monotonic() - edited > FOLLOW_DEADLINE_S:
-            raise AssertionError(
-                f"after {time.monotonic() - edited:.0f} s: still to run "
-                f"{sorted(expected - ran, key=str)}, pending {pending(ui_project, instance)}"
-            )
-        time.sleep(POLL_S)
-    took = time.monotonic() - edited
+    ran, took = follow(ui_project, instance, process, graph_names, before, expected)
     print(f"\nparams.yaml edit followed down and fresh in {took:.0f} s")
     assert ran == expected, f"ran besides what follows the re-rank: {sorted(ran - expected)}"
 

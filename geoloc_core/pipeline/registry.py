@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from geoloc_core.pipeline.stage import Check, Output, Stage, Upstream
+from geoloc_core.predict.far_warning import CALIBRATION_BENCHMARK
 
 RUN = "geoloc_core.pipeline."
 BENCHMARK = "benchmark"
@@ -301,6 +302,9 @@ STAGES: tuple[Stage, ...] = (
             Upstream("backbone_weights"),
             Upstream("retrieval_index"),
             Upstream("place_texts"),
+            # the far-photo warning's threshold, calibrated on validation's decisions and errors
+            Upstream("verification", partition=CALIBRATION_BENCHMARK),
+            Upstream("metrics", partition=CALIBRATION_BENCHMARK),
         ),
         outputs=(Output("artifacts/serving"),),
     ),

@@ -18,10 +18,12 @@ Partitioning = Literal["benchmark", "feature_shard", "segmentation_shard"] | Non
 @dataclass(frozen=True)
 class Upstream:
     """A step this one reads. every_partition: it reads all of that step's partitions (else the
-    same partition where both are cut alike, the whole step otherwise)."""
+    same partition where both are cut alike, the whole step otherwise); partition: it reads that
+    one partition only (the validation benchmark's results a threshold is calibrated on)."""
 
     step: str
     every_partition: bool = False
+    partition: str | None = None
 
 
 @dataclass(frozen=True)

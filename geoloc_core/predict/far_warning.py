@@ -9,9 +9,8 @@ threshold); with fewer than MIN_WRONG such photos, of every validation decision.
 scores below it matches its best candidate less than nearly every wrong answer of validation
 did: its answer is a guess. Read once when the predictor loads (the standard library only).
 
-A served model's bundle does not record it: the served_model asset does not depend on the
-validation metrics, so whether they exist when it runs depends on the order the graph runs in,
-and recording them would make its bundle differ between two runs from the same inputs.
+A served model's bundle records it: the served_model step reads validation's decisions and
+errors (its upstream in the registry), so it runs after them and its bundle follows them.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 One list for both, so the bundle holds exactly what prediction reads: the trained model
 (weights + config), the frozen towers' weights, the FAISS index with its meta and record, the
 place texts, the gallery when verification uses one, and the checksum written beside any of
-them; in a project, also the far-photo warning's threshold, calibrated on its validation
-decisions (a bundle has none: see far_warning.py). A project missing some of them gets one line
-naming the command that builds them.
+them; also the far-photo warning's threshold, calibrated on the project's validation decisions
+(a bundle records it in bundle.json). A project missing some of them gets one line naming the
+command that builds them.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class PredictFiles:
             index_record=paths.index_record,
             place_texts=paths.place_texts,
             gallery=located(record["gallery"]),
+            far=FarCalibration(**record["far_warning"]) if record.get("far_warning") else None,
         )
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,8 @@ def build_bundle(
         "towers_weights": towers,
         "gallery": gallery,
         "files": digests,
+        # the far-photo warning's threshold from the project's validation decisions
+        "far_warning": asdict(files.far) if files.far is not None else None,
     }
     (folder / BUNDLE_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     digests[BUNDLE_RECORD] = file_sha256(folder / BUNDLE_RECORD)
