@@ -4,6 +4,7 @@ data.dvc and its licence terms."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +147,33 @@ def catalogue_listing(catalogue: Catalogue | None = None) -> str:
         lines.append(f"{name:22} {'; '.join(sources)}")
         lines.append(f"{'':22} licence: {entry.licence.name}")
     return "\n".join(lines)
+
+
+def run_fetch(
+    names: list[str],
+    root: Path,
+    *,
+    catalogue_file: Path | None = None,
+    report: bool = True,
+    dvc: bool = True,
+    list_only: bool = False,
+) -> int:
+    """The `geoloc fetch` command: 0 when every entry was fetched and its data can be used, 1
+    when a data report refuses the data, 2 on a fetch error (message on stderr)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    catalogue = load_catalogue(catalogue_file) if catalogue_file else load_catalogue()
+    if list_only or not names:
+        print(catalogue_listing(catalogue))
+        return 0 if list_only else 2
+    code = 0
+    for name in names:
+        try:
+            result = fetch(name, root, catalogue=catalogue, report=report, dvc=dvc)
+        except FetchError as exc:
+            print(f"geoloc: error: fetch {name}: {exc}", file=sys.stderr)
+            return 2
+        print(summary(result, root))
+        if result.report is not None and result.report.refused:
+            code = 1
+    return code

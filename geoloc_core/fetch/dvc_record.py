@@ -14,10 +14,20 @@ import yaml
 RAW = "data/raw"
 
 
+# The project records data/raw in data.dvc at its root; `dvc add data/raw` updates the file that
+# already tracks data/raw, and writes data/raw.dvc only where none does.
+DVC_FILES = ("data.dvc", "data/raw.dvc")
+
+
+def dvc_file(root: Path) -> Path | None:
+    """The .dvc file that tracks data/raw (None before the first `dvc add`)."""
+    return next((root / name for name in DVC_FILES if (root / name).is_file()), None)
+
+
 def dvc_md5(root: Path) -> str | None:
-    """The md5 data.dvc records for data/raw (None before the first `dvc add`)."""
-    path = root / "data.dvc"
-    if not path.is_file():
+    """The md5 that file records for data/raw."""
+    path = dvc_file(root)
+    if path is None:
         return None
     outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [{}]
     return outs[0].get("md5")
@@ -42,7 +52,7 @@ def record_raw_data(root: Path) -> str:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return f"`dvc add data/raw` failed ({' / '.join(tail)}): data.dvc not updated"
-    after = dvc_md5(root)
+    after, name = dvc_md5(root), dvc_file(root).relative_to(root)
     if after == before:
-        return f"data.dvc unchanged (data/raw is {after})"
-    return f"data.dvc updated: data/raw {before} -> {after} (commit data.dvc; `dvc push` to share)"
+        return f"{name} unchanged (data/raw is {after})"
+    return f"{name} updated: data/raw {before} -> {after} (commit {name}; `dvc push` to share)"
