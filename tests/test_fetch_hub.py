@@ -185,3 +185,25 @@ def test_branch_revision_is_pinned_by_the_first_fetch(hub, root):
     fetch("tiny-data", root, catalogue=cat, report=False, dvc=False)
     assert (root / "data/raw/tiny/meta.csv").read_bytes().endswith(b"b.jpg,3,4\n")
     assert yaml.safe_load((root / LOCK_NAME).read_text())["tiny-data"]["commit"] == NEWER
+
+
+def test_split_parts_are_joined_and_then_not_needed(hub, root):
+    parts = {"big.tar.part-aa": payload("pa", 70_000), "big.tar.part-ab": payload("pb", 30_000)}
+    hub.repos[("dataset", "org/split")] = Repo(refs={"main": NEW}, commits={NEW: parts})
+    cat = Catalogue.model_validate({"entries": {"split": {
+        "description": "an archive published in parts",
+        "licence": {"name": "t", "terms": "t", "url": "https://example.org/l"},
+        "hub": {"repo_id": "org/split", "repo_type": "dataset", "revision": "main",
+                "files": [{"path": "big.tar*", "to": "data/raw/split/",
+                           "parts_to": "artifacts/cache/downloads/split/",
+                           "join_into": "data/raw/split/big.tar"}]},
+    }}})
+    fetch("split", root, catalogue=cat, report=False, dvc=False)
+    joined = root / "data/raw/split/big.tar"
+    assert joined.read_bytes() == parts["big.tar.part-aa"] + parts["big.tar.part-ab"]
+    assert sorted(p.name for p in (root / "data/raw/split").iterdir()) == ["big.tar"]
+
+    shutil.rmtree(root / "artifacts/cache/downloads/split")  # parts deleted to save space
+    seen = len(hub.requests)
+    again = fetch("split", root, catalogue=cat, report=False, dvc=False)
+    assert hub.requests[seen:] == [] and [f.status for f in again.files] == [PRESENT]

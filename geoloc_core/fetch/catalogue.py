@@ -71,9 +71,22 @@ class HubFile(_Strict):
     sha256: Sha256 | None = None
     size: Annotated[int, Field(ge=0)] | None = None
     optional: bool = False  # absent at the revision: noted, not an error
+    # a glob whose matches are split parts of one archive (not themselves .tar files): parts
+    # go to parts_to (not versioned) and are concatenated in name order into join_into
+    parts_to: str | None = None
+    join_into: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HubFile:
+        if (self.parts_to is None) != (self.join_into is None):
+            raise ValueError("parts_to and join_into go together")
+        if self.join_into is not None:
+            if not is_glob(self.path) or self.to is None or not self.to.endswith("/"):
+                raise ValueError("join_into needs a glob path and a folder `to` for whole archives")
+            _check_destination(self.join_into)
+            _check_destination(self.parts_to)
+            if not self.parts_to.endswith("/") or self.join_into.endswith("/"):
+                raise ValueError("parts_to is a folder ('/' at the end), join_into a file")
         if self.to is not None:
             _check_destination(self.to)
             if self.to.endswith("/") and not is_glob(self.path):

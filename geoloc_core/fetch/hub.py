@@ -13,6 +13,7 @@ blob id; a corrupt file is deleted and fetched again once.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ from geoloc_core.fetch.catalogue import HubFile, HubSource, is_glob
 from geoloc_core.fetch.checksums import Expected, FetchError, mismatch
 from geoloc_core.fetch.http_download import download
 from geoloc_core.fetch.lock import EntryLock, FileRecord
-from geoloc_core.fetch.outcome import ABSENT, DOWNLOADED, PRESENT, REPLACED, FetchedFile
+from geoloc_core.fetch.outcome import (
+    ABSENT,
+    DOWNLOADED,
+    JOINED,
+    PRESENT,
+    REPLACED,
+    FetchedFile,
+)
 
 LOG = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -212,12 +220,93 @@ def point_ref(env: HubEnvironment, source: HubSource, commit: str) -> None:
     ref.write_text(commit)
 
 
+@dataclass
+class _Fetch:
+    """One hub source's fetch at its pinned commit, recording into the entry's lock."""
+
+    env: HubEnvironment
+    source: HubSource
+    commit: str
+    lock: EntryLock
+    listings: _Listings
+    root: Path
+
+    def one(self, spec: HubFile, path: str, dest: Path | None) -> FetchedFile:
+        """One file into dest (None: the hub cache), verified and recorded."""
+        label = f"{self.source.repo_id}/{path}"
+        expected = Expected(spec.sha256, spec.size)
+        record = self.lock.files.get(path)
+        if record is not None:
+            expected = expected.merged(Expected(record.sha256, record.size), path)
+        elif spec.optional and path in self.lock.absent:
+            return FetchedFile(label, None, ABSENT)
+        else:  # not seen before: the hub states its size and ETag
+            remote = self.listings.at(self.commit).files.get(path)
+            if remote is None:
+                if spec.optional:
+                    self.lock.absent.append(path)
+                    return FetchedFile(label, None, ABSENT)
+                raise FetchError(
+                    f"{self.source.repo_id} has no file '{path}' at commit {self.commit}; fix "
+                    "geoloc_core/fetch/catalogue.yaml or mark the file optional"
+                )
+            expected = expected.merged(Expected(size=remote.size, etag=remote.etag), path)
+        if dest is None:
+            outcome = _to_cache(self.env, self.source, self.commit, path, expected)
+        else:
+            outcome = _to_file(self.env, self.source, self.commit, path, dest, expected)
+        if outcome.path is not None:
+            self.lock.files[path] = FileRecord(outcome.size, outcome.sha256)
+        return outcome
+
+    def joined(self, spec: HubFile, parts: list[str]) -> list[FetchedFile]:
+        """Split parts of one archive, downloaded into spec.parts_to and concatenated in name
+        order into spec.join_into. Once the joined archive matches its record, the parts are
+        not needed again (they may be deleted) and nothing is downloaded."""
+        assert spec.join_into is not None and spec.parts_to is not None
+        target = self.root / spec.join_into
+        key = f"joined:{spec.join_into}"
+        record = self.lock.files.get(key)
+        if record is not None and target.exists():
+            why, sha = mismatch(target, Expected(record.sha256, record.size))
+            if not why:
+                return [FetchedFile(key, target, PRESENT, record.size, sha)]
+            LOG.warning("%s is corrupt (%s): joining its parts again", target, why)
+        outcomes = [self.one(spec, p, self.root / spec.parts_to / PurePosixPath(p).name)
+                    for p in parts]
+        size, sha = join_parts([o.path for o in outcomes if o.path is not None], target)
+        if record is not None and sha != record.sha256:
+            raise FetchError(f"{target}: joined from verified parts but not the archive "
+                             "recorded in fetch.lock; delete that record if the parts changed")
+        self.lock.files[key] = FileRecord(size, sha)
+        outcomes.append(FetchedFile(key, target, JOINED, size, sha))
+        return outcomes
+
+
+def join_parts(parts: list[Path], target: Path) -> tuple[int, str]:
+    """Concatenate parts into target (via target.part); (size, sha256) of the result."""
+    digest = hashlib.sha256()
+    size = 0
+    tmp = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+    tmp.replace(target)
+    return size, digest.hexdigest()
+
+
 def fetch_hub(source: HubSource, lock: EntryLock, root: Path) -> list[FetchedFile]:
     """Every file of the source at its pinned commit, verified; records go into lock."""
     env = HubEnvironment.from_environ()
     listings = _Listings(env, source)
     commit = _commit(source, lock, listings)
     lock.pin(source.revision, commit)
+    run = _Fetch(env, source, commit, lock, listings, root)
     outcomes: list[FetchedFile] = []
     for spec in source.files:
         paths = _paths(spec, commit, lock, listings)
@@ -226,33 +315,16 @@ def fetch_hub(source: HubSource, lock: EntryLock, root: Path) -> list[FetchedFil
                 raise FetchError(f"no file of {source.repo_id} at {commit} matches '{spec.path}'")
             outcomes.append(FetchedFile(f"{source.repo_id}/{spec.path}", None, ABSENT))
             continue
-        for path in paths:
-            expected = Expected(spec.sha256, spec.size)
-            record = lock.files.get(path)
-            if record is not None:
-                expected = expected.merged(Expected(record.sha256, record.size), path)
-            elif spec.optional and path in lock.absent:
-                outcomes.append(FetchedFile(f"{source.repo_id}/{path}", None, ABSENT))
-                continue
-            else:  # not seen before: the hub states its size and ETag
-                remote = listings.at(commit).files.get(path)
-                if remote is None:
-                    if spec.optional:
-                        lock.absent.append(path)
-                        outcomes.append(FetchedFile(f"{source.repo_id}/{path}", None, ABSENT))
-                        continue
-                    raise FetchError(
-                        f"{source.repo_id} has no file '{path}' at commit {commit}; fix "
-                        "geoloc_core/fetch/catalogue.yaml or mark the file optional"
-                    )
-                expected = expected.merged(Expected(size=remote.size, etag=remote.etag), path)
-            dest = _destination(root, spec, path)
-            if dest is None:
-                outcome = _to_cache(env, source, commit, path, expected)
-            else:
-                outcome = _to_file(env, source, commit, path, dest, expected)
-            lock.files[path] = FileRecord(outcome.size, outcome.sha256)
-            outcomes.append(outcome)
+        split = [p for p in paths if not p.endswith(".tar")]
+        if spec.join_into is not None and split:
+            if len(split) != len(paths):
+                raise FetchError(
+                    f"'{spec.path}' matches whole archives and split parts at {commit} "
+                    f"({paths[:6]}): name them apart in geoloc_core/fetch/catalogue.yaml"
+                )
+            outcomes += run.joined(spec, paths)
+            continue
+        outcomes += [run.one(spec, path, _destination(root, spec, path)) for path in paths]
     if any(spec.to is None for spec in source.files):
         point_ref(env, source, commit)
     return outcomes

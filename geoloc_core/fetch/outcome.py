@@ -9,6 +9,7 @@ DOWNLOADED = "downloaded"
 PRESENT = "present, verified"
 REPLACED = "corrupt, fetched again"
 ABSENT = "absent at the revision (optional)"
+JOINED = "joined from its parts"
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,11 @@ def mp16pro_report(root: Path, data_cfg: Mapping[str, Any]) -> DataReport:
     except ManifestError as exc:
         parts = sorted(p.name for p in csv_path.parent.glob("mp-16-images*")
                        if not p.name.endswith((".tar", ".part")))
-        hint = (f" The folder holds split parts {parts[:4]}: join them in name order "
-                f"(cat mp-16-images* > mp-16-images.tar) and run the fetch again.") if parts else ""
+        hint = (
+            f" {csv_path.parent.relative_to(root)} holds {len(parts)} split parts of one "
+            f"archive: join them in name order (`cat {' '.join(parts)} > mp-16-images.tar`), "
+            "then delete the parts and run the fetch again."
+        ) if parts else ""
         report.refused = str(exc) + hint
         return report
     located = frame["image"] != ""
