@@ -62,6 +62,14 @@ def params_mismatches(entry: Entry, data_cfg: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def _network_error(exc: BaseException) -> bool:
+    """The hub's HTTP errors and transport failures (huggingface_hub raises its HTTP client's
+    own exception types for those), as opposed to a bug."""
+    return isinstance(exc, (HfHubHTTPError, LocalEntryNotFoundError, OSError)) or type(
+        exc
+    ).__module__.split(".")[0].startswith("httpx")
+
+
 def _download(name: str, entry: Entry, root: Path) -> list[FetchedFile]:
     lock = FetchLock.for_project(root)
     entry_lock = lock.entry(name)
@@ -70,11 +78,17 @@ def _download(name: str, entry: Entry, root: Path) -> list[FetchedFile]:
         if entry.hub is not None:
             try:
                 files += fetch_hub(entry.hub, entry_lock, root)
-            except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
+            except FetchError:
+                raise
+            except Exception as exc:
+                if not _network_error(exc):
+                    raise
+                first = (str(exc).splitlines() or [""])[0]
                 raise FetchError(
-                    f"{name}: the hub refused or could not be reached for {entry.hub.repo_id} "
-                    f"at {entry.hub.revision} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                    "check HF_ENDPOINT, the network, and HF_TOKEN for a gated repository"
+                    f"the hub refused or could not be reached for {entry.hub.repo_id} at "
+                    f"{entry.hub.revision} ({type(exc).__name__}: {first}); check HF_ENDPOINT "
+                    "and the network, and HF_TOKEN for a gated repository; run the fetch "
+                    "again to resume"
                 ) from exc
         for spec in entry.http:
             files.append(fetch_http_file(spec, entry_lock, root))
@@ -160,8 +174,9 @@ def run_fetch(
 ) -> int:
     """The `geoloc fetch` command: 0 when every entry was fetched and its data can be used, 1
     when a data report refuses the data, 2 on a fetch error (message on stderr)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not logging.getLogger().handlers:  # geoloc's own progress notes, not every request
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        logging.getLogger("geoloc_core").setLevel(logging.INFO)
     catalogue = load_catalogue(catalogue_file) if catalogue_file else load_catalogue()
     if list_only or not names:
         print(catalogue_listing(catalogue))

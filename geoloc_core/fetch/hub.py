@@ -203,7 +203,9 @@ def _to_cache(
         checked = expected.merged(named, label)
         why, sha = mismatch(blob, checked)
         if not why:
-            return FetchedFile(label, pointer, status, blob.stat().st_size, sha)
+            size = blob.stat().st_size
+            received = 0 if status == PRESENT else size  # hf_hub_download's own transfer
+            return FetchedFile(label, pointer, status, size, sha, received)
         LOG.warning("%s in the hub cache is corrupt (%s): fetching it again", label, why)
         blob.unlink(missing_ok=True)
         pointer.unlink(missing_ok=True)

@@ -95,7 +95,11 @@ class FetchLock:
         return self.entries.setdefault(name, EntryLock())
 
     def save(self) -> None:
-        body = {name: lock.as_yaml() for name, lock in sorted(self.entries.items())}
+        body = {
+            name: lock.as_yaml()
+            for name, lock in sorted(self.entries.items())
+            if lock.commit or lock.files  # an entry whose first fetch failed records nothing
+        }
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(HEADER + yaml.safe_dump(body, sort_keys=False))
         tmp.replace(self.path)
