@@ -45,6 +45,12 @@ class Expected:
                     f"states {theirs}; if the source changed on purpose, update the catalogue "
                     "(geoloc_core/fetch/catalogue.yaml) or delete the entry from fetch.lock"
                 )
+        for mine, theirs in ((self.sha256, other.lfs_sha256), (other.sha256, self.lfs_sha256)):
+            if mine and theirs and mine != theirs:
+                raise FetchError(
+                    f"{what}: the catalogue or fetch.lock says sha256 {mine} but the hub states "
+                    f"{theirs} (its LFS ETag); fix the catalogue or delete the fetch.lock record"
+                )
         return Expected(
             self.sha256 or other.sha256,
             self.size if self.size is not None else other.size,
