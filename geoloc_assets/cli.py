@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "out_of_range, integer, fewer_choices",
     )
 
+    _add_fetch_parser(sub)
+
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
     try:
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             command = args.server_command
             command = command[1:] if command[:1] == ["--"] else command
             return serve(command, root, args.reload_dagster)
+        if args.command == "fetch":
+            return _fetch(root, args)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -255,6 +259,34 @@ def _predict(root: Path, args: argparse.Namespace) -> int:
         return run_predict(root, request)
     except LmmStageError as exc:  # the LMM refused every request: a setup problem
         raise ValueError(str(exc)) from exc
+
+
+def _add_fetch_parser(sub: argparse._SubParsersAction) -> None:
+    fetch = sub.add_parser(
+        "fetch",
+        help="download datasets and published weights from the catalogue "
+        "(geoloc_core/fetch/catalogue.yaml): resumable, checksummed, pinned in fetch.lock; "
+        "then a data report, data.dvc and the licence terms (docs/data.md)",
+    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="catalogue entries (--list)")
+    fetch.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    fetch.add_argument("--catalogue", type=Path, default=None, metavar="FILE",
+                       help="another catalogue file (a mirror, a local copy)")
+    fetch.add_argument("--no-report", action="store_true", help="skip the data report")
+    fetch.add_argument("--no-dvc", action="store_true", help="do not run `dvc add data/raw`")
+
+
+def _fetch(root: Path, args: argparse.Namespace) -> int:
+    from geoloc_core.fetch.command import run_fetch
+
+    return run_fetch(
+        args.names,
+        root,
+        catalogue_file=args.catalogue,
+        report=not args.no_report,
+        dvc=not args.no_dvc,
+        list_only=args.list,
+    )
 
 
 def run() -> None:
