@@ -25,8 +25,14 @@ from geoloc_core.encoders.clip_towers import (
     freeze,
 )
 from geoloc_core.encoders.settings import BackboneConfig
+from geoloc_core.file_hash import file_sha256
 from geoloc_core.params import ParamsError
-from geoloc_core.training.backbone_weights import backbone_spec, load_backbone
+from geoloc_core.training.backbone_weights import (
+    BackboneRecord,
+    backbone_spec,
+    load_backbone,
+    write_record,
+)
 from geoloc_core.training.feature_cache import FeatureCache, spec_fingerprint, write_shard
 from geoloc_core.training.feature_extraction import WorkItem, extract_features
 
@@ -164,3 +170,24 @@ def test_checkpoint_directory_without_preprocessing_is_refused(converted, tmp_pa
     (directory / "preprocessor_config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"has no preprocessor_config\.json"):
         load_backbone(BackboneConfig.from_section(_transformers_section("clip")), tmp_path)
+
+
+def test_export_clip_writes_the_projects_towers_for_transformers(converted, tmp_path) -> None:
+    """`geoloc export-clip DIR`: the towers backbone_weights recorded (a weights file, as the
+    demo's pretraining writes) become a checkpoint that the transformers backbone loads."""
+    from geoloc_assets.cli import main
+
+    ours, _ = converted
+    weights = tmp_path / "artifacts" / "backbone" / "tiny.pt"
+    weights.parent.mkdir(parents=True)
+    torch.save(ours.model.state_dict(), weights)
+    record = BackboneRecord(TINY, "artifacts/backbone/tiny.pt", file_sha256(weights))
+    write_record(tmp_path, record)
+    assert main(["--root", str(tmp_path), "export-clip", str(tmp_path / "exported")]) == 0
+    section = _transformers_section("exported")
+    theirs = freeze(load_backbone(BackboneConfig.from_section(section), tmp_path))
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ours.model.encode_image(pixels)
+        got = theirs.model.encode_image(pixels)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
