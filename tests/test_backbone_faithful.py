@@ -191,3 +191,23 @@ def test_export_clip_writes_the_projects_towers_for_transformers(converted, tmp_
         expected = ours.model.encode_image(pixels)
         got = theirs.model.encode_image(pixels)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_predict_loads_a_transformers_backbone_by_its_digest(converted, tmp_path) -> None:
+    """`geoloc predict` rebuilds the towers a model was trained on from its FeatureSpec: a
+    transformers directory is checked against the digest of its three files."""
+    from geoloc_core.encoders.hf_clip import checkpoint_digest
+    from geoloc_core.predict.embed import decode_photo, frozen_towers
+
+    directory = converted[1]
+    spec = FeatureSpec("tiny-clip", "clip", 4, checkpoint_digest(directory), "transformers")
+    towers = frozen_towers(spec, directory)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((80, 120, 3), 200, np.uint8)).save(photo)
+    assert decode_photo(photo.read_bytes(), towers.transform).shape == (64, 64, 3)
+    changed = tmp_path / "changed"
+    shutil.copytree(directory, changed)
+    config = changed / "preprocessor_config.json"
+    config.write_text(config.read_text().replace('"resample": 3', '"resample": 2'))
+    with pytest.raises(ValueError, match="not the backbone the model was trained on"):
+        frozen_towers(spec, changed)
