@@ -27,8 +27,8 @@ from geoloc_core.encoders.architectures import (
     architecture_config,
     quick_gelu_refusal,
 )
+from geoloc_core.encoders.settings import IMPLEMENTATIONS
 
-IMPLEMENTATIONS = ("open_clip", "transformers")
 # What open_clip imports only for a Hugging Face text tower (transformers), a timm image tower
 # (timm) or weights named by a hub tag (huggingface_hub): together about half of its import
 # time, paid by every `geoloc predict` of a model whose towers come from a weights file.
