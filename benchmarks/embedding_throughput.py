@@ -34,7 +34,6 @@ from bench_rows import NONE, Row, bench_parser, print_and_write, timed, verdict
 from demo_views import repeated_views
 from torch.utils.flop_counter import FlopCounterMode
 
-from geoloc_core.data.images import load_batch, normalize_pixels
 from geoloc_core.encoders.backbone import backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_clip, freeze
 from geoloc_core.params import load_params
@@ -122,17 +121,17 @@ def path_profile(
         return timing.median / len(items)
 
     def decode(chunk: Sequence[WorkItem]) -> np.ndarray:
-        return load_batch([i.id for i in chunk], [i.image for i in chunk], towers.image_size)[0]
+        return towers.transform.load_batch([i.id for i in chunk], [i.image for i in chunk])[0]
 
     decoded = [decode(chunk) for chunk in chunks]
-    normalised = [normalize_pixels(d, towers.mean, towers.std) for d in decoded]
+    normalised = [towers.transform.normalize(d) for d in decoded]
     by_id = {id(c): k for k, c in enumerate(chunks)}
     visual = towers.model.visual
     parts = {
         "whole path": each_chunk(lambda c: extract_features(towers, c, token_grid, BATCH)),
         "decode+resize": each_chunk(decode),
         "normalise": each_chunk(
-            lambda c: normalize_pixels(decoded[by_id[id(c)]], towers.mean, towers.std)
+            lambda c: towers.transform.normalize(decoded[by_id[id(c)]])
         ),
         "tower": each_chunk(
             lambda c: backbone_outputs(visual, normalised[by_id[id(c)]], token_grid)

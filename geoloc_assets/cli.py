@@ -101,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     _add_fetch_parser(sub)
+    export = sub.add_parser(
+        "export-clip",
+        help="write the project's frozen towers (open_clip, as backbone_weights recorded them) "
+        "as a transformers CLIP checkpoint directory: config.json, model.safetensors, "
+        "preprocessor_config.json",
+    )
+    export.add_argument("out", type=Path, metavar="DIR", help="the directory to write")
 
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
@@ -130,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(command, root, args.reload_dagster)
         if args.command == "fetch":
             return _fetch(root, args)
+        if args.command == "export-clip":
+            return _export_clip(root, args.out)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -139,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, ValueError, FileNotFoundError, DvcLockError) as exc:
         print(f"geoloc: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _export_clip(root: Path, out: Path) -> int:
+    from geoloc_core.encoders.clip_convert import save_transformers_clip
+    from geoloc_core.training.backbone_weights import load_towers, read_record
+
+    towers = load_towers(root, read_record(root))
+    print(f"transformers CLIP checkpoint written: {save_transformers_clip(towers, out)}")
+    return 0
 
 
 def _demo_world(root: Path, args: argparse.Namespace) -> int:

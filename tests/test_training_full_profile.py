@@ -1,6 +1,6 @@
-"""The full profile's configuration on two real image files: ViT-L-14 (random weights, as
-weights cannot be downloaded here; production passes pretrained='openai' to the same call),
-frozen, its features extracted once, then one training step of g3 and of dualgeo."""
+"""The full profile's configuration on two real image files: ViT-L-14-quickgelu (random
+weights, as weights cannot be downloaded here; production passes pretrained='openai' to the
+same call), frozen, its features extracted once, then one training step of g3 and of dualgeo."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def full_profile(tmp_path_factory) -> dict:
         Image.fromarray(pixels).save(folder / name)
         files.append(folder / name)
     torch.manual_seed(0)
-    towers = freeze(build_clip(TowerSpec("ViT-L-14", None)))  # production: pretrained="openai"
+    # production: pretrained="openai"
+    towers = freeze(build_clip(TowerSpec("ViT-L-14-quickgelu", None)))
     assert towers.image_size == 224 and towers.embed_dim == 768
     items = [WorkItem(f.stem, f) for f in files]
     content = extract_features(
@@ -64,7 +65,7 @@ def full_profile(tmp_path_factory) -> dict:
     cache_dir = folder / "features"
     meta = {
         "spec": {
-            "architecture": "ViT-L-14",
+            "architecture": "ViT-L-14-quickgelu",
             "pretrained": "openai",
             "token_grid": 4,
             "weights_sha256": "tag:openai",

@@ -51,6 +51,7 @@ TINY_TRAIN = {
     "device": "cpu",
 }
 TINY_BACKBONE = {
+    "implementation": "open_clip",
     "architecture": "geoloc-demo-vit-tiny",
     "pretrained": None,
     "pretrain_epochs": 1,
@@ -61,6 +62,7 @@ TINY_BACKBONE = {
     "num_threads": 2,
 }
 TINY_FEATURES = {
+    "precision": "fp16",
     "token_grid": 4,
     "n_shards": 2,
     "batch_size": 32,

@@ -1,6 +1,8 @@
 """Decode images into RGB arrays; a bad file is reported by id, never fatal to a batch.
 
 Each path may be a plain file or a tar member (`<archive>.tar#<member>`, see locations.py).
+Squashing to size x size is for the segmentation models and the pixel baselines; the frozen
+CLIP towers' input is CLIP's own transform (clip_preprocess.ImageTransform).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What a frozen image tower contributes per image: its pooled embedding and a coarse grid of
-patch tokens (for DualGeo's cross-attention), computed once and cached in fp16.
+patch tokens (for DualGeo's cross-attention), computed once and cached (fp16 or fp32,
+params features.precision).
 
 Patch tokens are average-pooled to a token_grid x token_grid grid and projected with the
 tower's own output projection, so they live in the same space as the pooled embedding
@@ -11,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,21 @@ class FeatureSpec:
     pretrained: str | None  # open_clip tag, or a weights file relative to the project root
     token_grid: int
     weights_sha256: str  # of the weights file; the tag itself for a tag
+    # Added after the first cache format; written only when they differ from what that format
+    # computed (open_clip towers, fp16), so its records and fingerprints stay as they were.
+    implementation: str = "open_clip"  # or transformers (pretrained: hub id or directory)
+    precision: str = "fp16"  # how the outputs are stored: fp16 | fp32
+
+    def to_record(self) -> dict[str, Any]:
+        """The spec as stored in caches and model configs (read back with FeatureSpec(**d))."""
+        record = asdict(self)
+        for field in fields(self):
+            if field.name in _LATER_FIELDS and record[field.name] == field.default:
+                del record[field.name]
+        return record
+
+
+_LATER_FIELDS = ("implementation", "precision")
 
 
 @contextmanager

@@ -1,16 +1,17 @@
-"""Build image/text towers with open_clip's factory, for any architecture name and pretrained tag.
+"""Build image/text towers with open_clip's factory, for any architecture name and pretrained tag,
+or from a transformers CLIP checkpoint (hf_clip.py) behind the same ClipTowers interface.
 
 The demo profile uses small architectures shipped in ``model_configs/`` (registered with
 open_clip at import) whose weights come from a file that the demo's own CLIP-style pretraining
-wrote; the full profile names ``ViT-L-14`` with the ``openai`` tag. Both go through the same
-``open_clip.create_model`` call, so the code that loads real weights is the code the tests run.
+wrote; the full profile names ``ViT-L-14-quickgelu`` with the ``openai`` tag (OpenAI's weights
+use QuickGELU). Both go through the same ``open_clip.create_model`` call, so the code that loads
+real weights is the code the tests run. Every tower carries its image transform
+(data/clip_preprocess.py), read from the weights' own preprocessing configuration.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from types import ModuleType
 import torch
 from torch import nn
 
-MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+from geoloc_core.data.clip_preprocess import ImageTransform, open_clip_transform
+from geoloc_core.encoders.architectures import (
+    MODEL_CONFIG_DIR,
+    architecture_config,
+    quick_gelu_refusal,
+)
+from geoloc_core.encoders.settings import IMPLEMENTATIONS
+
 # What open_clip imports only for a Hugging Face text tower (transformers), a timm image tower
 # (timm) or weights named by a hub tag (huggingface_hub): together about half of its import
 # time, paid by every `geoloc predict` of a model whose towers come from a weights file.
@@ -31,16 +39,7 @@ _imported: dict[str, frozenset[str]] = {}  # "hidden": the libraries open_clip w
 def _libraries_needed(architecture: str, pretrained: str | None) -> frozenset[str]:
     """Which HUB_LIBRARIES building these towers needs, read from the architecture's JSON
     config without importing open_clip (an unknown architecture: all of them)."""
-    spec = importlib.util.find_spec("open_clip")  # a top-level package: located, not imported
-    folders = [MODEL_CONFIG_DIR]
-    if spec is not None and spec.origin:
-        folders.append(Path(spec.origin).parent / "model_configs")
-    config = None
-    for folder in folders:
-        file = folder / f"{architecture}.json"
-        if file.is_file():
-            config = json.loads(file.read_text())
-            break
+    config = architecture_config(architecture)
     if config is None:
         return frozenset(HUB_LIBRARIES)
     needed = set()
@@ -84,24 +83,39 @@ def _open_clip(spec: TowerSpec | None = None, lean: bool = False) -> ModuleType:
 
 @dataclass(frozen=True)
 class TowerSpec:
-    """An open_clip architecture and where its weights come from.
+    """An architecture and where its weights come from.
 
-    pretrained: an open_clip pretrained tag (e.g. ``openai``), an absolute path to a weights
-    file, or None for random weights (tests of the full-profile architecture use that).
+    implementation open_clip: pretrained is an open_clip pretrained tag (e.g. ``openai``), an
+    absolute path to a weights file, or None for random weights (tests of the full-profile
+    architecture use that). implementation transformers: pretrained is a transformers CLIP
+    checkpoint (a hub id, or a directory with config.json and model.safetensors) and
+    architecture only names it in records.
     """
 
     architecture: str
     pretrained: str | None = None
+    implementation: str = "open_clip"
 
 
 @dataclass
 class ClipTowers:
-    model: nn.Module  # the open_clip CLIP model: .visual, .encode_image, .encode_text
+    model: nn.Module  # .visual (backbone_outputs), .encode_image, .encode_text, .logit_scale
     tokenizer: Callable[[list[str]], torch.Tensor]
-    image_size: int
     embed_dim: int  # the joint image-text space
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    transform: ImageTransform  # a photo -> the image tower's input (CLIP's preprocessing)
+    implementation: str = "open_clip"
+
+    @property
+    def image_size(self) -> int:
+        return self.transform.size
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return self.transform.mean
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return self.transform.std
 
 
 def architecture_image_size(architecture: str) -> int:
@@ -113,11 +127,83 @@ def architecture_image_size(architecture: str) -> int:
     return int(size[0] if isinstance(size, tuple | list) else size)
 
 
-def build_clip(
+def tower_image_size(spec: TowerSpec) -> int:
+    """Input side of spec's image tower, read from its config (no model built)."""
+    if spec.implementation == "transformers":
+        from geoloc_core.encoders.hf_clip import checkpoint_config
+
+        return int(checkpoint_config(str(spec.pretrained))["vision_config"]["image_size"])
+    return architecture_image_size(spec.architecture)
+
+
+def is_tag(pretrained: str | None) -> bool:
+    """An open_clip pretrained tag (not a weights file, not None)."""
+    return bool(pretrained) and not Path(str(pretrained)).is_file()
+
+
+def tag_needs_quick_gelu(architecture: str, pretrained: str | None) -> bool:
+    """Whether open_clip's pretrained config of this tag says its weights use QuickGELU."""
+    if not is_tag(pretrained):
+        return False
+    config = _open_clip().get_pretrained_cfg(architecture, str(pretrained)) or {}
+    return bool(config.get("quick_gelu", False))
+
+
+def check_activation(spec: TowerSpec) -> None:
+    """Refuse open_clip weights whose activation the architecture would not build (OpenAI's
+    weights with ``ViT-L-14``: QuickGELU against nn.GELU), naming the fix."""
+    if spec.implementation != "open_clip":
+        return
+    problem = quick_gelu_refusal(
+        spec.architecture, tag_needs_quick_gelu(spec.architecture, spec.pretrained)
+    )
+    if problem:
+        raise ValueError(
+            f"backbone.architecture={spec.architecture!r} with backbone.pretrained="
+            f"{spec.pretrained!r}: {problem}"
+        )
+
+
+def activation_names(model: nn.Module) -> set[str]:
+    """The activations in the towers' MLPs: "quick_gelu" (x * sigmoid(1.702 x), OpenAI's CLIP)
+    or "gelu", whichever library built them."""
+    names = set()
+    for module in model.modules():
+        kind = type(module).__name__
+        if kind in ("QuickGELU", "QuickGELUActivation"):
+            names.add("quick_gelu")
+        elif kind in ("GELU", "GELUActivation"):
+            names.add("gelu")
+    return names
+
+
+def build_towers(
     spec: TowerSpec, device: str | torch.device = "cpu", lean: bool = False
 ) -> ClipTowers:
+    """The towers of spec, from open_clip or transformers (spec.implementation)."""
+    if spec.implementation == "transformers":
+        from geoloc_core.encoders.hf_clip import build_hf_clip
+
+        return build_hf_clip(str(spec.pretrained), device)
+    if spec.implementation != "open_clip":
+        raise ValueError(
+            f"backbone implementation {spec.implementation!r}: choose one of {IMPLEMENTATIONS}"
+        )
+    return build_clip(spec, device, lean)
+
+
+def build_clip(
+    spec: TowerSpec,
+    device: str | torch.device = "cpu",
+    lean: bool = False,
+    random_weights: bool = False,
+) -> ClipTowers:
     """Create the open_clip model; weights come only from the pretrained tag or file given.
-    lean: open_clip is imported without the libraries these towers do not need (_open_clip)."""
+    QuickGELU whenever the tag's weights were trained with it (open_clip's pretrained config
+    says so), even where the architecture's config lacks it. lean: open_clip is imported
+    without the libraries these towers do not need (_open_clip). random_weights: the model the
+    tag would give (architecture, activation, preprocessing) with random weights, for tests and
+    benchmarks where weights cannot be downloaded."""
     if spec.architecture not in _open_clip(spec, lean).list_models():
         raise ValueError(
             f"unknown open_clip architecture '{spec.architecture}'; choose one of "
@@ -125,17 +211,26 @@ def build_clip(
         )
     pretrained = spec.pretrained or None
     model = _open_clip().create_model(
-        spec.architecture, pretrained=pretrained, device=device, pretrained_text=False
+        spec.architecture,
+        pretrained=None if random_weights else pretrained,
+        device=device,
+        pretrained_text=False,
+        force_quick_gelu=tag_needs_quick_gelu(spec.architecture, pretrained),
     )
     visual = model.visual
     size = visual.image_size
     image_size = int(size[0] if isinstance(size, tuple | list) else size)
-    cfg = getattr(visual, "preprocess_cfg", {}) or {}
-    mean = tuple(cfg.get("mean", _open_clip().OPENAI_DATASET_MEAN))
-    std = tuple(cfg.get("std", _open_clip().OPENAI_DATASET_STD))
-    embed_dim = int(visual.output_dim)
+    preprocess = dict(getattr(visual, "preprocess_cfg", {}) or {})
+    if random_weights and is_tag(pretrained):
+        preprocess.update(_open_clip().get_pretrained_cfg(spec.architecture, str(pretrained)))
+    transform = open_clip_transform(preprocess, image_size)
     tokenizer = _open_clip().get_tokenizer(spec.architecture)
-    return ClipTowers(model, tokenizer, image_size, embed_dim, mean, std)
+    return ClipTowers(model, tokenizer, int(visual.output_dim), transform)
+
+
+def clip_tokenizer(context_length: int) -> Callable[[list[str]], torch.Tensor]:
+    """OpenAI's CLIP tokenizer (open_clip's), texts -> (N, context_length) token ids."""
+    return _open_clip().tokenizer.SimpleTokenizer(context_length=context_length)
 
 
 def freeze(towers: ClipTowers) -> ClipTowers:

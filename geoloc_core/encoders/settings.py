@@ -12,28 +12,41 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from geoloc_core.encoders.architectures import OPENAI_TAG, quick_gelu_refusal
 from geoloc_core.section_model import SectionModel, real, text, whole
 
 DEVICES = ("cpu", "cuda", "auto")
 Device = Literal[DEVICES]
+IMPLEMENTATIONS = ("open_clip", "transformers")
+PRECISIONS = ("fp16", "fp32")
 
 
 class BackboneConfig(SectionModel):
     """Where the frozen image/text towers come from (asset backbone_weights).
 
-    Either `pretrained` names open_clip weights (full profile: ViT-L-14 + openai), or it is
-    null and the towers are pretrained here, CLIP-style on the reference split's images and
-    place captions, for pretrain_epochs (the demo profile, which cannot download weights).
+    Either `pretrained` names weights (full profile: ViT-L-14-quickgelu + openai with open_clip,
+    or a transformers CLIP checkpoint), or it is null and the towers are pretrained here,
+    CLIP-style on the reference split's images and place captions, for pretrain_epochs (the
+    demo profile, which cannot download weights). OpenAI's weights with an architecture that
+    open_clip builds with nn.GELU (plain `ViT-L-14`) are refused: they were trained with
+    QuickGELU.
     """
 
     SECTION = "backbone"
 
+    implementation: Literal[IMPLEMENTATIONS] = Field(
+        "open_clip",
+        description="open_clip | transformers (a CLIPModel checkpoint, as G3 and GeoCLIP load)",
+    )
     architecture: text() = Field(
-        "ViT-L-14", description="open_clip architecture name (full profile: ViT-L-14)"
+        "ViT-L-14-quickgelu",
+        description="open_clip architecture name (full profile: ViT-L-14-quickgelu); "
+        "transformers: a name for records (the checkpoint's config.json decides)",
     )
     pretrained: text() | None = Field(
         "openai",
-        description="open_clip tag or weights file (full profile: openai); null: pretrain here",
+        description="open_clip tag or weights file (full profile: openai), or with "
+        "transformers a hub id or checkpoint directory; null: pretrain here",
     )
     pretrain_epochs: whole(ge=0) = Field(
         0, description="demo only; 0 when pretrained names weights"
@@ -57,6 +70,23 @@ class BackboneConfig(SectionModel):
                 "backbone.pretrained is null and backbone.pretrain_epochs is 0: the frozen "
                 "towers would be random; name open_clip weights (e.g. openai) or pretrain"
             )
+        if self.implementation == "transformers" and not self.pretrained:
+            raise ValueError(
+                "backbone.implementation=transformers needs backbone.pretrained (a hub id or a "
+                "checkpoint directory); pretraining here uses open_clip"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _activation(self) -> BackboneConfig:
+        """OpenAI's weights need QuickGELU: refused where open_clip would build nn.GELU."""
+        if self.implementation == "open_clip" and self.pretrained == OPENAI_TAG:
+            problem = quick_gelu_refusal(self.architecture, weights_need_quick_gelu=True)
+            if problem:
+                raise ValueError(
+                    f"backbone.architecture={self.architecture!r} with backbone.pretrained="
+                    f"{OPENAI_TAG!r}: {problem}"
+                )
         return self
 
     @property
@@ -69,6 +99,10 @@ class FeaturesConfig(SectionModel):
 
     SECTION = "features"
 
+    precision: Literal[PRECISIONS] = Field(
+        "fp16",
+        description="how the tower's outputs are stored: fp16 (half the disk) | fp32 (exact)",
+    )
     token_grid: whole(ge=1) = Field(
         4, description="patch tokens average-pooled to token_grid x token_grid per image"
     )

@@ -39,7 +39,7 @@ def save_model(directory: Path, trained: TrainedModel) -> None:
         "weights_sha256": file_sha256(directory / MODEL_FILE),
         "model": trained.model.config.model_dump(),
         "shapes": dataclasses.asdict(trained.model.shapes),
-        "features": dataclasses.asdict(trained.features),
+        "features": trained.features.to_record(),
         "image_size": trained.image_size,
     }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

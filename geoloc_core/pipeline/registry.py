@@ -99,7 +99,8 @@ STAGES: tuple[Stage, ...] = (
         sections=("backbone",),
         run=RUN + "backbone_weights:backbone_weights",
         description="The frozen image/text towers' weights: an open_clip tag (full profile: "
-        "ViT-L-14 openai), or the demo's CLIP-style pretraining on reference images and captions.",
+        "ViT-L-14-quickgelu openai) or a transformers CLIP checkpoint, or the demo's CLIP-style "
+        "pretraining on reference images and captions.",
         upstream=(Upstream("reference_manifest"), Upstream("place_texts")),
         outputs=(Output("artifacts/backbone"),),
         gpu=True,
@@ -110,7 +111,8 @@ STAGES: tuple[Stage, ...] = (
         sections=("features", "benchmarks"),
         run=RUN + "backbone_features:backbone_features",
         description="Frozen image tower outputs (pooled embedding + pooled patch-token grid, "
-        "fp16) for every reference and benchmark image, one directory per shard of image ids.",
+        "fp16 or fp32: features.precision) for every reference and benchmark image, one "
+        "directory per shard of image ids.",
         upstream=(
             Upstream("backbone_weights"),
             Upstream("reference_manifest"),

@@ -1,6 +1,7 @@
-"""A new photo embedded exactly as the cached images were: decoded at the backbone's size, the
-frozen tower's outputs rounded to fp16 (as the feature cache stores them), and, for the
-dual-view variants, its ADE20K label map.
+"""A new photo embedded exactly as the cached images were: through the towers' own transform
+(CLIP's preprocessing, data/clip_preprocess.py), the frozen tower's outputs rounded to the
+feature cache's precision (fp16 unless features.precision is fp32), and, for the dual-view
+variants, its ADE20K label map.
 
 That map comes from the segmentation cache when the file is an image of the project's
 manifests, else from the configured segmentation model. The `demo` segmentation provider only
@@ -11,21 +12,18 @@ rather than answering without its segmentation view.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from geoloc_core.data.decode import decode_rgb
-from geoloc_core.data.images import normalize_pixels
+from geoloc_core.data.clip_preprocess import ImageTransform
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
-from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_clip, freeze
-from geoloc_core.file_hash import file_sha256
+from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_towers, freeze
 from geoloc_core.models.inputs import AlignmentBatch
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
@@ -40,30 +38,41 @@ class PhotoEmbeddings:
     gps_aligned: np.ndarray  # (n, d) unit vectors in the GPS space (geo-verification)
 
 
-def decode_photo(data: bytes, size: int) -> np.ndarray:
-    """RGB uint8 (size, size, 3), upright as EXIF says: the same decoding as the caches'."""
-    rgb = decode_rgb(data)
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(rgb, dtype=np.uint8).copy()
+def decode_photo(data: bytes, transform: ImageTransform) -> np.ndarray:
+    """RGB uint8 (size, size, 3), upright as EXIF says: the same transform as the caches'."""
+    return transform.decode(data)
 
 
 def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
     """The frozen towers the model was trained on. weights: the file to load (checked against
     the digest the model recorded, unless it names an open_clip tag, whose weights a bundle
-    exports to a file); None: the tag itself, which open_clip resolves. Built lean: a predict
-    process builds no other towers, so open_clip loads without what these do not use."""
+    exports to a file; a transformers checkpoint is a directory); None: the tag itself, which
+    open_clip (or the hub) resolves. Built lean: a predict process builds no other towers, so
+    open_clip loads without what these do not use."""
+    from geoloc_core.training.backbone_weights import weights_digest
+
     if weights is None:
-        return freeze(build_clip(TowerSpec(spec.architecture, str(spec.pretrained)), lean=True))
-    if not Path(weights).is_file():
+        tag = TowerSpec(spec.architecture, str(spec.pretrained), spec.implementation)
+        return freeze(build_towers(tag, lean=True))
+    local = TowerSpec(spec.architecture, str(weights), spec.implementation)
+    if not Path(weights).exists():
         raise FileNotFoundError(f"the backbone weights {weights} are missing")
     expected = str(spec.weights_sha256)
-    if not expected.startswith(TAG_PREFIX) and file_sha256(Path(weights)) != expected:
+    if not expected.startswith(TAG_PREFIX) and weights_digest(local) != expected:
         raise ValueError(
             f"{weights} is not the backbone the model was trained on (its SHA-256 differs): "
             "re-materialize backbone_weights and everything downstream"
         )
-    return freeze(build_clip(TowerSpec(spec.architecture, str(weights)), lean=True))
+    return freeze(build_towers(local, lean=True))
+
+
+def cache_rounding(precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the feature cache does to a tower output (fp16: rounds it), in float32."""
+    if precision == "fp16":
+        return lambda x: x.half().float()
+    if precision == "fp32":
+        return lambda x: x.float()
+    raise ValueError(f"feature precision {precision!r}: expected fp16 or fp32")
 
 
 @torch.no_grad()
@@ -77,15 +86,16 @@ def embed_photos(
     """Retrieval embeddings (of parts, default the variant's) and GPS-aligned embeddings of
     decoded images (B, H, W, 3), in one pass through the frozen tower and the heads."""
     retrieval, aligned = [], []
+    as_cached = cache_rounding(trained.features.precision)
     for start in range(0, len(images), BATCH_SIZE):
-        pixels = normalize_pixels(images[start : start + BATCH_SIZE], towers.mean, towers.std)
+        pixels = towers.transform.normalize(images[start : start + BATCH_SIZE])
         outputs = backbone_outputs(towers.model.visual, pixels, trained.features.token_grid)
         maps = None
         if label_maps is not None:
             maps = torch.from_numpy(label_maps[start : start + BATCH_SIZE].astype(np.int64))
         batch = AlignmentBatch(
-            pooled=outputs.pooled.half().float(),  # the cache's fp16 rounding
-            tokens=outputs.tokens.half().float(),
+            pooled=as_cached(outputs.pooled),
+            tokens=as_cached(outputs.tokens),
             label_maps=maps,
         )
         retrieval.append(trained.model.retrieval_embedding(batch, parts).float().numpy())

@@ -147,13 +147,13 @@ def _require_built(paths: ProjectPaths) -> None:
 
 
 def _towers_weights(paths: ProjectPaths) -> Path | None:
-    """The weights file the model's frozen towers load (config.json's features), None for an
-    open_clip tag."""
+    """The weights file the model's frozen towers load (config.json's features; a directory for
+    a transformers checkpoint), None for an open_clip tag or a hub id."""
     features = json.loads(paths.model_config.read_text())["features"]
     if str(features["weights_sha256"]).startswith(TAG_PREFIX):
         return None
     weights = paths.root / str(features["pretrained"])
-    if not weights.is_file():
+    if not weights.exists():
         raise ArtifactsMissing(
             f"no backbone weights at {weights} (the trained model's towers): build them with "
             "`geoloc materialize --group features` and re-train (`--group model --group index`)"

@@ -124,7 +124,7 @@ class Predictor:
                 results[row].error = photo.problem
                 continue
             try:
-                images.append(decode_photo(photo.data, self.trained.image_size))
+                images.append(decode_photo(photo.data, self.towers.transform))
             except DECODE_ERRORS as exc:
                 results[row].error = describe_failure(exc)
                 continue

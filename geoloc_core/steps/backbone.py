@@ -11,7 +11,7 @@ import torch
 
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec
-from geoloc_core.encoders.clip_towers import TowerSpec, architecture_image_size, build_clip, freeze
+from geoloc_core.encoders.clip_towers import TowerSpec, build_clip, freeze, tower_image_size
 from geoloc_core.encoders.settings import BackboneConfig, FeaturesConfig
 from geoloc_core.file_hash import digest
 from geoloc_core.params import canonical_json
@@ -24,9 +24,12 @@ from geoloc_core.training.backbone_pretrain import (
 )
 from geoloc_core.training.backbone_weights import (
     BackboneRecord,
+    backbone_spec,
     file_sha256,
+    load_backbone,
     load_towers,
     read_record,
+    weights_digest,
     write_record,
 )
 from geoloc_core.training.feature_cache import remove_other_layouts
@@ -52,12 +55,16 @@ def build_backbone_weights(
     on_epoch: EpochCallback | None = None,
     stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Record the towers' weights: an open_clip tag as given, or the demo's own pretraining."""
+    """Record the towers' weights: an open_clip tag or a transformers checkpoint as given, or
+    the demo's own pretraining."""
     cfg = BackboneConfig.from_section(backbone_section)
     if not cfg.pretrains:
-        build_clip(TowerSpec(cfg.architecture, cfg.pretrained))  # fetches and checks the weights
-        tag = str(cfg.pretrained)
-        write_record(paths.root, BackboneRecord(cfg.architecture, tag, f"tag:{tag}"))
+        load_backbone(cfg, paths.root)  # fetches and checks the weights and their activation
+        digest_of = weights_digest(backbone_spec(cfg, paths.root))
+        record = BackboneRecord(
+            cfg.architecture, str(cfg.pretrained), digest_of, cfg.implementation
+        )
+        write_record(paths.root, record)
         return {"pretrained": 0, "epochs": 0}
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -128,7 +135,12 @@ def build_backbone_features(
     shard = shard_index(shard_key, cfg.n_shards, "features.n_shards")
     record = read_record(paths.root)
     spec = FeatureSpec(
-        record.architecture, record.pretrained, cfg.token_grid, record.weights_sha256
+        record.architecture,
+        record.pretrained,
+        cfg.token_grid,
+        record.weights_sha256,
+        record.implementation,
+        cfg.precision,
     )
     directory = paths.features_dir
     for removed in remove_other_layouts(directory, cfg.n_shards):
@@ -140,7 +152,7 @@ def build_backbone_features(
         directory,
         lambda: freeze(load_towers(paths.root, record, str(device))),
         spec,
-        architecture_image_size(record.architecture),
+        tower_image_size(record.tower_spec(paths.root)),
         items,
         shard,
         cfg.n_shards,

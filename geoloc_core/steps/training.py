@@ -146,7 +146,9 @@ def train_model(
 
 def _record_of(spec: FeatureSpec) -> BackboneRecord:
     """The towers that made the cached features (the text tower must be the same model)."""
-    return BackboneRecord(spec.architecture, str(spec.pretrained), spec.weights_sha256)
+    return BackboneRecord(
+        spec.architecture, str(spec.pretrained), spec.weights_sha256, spec.implementation
+    )
 
 
 def write_history(history: list[EpochResult], path: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geoloc_core.data.images import load_batch, normalize_pixels
+from geoloc_core.data.clip_preprocess import ImageTransform
 from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.models.losses import (
     MAX_LOGIT_SCALE,
@@ -44,8 +44,7 @@ class CaptionedImages:
     images: np.ndarray  # (N, H, W, 3) uint8
     caption_index: np.ndarray  # (N,)
     caption_tokens: torch.Tensor  # (U, context)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    transform: ImageTransform  # the towers' own (normalises the decoded images)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -53,7 +52,7 @@ class CaptionedImages:
     def batch(self, positions: np.ndarray) -> CaptionBatch:
         captions = torch.from_numpy(self.caption_index[positions])
         return CaptionBatch(
-            normalize_pixels(self.images[positions], self.mean, self.std),
+            self.transform.normalize(self.images[positions]),
             self.caption_tokens[captions],
             captions,
         )
@@ -102,10 +101,10 @@ def captioned_split(
             f"{len(rows)} {split} images: pretraining the backbone here is meant for the demo "
             "world; at MP16 scale set backbone.pretrained to open_clip weights (openai)"
         )
-    images, positions, failures = load_batch(
-        rows["id"].tolist(), [Path(root) / p for p in rows["image"]], towers.image_size
+    images, positions, failures = towers.transform.load_batch(
+        rows["id"].tolist(), [Path(root) / p for p in rows["image"]]
     )
     ids = rows["id"].iloc[positions].tolist()
     distinct, index = caption_index(captions_for(ProjectPaths(Path(root)).place_texts, ids))
-    data = CaptionedImages(images, index, towers.tokenizer(distinct), towers.mean, towers.std)
+    data = CaptionedImages(images, index, towers.tokenizer(distinct), towers.transform)
     return data, len(failures)

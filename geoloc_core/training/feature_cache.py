@@ -1,10 +1,11 @@
 """The backbone-features cache: frozen-tower outputs per image id, one directory per shard.
 
-A shard directory holds ids.npy (sorted), pooled.npy (N, D) and tokens.npy (N, T, D) in fp16,
-and meta.json (the FeatureSpec, sizes, failures, content digest). Arrays are memory-mapped on
-read, so training over millions of images touches only the rows of each batch. Shards are
-found by the id's hash (the same sha1 rule as the segmentation cache), so no global index is
-needed and shards are written independently, in parallel.
+A shard directory holds ids.npy (sorted), pooled.npy (N, D) and tokens.npy (N, T, D) in fp16
+(or fp32: the FeatureSpec's precision, params features.precision), and meta.json (the
+FeatureSpec, sizes, failures, content digest). Arrays are memory-mapped on read, so training
+over millions of images touches only the rows of each batch. Shards are found by the id's hash
+(the same sha1 rule as the segmentation cache), so no global index is needed and shards are
+written independently, in parallel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ from geoloc_core.segmentation.sharding import shard_of, single_layout
 FORMAT = "geoloc-features/1"
 SHARD_DIR = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
 IDS, POOLED, TOKENS, META = "ids.npy", "pooled.npy", "tokens.npy", "meta.json"
+DTYPES = {"fp16": np.float16, "fp32": np.float32}
+
+
+def stored_dtype(spec: dict[str, Any]) -> type[np.floating]:
+    """The dtype a shard's arrays are stored in, from its spec record (fp16 when unsaid)."""
+    return DTYPES[spec.get("precision", "fp16")]
 
 
 class FeatureCacheError(ValueError):
@@ -39,7 +46,7 @@ def shard_dir_name(index: int, n_shards: int) -> str:
 
 def spec_fingerprint(spec: FeatureSpec, image_size: int) -> str:
     """Decides a shard's content: the same fingerprint means the same features per image."""
-    content = {"format": FORMAT, "image_size": image_size, **asdict(spec)}
+    content = {"format": FORMAT, "image_size": image_size, **spec.to_record()}
     payload = json.dumps(content, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -47,8 +54,8 @@ def spec_fingerprint(spec: FeatureSpec, image_size: int) -> str:
 @dataclass(frozen=True)
 class ShardContent:
     ids: list[str]  # sorted
-    pooled: np.ndarray  # (N, D) float16
-    tokens: np.ndarray  # (N, T, D) float16
+    pooled: np.ndarray  # (N, D) float16 (float32 at precision fp32)
+    tokens: np.ndarray  # (N, T, D) likewise
     failures: dict[str, str]  # id -> why its image could not be read
 
     def digest(self) -> str:
@@ -71,8 +78,9 @@ def write_shard(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     np.save(tmp / IDS, np.array(content.ids, dtype=str))
-    np.save(tmp / POOLED, content.pooled.astype(np.float16))
-    np.save(tmp / TOKENS, content.tokens.astype(np.float16))
+    dtype = stored_dtype(meta.get("spec", {}))
+    np.save(tmp / POOLED, content.pooled.astype(dtype))
+    np.save(tmp / TOKENS, content.tokens.astype(dtype))
     full_meta = {**meta, "format": FORMAT, "digest": content.digest(), "failures": content.failures}
     (tmp / META).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
     kill_point("feature-shard-written")  # complete, not yet in place
@@ -141,12 +149,12 @@ class FeatureCache:
         return FeatureSpec(**self._meta["spec"])
 
     def load(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(N, D) and (N, T, D) float16 in the order of ids; KeyError naming a missing id."""
+        """(N, D) and (N, T, D) in the stored precision, in the order of ids; KeyError naming a
+        missing id."""
         ids = list(ids)
-        pooled = np.empty((len(ids), self._meta["pooled_dim"]), dtype=np.float16)
-        tokens = np.empty(
-            (len(ids), self._meta["tokens"], self._meta["token_dim"]), dtype=np.float16
-        )
+        dtype = stored_dtype(self._meta["spec"])
+        pooled = np.empty((len(ids), self._meta["pooled_dim"]), dtype=dtype)
+        tokens = np.empty((len(ids), self._meta["tokens"], self._meta["token_dim"]), dtype=dtype)
         by_shard: dict[int, tuple[list[int], list[int]]] = {}
         for position, image_id in enumerate(ids):
             index = shard_of(image_id, self._n_shards)

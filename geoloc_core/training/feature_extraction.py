@@ -1,4 +1,5 @@
-"""Computing one shard of the backbone-features cache: decode, run the frozen tower, store fp16.
+"""Computing one shard of the backbone-features cache: decode with the tower's own transform
+(CLIP's preprocessing), run the frozen tower, store in the spec's precision (fp16 or fp32).
 
 Which images: every id of the reference manifest (reference + validation) and of the configured
 benchmarks' manifests, so training, indexing and querying all read features from one cache and
@@ -18,13 +19,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from geoloc_core.data.images import load_batch, normalize_pixels
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.sharding import shard_of
 from geoloc_core.training.feature_cache import (
+    DTYPES,
     ShardContent,
     read_meta,
     shard_dir_name,
@@ -76,8 +77,10 @@ def extract_features(
     token_grid: int,
     batch_size: int,
     progress: bool = False,
+    precision: str = "fp16",
 ) -> ShardContent:
     """Run the frozen image tower over items (sorted by id); failures are kept by id."""
+    dtype = DTYPES[precision]
     device = next(towers.model.parameters()).device
     ids: list[str] = []
     pooled: list[np.ndarray] = []
@@ -86,22 +89,22 @@ def extract_features(
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="features", disable=None if progress else True, unit="batch"):
         chunk = items[start : start + batch_size]
-        images, positions, failed = load_batch(
-            [i.id for i in chunk], [i.image for i in chunk], towers.image_size
+        images, positions, failed = towers.transform.load_batch(
+            [i.id for i in chunk], [i.image for i in chunk]
         )
         failures.update({f.id: f.reason for f in failed})
         if not positions:
             continue
-        pixels = normalize_pixels(images, towers.mean, towers.std).to(device)
+        pixels = towers.transform.normalize(images).to(device)
         outputs = backbone_outputs(towers.model.visual, pixels, token_grid)
         ids += [chunk[p].id for p in positions]
-        pooled.append(outputs.pooled.cpu().numpy().astype(np.float16))
-        tokens.append(outputs.tokens.cpu().numpy().astype(np.float16))
+        pooled.append(outputs.pooled.cpu().numpy().astype(dtype))
+        tokens.append(outputs.tokens.cpu().numpy().astype(dtype))
     dim = int(towers.embed_dim)
     return ShardContent(
         ids,
-        np.concatenate(pooled) if pooled else np.zeros((0, dim), np.float16),
-        np.concatenate(tokens) if tokens else np.zeros((0, token_grid**2, dim), np.float16),
+        np.concatenate(pooled) if pooled else np.zeros((0, dim), dtype),
+        np.concatenate(tokens) if tokens else np.zeros((0, token_grid**2, dim), dtype),
         failures,
     )
 
@@ -147,9 +150,11 @@ def compute_feature_shard(
     towers = towers_factory()
     if towers.image_size != image_size:
         raise ValueError(f"towers take {towers.image_size}px images, the spec says {image_size}")
-    content = extract_features(towers, items, spec.token_grid, batch_size, progress=True)
+    content = extract_features(
+        towers, items, spec.token_grid, batch_size, progress=True, precision=spec.precision
+    )
     meta = {
-        "spec": spec.__dict__,
+        "spec": spec.to_record(),
         "fingerprint": fingerprint,
         "image_size": image_size,
         "pooled_dim": int(content.pooled.shape[1]),
