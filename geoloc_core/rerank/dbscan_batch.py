@@ -69,10 +69,11 @@ def _labels_from_neighbourhoods(within: np.ndarray, min_samples: int) -> np.ndar
     m, k, _ = within.shape
     core = within.sum(axis=2) >= min_samples
     core_links = within & core[:, :, None] & core[:, None, :]
-    query, i, j = np.nonzero(core_links)
+    link = np.flatnonzero(core_links)  # query * k * k + i * k + j
     size = m * k
     graph = csr_matrix(
-        (np.ones(query.size, dtype=np.int8), (query * k + i, query * k + j)), shape=(size, size)
+        (np.ones(link.size, dtype=np.int8), (link // k, link // (k * k) * k + link % k)),
+        shape=(size, size),
     )
     _, component = connected_components(graph, directed=False)
     node = np.arange(size)
