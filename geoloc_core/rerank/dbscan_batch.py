@@ -14,8 +14,6 @@ arcsine: sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2) against sin²(eps/2)).
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from geoloc_core.geo.distance import MEAN_EARTH_RADIUS_KM
 
@@ -65,7 +63,11 @@ def _within_eps(lat: np.ndarray, lon: np.ndarray, reduced_eps: float) -> np.ndar
 
 
 def _labels_from_neighbourhoods(within: np.ndarray, min_samples: int) -> np.ndarray:
-    """DBSCAN labels from the neighbourhood matrices of m queries."""
+    """DBSCAN labels from the neighbourhood matrices of m queries. SciPy is imported here, on
+    first use, so that loading the re-rank step (every stage's code location) does not pay it."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     m, k, _ = within.shape
     core = within.sum(axis=2) >= min_samples
     core_links = within & core[:, :, None] & core[:, None, :]
