@@ -227,3 +227,13 @@ def test_dbscan_does_not_load_hdbscan() -> None:
     sys.modules.pop("geoloc_core.rerank.hdbscan", None)
     rerank_one(np.array([1.0, 1.0]), np.array([2.0, 2.0]), 10.0, 2)
     assert "geoloc_core.rerank.hdbscan" not in sys.modules
+
+
+def test_report_names_the_hdbscan_settings() -> None:
+    from geoloc_core.report.labels import run_setting
+
+    section = {"method": "hdbscan", "eps_km": 50.0, "min_samples": 2, "min_cluster_size": 3}
+    assert run_setting({"rerank": section}).rerank == "hdbscan, cluster 3, min 2"
+    assert run_setting({"rerank": {**section, "method": "dbscan"}}).rerank == (
+        "dbscan eps 50 km, min 2"
+    )
