@@ -257,12 +257,14 @@ def test_equally_large_clusters_pick_the_one_with_the_best_ranked_candidate() ->
 
 
 def test_method_none_runs_no_clustering(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_dbscan(*args: object, **kwargs: object) -> None:
-        raise AssertionError("method none must not run DBSCAN")
+    def no_clustering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("method none must not cluster")
 
-    import sklearn.cluster
+    import geoloc_core.rerank.dbscan as rerank_module
 
-    monkeypatch.setattr(sklearn.cluster, "DBSCAN", no_dbscan)
+    monkeypatch.setattr(rerank_module, "cluster_labels", no_clustering)
+    with pytest.raises(AssertionError, match="must not cluster"):  # the patch is the one used
+        rerank_batch(np.zeros((1, 2)), np.zeros((1, 2)), DBSCAN_50KM)
     lat = np.array([[10.0, 10.01, -5.0], [0.0, 0.0, 0.0]])
     lon = np.array([[20.0, 20.01, 7.0], [1.0, 1.0, 1.0]])
     order, labels, centres = rerank_batch(lat, lon, NO_RERANK)
