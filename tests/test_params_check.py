@@ -21,7 +21,12 @@ BAD = [
     ("retrieval", "top_k", "20", "retrieval.top_k='20': must be an int >= 1"),
     ("rerank", "eps_km", 0, "rerank.eps_km=0: must be a finite number > 0"),
     ("rerank", "eps_km", -5.0, "rerank.eps_km=-5.0: must be a finite number > 0"),
-    ("rerank", "method", "kmeans", "rerank.method='kmeans': must be one of ['none', 'dbscan']"),
+    (
+        "rerank",
+        "method",
+        "kmeans",
+        "rerank.method='kmeans': must be one of ['none', 'dbscan', 'hdbscan']",
+    ),
     ("rerank", "min_samples", True, "rerank.min_samples=True"),
     ("index", "type", "annoy", "index.type='annoy': must be one of ['flat', 'ivfpq', 'hnsw']"),
     ("verification", "method", "best", "verification.method='best': must be one of"),

@@ -257,12 +257,14 @@ def test_equally_large_clusters_pick_the_one_with_the_best_ranked_candidate() ->
 
 
 def test_method_none_runs_no_clustering(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_dbscan(*args: object, **kwargs: object) -> None:
-        raise AssertionError("method none must not run DBSCAN")
+    def no_clustering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("method none must not cluster")
 
-    import sklearn.cluster
+    import geoloc_core.rerank.dbscan as rerank_module
 
-    monkeypatch.setattr(sklearn.cluster, "DBSCAN", no_dbscan)
+    monkeypatch.setattr(rerank_module, "cluster_labels", no_clustering)
+    with pytest.raises(AssertionError, match="must not cluster"):  # the patch is the one used
+        rerank_batch(np.zeros((1, 2)), np.zeros((1, 2)), DBSCAN_50KM)
     lat = np.array([[10.0, 10.01, -5.0], [0.0, 0.0, 0.0]])
     lon = np.array([[20.0, 20.01, 7.0], [1.0, 1.0, 1.0]])
     order, labels, centres = rerank_batch(lat, lon, NO_RERANK)
@@ -275,7 +277,7 @@ def test_method_none_runs_no_clustering(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_settings_from_section_and_defaults() -> None:
-    section = {"method": "dbscan", "eps_km": 50.0, "min_samples": 2}
+    section = {"method": "dbscan", "eps_km": 50.0, "min_samples": 2, "min_cluster_size": 2}
     assert RerankSettings.from_section(section) == RerankSettings()
     assert RerankSettings.from_section({**section, "method": "none", "eps_km": 5}).eps_km == 5
 
@@ -283,8 +285,8 @@ def test_settings_from_section_and_defaults() -> None:
 @pytest.mark.parametrize(
     ("section_update", "words"),
     [
-        ({"method": "kmeans"}, ["rerank.method='kmeans'", "['none', 'dbscan']"]),
-        ({"method": None}, ["rerank.method=None", "['none', 'dbscan']"]),
+        ({"method": "kmeans"}, ["rerank.method='kmeans'", "['none', 'dbscan', 'hdbscan']"]),
+        ({"method": None}, ["rerank.method=None", "['none', 'dbscan', 'hdbscan']"]),
         ({"eps_km": -5}, ["rerank.eps_km=-5", "> 0"]),
         ({"eps_km": 0.0}, ["rerank.eps_km=0.0", "> 0"]),
         ({"eps_km": True}, ["rerank.eps_km=True", "> 0"]),
@@ -294,12 +296,16 @@ def test_settings_from_section_and_defaults() -> None:
         ({"min_samples": 0}, ["rerank.min_samples=0", ">= 1"]),
         ({"min_samples": 2.5}, ["rerank.min_samples=2.5", ">= 1"]),
         ({"min_samples": False}, ["rerank.min_samples=False", ">= 1"]),
+        ({"min_cluster_size": 1}, ["rerank.min_cluster_size=1", ">= 2"]),
     ],
 )
 def test_bad_setting_names_its_key_in_one_line(
     section_update: dict[str, object], words: list[str]
 ) -> None:
-    section = {"method": "dbscan", "eps_km": 50.0, "min_samples": 2, **section_update}
+    section = {
+        "method": "dbscan", "eps_km": 50.0, "min_samples": 2, "min_cluster_size": 2,
+        **section_update,
+    }
     with pytest.raises(ValueError) as caught:
         RerankSettings.from_section(section)
     message = str(caught.value)
@@ -311,8 +317,11 @@ def test_bad_setting_names_its_key_in_one_line(
 @pytest.mark.parametrize(
     ("section", "words"),
     [
-        ({"method": "dbscan", "eps_km": 50.0}, ["missing ['min_samples']"]),
-        ({"method": "dbscan", "eps_km": 50.0, "min_samples": 2, "k": 5}, ["unknown ['k']"]),
+        ({"method": "dbscan", "eps_km": 50.0}, ["missing ['min_samples', 'min_cluster_size']"]),
+        (
+            {"method": "dbscan", "eps_km": 50.0, "min_samples": 2, "min_cluster_size": 2, "k": 5},
+            ["unknown ['k']"],
+        ),
     ],
 )
 def test_missing_or_unknown_key_is_named(section: dict[str, object], words: list[str]) -> None:

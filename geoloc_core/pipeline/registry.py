@@ -191,7 +191,8 @@ STAGES: tuple[Stage, ...] = (
         sections=("rerank",),
         run=RUN + "rerank:rerank",
         description="Similar candidates re-sorted by distance to the spherical centre of their "
-        "largest DBSCAN cluster (haversine, rerank.eps_km, rerank.min_samples).",
+        "largest cluster (haversine; rerank.method dbscan: rerank.eps_km, rerank.min_samples; "
+        "hdbscan: rerank.min_cluster_size, rerank.min_samples).",
         upstream=(Upstream("candidates"),),
         partitioning=BENCHMARK,
         outputs=(Output("artifacts/rerank"),),

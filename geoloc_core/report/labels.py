@@ -52,6 +52,9 @@ def run_setting(settings: Mapping[str, Mapping[str, Any]]) -> RunSetting:
         rerank = "none"
     elif method is None:
         rerank = "?"
+    elif method == "hdbscan":
+        size = _get(settings, "rerank", "min_cluster_size")
+        rerank = f"hdbscan, cluster {size}, min {_get(settings, 'rerank', 'min_samples')}"
     else:
         eps = _get(settings, "rerank", "eps_km")
         rerank = f"{method} eps {eps:g} km, min {_get(settings, 'rerank', 'min_samples')}"

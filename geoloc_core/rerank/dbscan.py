@@ -1,10 +1,12 @@
 """DualGeo's geographic-clustering re-rank of a query's top-k GPS candidates.
 
 Retrieved neighbours that agree on a place form a dense cluster; isolated hits are usually
-look-alikes from elsewhere. DBSCAN (haversine, eps in km) finds the clusters; every candidate is
-then re-sorted by great-circle distance to the largest cluster's centre, so the consensus place
-comes first and the retrieval rank breaks ties. Unlike the published code, the centre is the
-spherical mean (a cluster across the dateline stays there) and the sort is stable.
+look-alikes from elsewhere. DBSCAN (haversine, eps in km; all queries at once, see
+dbscan_batch.py) or HDBSCAN (no eps; see hdbscan.py) finds the clusters; every candidate is then
+re-sorted by great-circle distance to the largest cluster's centre, so the consensus place comes
+first and the retrieval rank breaks ties. Unlike the published code, the centre is the spherical
+mean (a cluster across the dateline stays there), the sort is stable, and a query with no
+cluster keeps its retrieval order.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from numpy.typing import ArrayLike
 from geoloc_core.geo.distance import (
     LATITUDE_LIMIT_DEG,
     LONGITUDE_LIMIT_DEG,
-    MEAN_EARTH_RADIUS_KM,
     haversine_km,
     validated_lat_lon,
 )
 from geoloc_core.geo.spherical import spherical_means
+from geoloc_core.rerank.dbscan_batch import NOISE, dbscan_labels
 from geoloc_core.rerank.settings import RerankSettings
 
-NOISE = -1
 # Distances to the centre that agree to a millimetre are ties (the better retrieval rank wins).
 # Without this, the two members of a two-point cluster, equidistant from their midpoint, would
 # be ordered by rounding noise, differently on different machines.
@@ -36,11 +37,18 @@ class RerankResult:
     """One query's re-rank: `order[j]` is the original index of the candidate now at rank j."""
 
     order: np.ndarray  # int, a permutation of range(k)
-    labels: np.ndarray  # DBSCAN cluster per candidate, in the original order; -1 = noise
+    labels: np.ndarray  # cluster per candidate, in the original order; -1 = noise
     centre: tuple[float, float] | None  # (lat, lon) of the largest cluster; None: no cluster
 
 
-def rerank_one(lat: ArrayLike, lon: ArrayLike, eps_km: float, min_samples: int) -> RerankResult:
+def rerank_one(
+    lat: ArrayLike,
+    lon: ArrayLike,
+    eps_km: float,
+    min_samples: int,
+    method: str = "dbscan",
+    min_cluster_size: int = 2,
+) -> RerankResult:
     """Re-rank one query's k candidates (1-D lat/lon in degrees, best retrieval rank first)."""
     lat_array, lon_array = validated_lat_lon(lat, lon)
     if lat_array.ndim != 1 or lat_array.shape != lon_array.shape:
@@ -48,7 +56,9 @@ def rerank_one(lat: ArrayLike, lon: ArrayLike, eps_km: float, min_samples: int) 
             f"lat and lon must be 1-D arrays of one length; "
             f"got {lat_array.shape} and {lon_array.shape}"
         )
-    settings = RerankSettings(method="dbscan", eps_km=eps_km, min_samples=min_samples)
+    settings = RerankSettings(
+        method=method, eps_km=eps_km, min_samples=min_samples, min_cluster_size=min_cluster_size
+    )
     order, labels, centres = rerank_batch(lat_array[None, :], lon_array[None, :], settings)
     centre = None if np.isnan(centres[0, 0]) else (float(centres[0, 0]), float(centres[0, 1]))
     return RerankResult(order=order[0], labels=labels[0], centre=centre)
@@ -60,7 +70,7 @@ def rerank_batch(
     """Re-rank n queries' candidates, given as (n, k) lat/lon arrays in degrees.
 
     Returns order (n, k) int (row i: original candidate indices in their new order), labels
-    (n, k) int (DBSCAN clusters in the original order, -1 = noise) and centres (n, 2) float
+    (n, k) int (clusters in the original order, -1 = noise) and centres (n, 2) float
     (lat, lon of the largest cluster; NaN where a query has no cluster and keeps its order).
     Method "none" keeps every order and runs no clustering.
     """
@@ -71,7 +81,7 @@ def rerank_batch(
     if settings.method == "none" or k == 0:
         return order, np.full((n, k), NOISE, dtype=np.int64), centres
 
-    labels = _dbscan_labels(lat_array, lon_array, settings.eps_km, settings.min_samples)
+    labels = cluster_labels(lat_array, lon_array, settings)
     chosen = _largest_cluster(labels)
     rows = np.flatnonzero(chosen != NOISE)
     if rows.size:
@@ -85,25 +95,14 @@ def rerank_batch(
     return order, labels, centres
 
 
-def _dbscan_labels(lat: np.ndarray, lon: np.ndarray, eps_km: float, min_samples: int) -> np.ndarray:
-    """DBSCAN labels per row; one small fit per query, with sklearn's per-call checks skipped
-    because the whole batch has been validated once. scikit-learn is imported here, on first
-    use, so reading or locating re-rank files never pays its import."""
-    from sklearn import config_context
-    from sklearn.cluster import DBSCAN
+def cluster_labels(lat: np.ndarray, lon: np.ndarray, settings: RerankSettings) -> np.ndarray:
+    """(n, k) cluster labels of validated candidates under settings.method; -1 is noise.
+    HDBSCAN (scikit-learn, one fit per query) is imported on first use only."""
+    if settings.method == "hdbscan":
+        from geoloc_core.rerank.hdbscan import hdbscan_labels
 
-    clusterer = DBSCAN(
-        eps=eps_km / MEAN_EARTH_RADIUS_KM,
-        min_samples=min_samples,
-        metric="haversine",
-        algorithm="ball_tree",
-    )
-    radians = np.radians(np.stack([lat, lon], axis=-1))  # (n, k, 2): haversine wants [lat, lon]
-    labels = np.empty(lat.shape, dtype=np.int64)
-    with config_context(assume_finite=True, skip_parameter_validation=True):
-        for row in range(lat.shape[0]):
-            labels[row] = clusterer.fit(radians[row]).labels_
-    return labels
+        return hdbscan_labels(lat, lon, settings.min_cluster_size, settings.min_samples)
+    return dbscan_labels(lat, lon, settings.eps_km, settings.min_samples)
 
 
 def _largest_cluster(labels: np.ndarray) -> np.ndarray:
