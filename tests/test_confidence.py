@@ -4,6 +4,7 @@ synthetic decisions whose error distribution is known, checked on a held-out spl
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from geoloc_core.confidence.calibration import calibrate, fold_of, read_calibration
@@ -13,7 +14,9 @@ from geoloc_core.confidence.settings import ConfidenceSettings
 from geoloc_core.inference.decision import Decision
 from geoloc_core.inference.pool import CandidatePool
 from geoloc_core.params import ParamsError
-from geoloc_core.paths import radius_column, radius_level
+from geoloc_core.paths import ProjectPaths, radius_column, radius_level
+from geoloc_core.report.reliability import reliability
+from geoloc_core.steps.evaluate import evaluate_benchmark, flat_metrics
 
 LEVELS = (0.5, 0.9)
 
@@ -120,3 +123,39 @@ def test_features_of_a_pool_spread_agreement_and_margin():
     assert features.margin.tolist() == pytest.approx([0.02, 0.5])
     wide = confidence_features(pool, decision, top_m=2, agree_km=25.0)
     assert wide.agreement.tolist() == [1.0, 1.0]
+
+
+def test_metrics_and_reliability_count_the_truths_within_their_radius(tmp_path):
+    """Errors of 0, ~111, ~1,112 and ~5,560 km (latitude offsets on a meridian) against radii
+    set around them: the coverage is the share with error <= radius, per level."""
+    paths = ProjectPaths(tmp_path)
+    offsets = np.array([0.0, 1.0, 10.0, 50.0])
+    radius_50 = np.array([1.0, 100.0, 2000.0, 6000.0])  # covers 1st, 3rd, 4th
+    radius_90 = np.array([5.0, 200.0, 2000.0, 6000.0])  # covers every one
+    table = pd.DataFrame(
+        {
+            "id": [f"q{i}" for i in range(4)],
+            "lat": 0.0,
+            "lon": 0.0,
+            "pred_lat": offsets,
+            "pred_lon": 0.0,
+            "radius_50_km": radius_50,
+            "radius_90_km": radius_90,
+        }
+    )
+    paths.predictions("demo-street").parent.mkdir(parents=True)
+    table.to_csv(paths.predictions("demo-street"), index=False)
+    curve = table[["id", "radius_50_km", "radius_90_km"]].assign(radius_70_km=radius_50)
+    curve.to_csv(paths.radii("demo-street"), index=False)
+    evaluation = {"thresholds_km": [1], "distance": "geodesic"}
+    metrics = evaluate_benchmark(paths, "demo-street", evaluation)
+    assert metrics["confidence"] == {
+        "coverage_50": 0.75,
+        "coverage_90": 1.0,
+        "median_radius_50_km": 1050.0,
+        "median_radius_90_km": 1100.0,
+    }
+    assert flat_metrics(metrics)["confidence.coverage_50"] == 0.75
+    found = reliability(paths, "demo-street")
+    assert found["stated"].tolist() == [0.5, 0.7, 0.9]
+    assert found["observed"].tolist() == [0.75, 0.75, 1.0]
