@@ -74,9 +74,10 @@ def plot_reliability(
         radius = float(row["median_radius_km"].iloc[0])
         ax.scatter([level * 100], [observed], s=80, color="#e07b00", zorder=4,
                    edgecolors="black", linewidths=0.6)
+        right = level > 0.6  # the label on the side with room
         ax.annotate(f"{level * 100:g}% radius: {observed:.1f}% covered\n(median {radius:,.0f} km)",
-                    (level * 100, observed), xytext=(8, -22), textcoords="offset points",
-                    fontsize=8)
+                    (level * 100, observed), xytext=(-10 if right else 10, -26),
+                    textcoords="offset points", ha="right" if right else "left", fontsize=8)
     ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="stated coverage of the radius, %",
            ylabel="observed: % of truths within the radius")
     ax.set_aspect("equal")
