@@ -58,7 +58,8 @@ def _window(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float, float, floa
 
 def geodesic_circle(lat: float, lon: float, radius_km: float) -> tuple[np.ndarray, np.ndarray]:
     """(lon, lat) of the points radius_km from (lat, lon) on the WGS-84 ellipsoid, longitudes
-    unwrapped around the centre so a circle across the antimeridian stays one closed line."""
+    unwrapped along the line, so a circle across the antimeridian stays one line (one around a
+    pole, or around the antipode, spans every longitude: draw it shifted by +-360 too)."""
     from pyproj import Geod
 
     azimuths = np.linspace(0.0, 360.0, CIRCLE_POINTS)
@@ -66,8 +67,7 @@ def geodesic_circle(lat: float, lon: float, radius_km: float) -> tuple[np.ndarra
         np.full(CIRCLE_POINTS, lon), np.full(CIRCLE_POINTS, lat), azimuths,
         np.full(CIRCLE_POINTS, radius_km * 1000.0),
     )
-    lons = np.asarray(lons, np.float64)
-    lons = lon + (lons - lon + 180.0) % 360.0 - 180.0
+    lons = np.rad2deg(np.unwrap(np.deg2rad(np.asarray(lons, np.float64))))
     return lons, np.asarray(lats, np.float64)
 
 
@@ -126,8 +126,10 @@ def _panel(
                    edgecolors="black", linewidths=0.7, zorder=4,
                    label=f"decision: {decision.place.label or 'no place within reach'}")
     for (level, km, circle_lon, circle_lat), style in zip(circles, CIRCLE_STYLES, strict=False):
-        ax.plot(circle_lon, circle_lat, color=DECISION_COLOUR, lw=1.3, ls=style, zorder=3,
-                label=f"{level * 100:g} % confidence: {km:,.0f} km")
+        for shift in (0.0, -360.0, 360.0):  # the parts beyond +-180 drawn where they belong
+            ax.plot(circle_lon + shift, circle_lat, color=DECISION_COLOUR, lw=1.3, ls=style,
+                    zorder=3, label=f"{level * 100:g} % confidence: {km:,.0f} km"
+                    if shift == 0 else None)
     title = Path(result.image).name
     if truth is not None:
         ax.scatter([truth.lon], [truth.lat], s=70, marker="^", c=TRUTH_COLOUR,
