@@ -27,7 +27,7 @@ class ConfidenceSettings(SectionModel):
         25.0, description="a candidate this close to the decision agrees with it (km)"
     )
     groups: whole(ge=1) = Field(
-        4, description="groups of equal size by predicted difficulty, each its own radii"
+        2, description="groups of equal size by predicted difficulty, each its own radii"
     )
     folds: whole(ge=2) = Field(
         5, description="cross-fitting folds: the calibration benchmark's radii come from "
