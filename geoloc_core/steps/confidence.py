@@ -73,6 +73,5 @@ def calibrate_benchmark(
     return calibration, summary
 
 
-
 def _share(hits: np.ndarray) -> float:
     return round(float(hits.mean()), 4)
