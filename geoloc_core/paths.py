@@ -3,6 +3,7 @@ the columns of the tables the steps hand each other (one place to change either)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,26 @@ PREDICTION_COLUMNS = (
     "rerank_lat",
     "rerank_lon",
 )
+# predictions, with a confidence calibration: what the decision's confidence comes from, then
+# one radius column per stated level (confidence.calibration.radius_column: radius_50_km, ...)
+CONFIDENCE_FEATURE_COLUMNS = ("spread_km", "agreement", "margin")
+RADIUS_COLUMN = re.compile(r"radius_([0-9.]+)_km")  # the level in percent
+
+
+def radius_column(level: float) -> str:
+    """The column of a confidence level's radius: radius_50_km for 0.5."""
+    return f"radius_{level * 100:g}_km"
+
+
+def radius_level(column: str) -> float | None:
+    """The level of a radius column (0.5 for radius_50_km); None for any other column."""
+    match = RADIUS_COLUMN.fullmatch(column)
+    return None if match is None else float(match.group(1)) / 100
+
+
+# radii: each decision's radius (km) at every level of the reliability curve, one column per
+# level (radius_5_km ... radius_95_km, the stated levels among them)
+RADII_ID_COLUMNS = ("id",)
 # Columns of the predictions file holding what each stage alone would have predicted.
 STAGE_COLUMNS: dict[str, tuple[str, str]] = {
     "retrieval": ("top1_lat", "top1_lon"),
@@ -186,6 +207,15 @@ class ProjectPaths:
     def predictions(self, benchmark: str) -> Path:
         return self.artifacts / "predictions" / f"{benchmark}.csv"
 
+    def radii(self, benchmark: str) -> Path:
+        """Each decision's confidence radius at every level of the reliability curve."""
+        return self.artifacts / "predictions" / f"{benchmark}.radii.csv"
+
+    @property
+    def confidence_calibration(self) -> Path:
+        """The confidence model fitted on the calibration benchmark (confidence section)."""
+        return self.artifacts / "confidence" / "calibration.json"
+
     # -- evaluation and reports ------------------------------------------------------------
 
     def metrics(self, benchmark: str) -> Path:
@@ -207,6 +237,9 @@ class ProjectPaths:
     def plots_data(self) -> Path:
         """The data behind the report's curves (tracked by DVC as plots)."""
         return self.root / "metrics" / "plots"
+
+    def reliability_table(self, benchmark: str) -> Path:
+        return self.plots_data / f"reliability_{benchmark}.csv"
 
     def cdf_table(self, benchmark: str) -> Path:
         return self.plots_data / f"cdf_{benchmark}.csv"

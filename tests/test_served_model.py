@@ -130,6 +130,7 @@ def test_the_asset_registered_exactly_what_predict_reads(project, client, monkey
         "artifacts/index/reference_meta.csv",
         "artifacts/index/index.json",
         "artifacts/texts/place_texts.csv",
+        "artifacts/confidence/calibration.json",
         "params.yaml",
     }
     sidecar = "artifacts/index/reference.faiss.sha256"  # the index's checksum, when written
@@ -148,7 +149,9 @@ def test_the_asset_registered_exactly_what_predict_reads(project, client, monkey
     assert [c["name"] for c in signature["inputs"]] == ["image", "name"]
     assert {c["name"] for c in signature["outputs"]} >= {"candidates", "lat", "lon", "error"}
     outputs = {c["name"]: c for c in signature["outputs"]}
-    assert {"warning", "places_total"} <= set(outputs)
+    assert {"warning", "places_total", "confidence"} <= set(outputs)
+    radius = outputs["confidence"]["properties"]["radii"]["items"]["properties"]
+    assert set(radius) == {"level", "radius_km"}
     candidate = outputs["candidates"]["items"]["properties"]
     assert candidate["views"]["type"] == "long"
     assert signature["params"] == [

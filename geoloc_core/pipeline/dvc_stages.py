@@ -29,7 +29,7 @@ HEADER = """\
 """
 PLOT_TEMPLATES = "geoloc_core/report/dvc_templates"
 REPORT_PICTURES = ("error_curves",)
-PER_BENCHMARK_PICTURES = ("cdf", "map")
+PER_BENCHMARK_PICTURES = ("cdf", "map", "reliability")
 
 
 def groups(stages: Sequence[Stage] = STAGES) -> dict[str, list[Stage]]:
@@ -108,6 +108,7 @@ def _plots(benchmarks: Sequence[str]) -> list:
         f"metrics/plots/accuracy_{b}.csv": ["decision", "retrieval_top1", "rerank"]
         for b in benchmarks
     }
+    reliability = {f"metrics/plots/reliability_{b}.csv": "observed" for b in benchmarks}
     pictures = [f"reports/{name}.png" for name in REPORT_PICTURES]
     pictures += [f"reports/{kind}_{b}.png" for kind in PER_BENCHMARK_PICTURES for b in benchmarks]
     return [
@@ -136,6 +137,15 @@ def _plots(benchmarks: Sequence[str]) -> list:
                 "y": accuracy,
                 "x_label": "threshold, km (log)",
                 "y_label": "% of images with error < threshold",
+            }
+        },
+        {
+            "Confidence radii: observed against stated coverage": {
+                "template": "simple",
+                "x": "stated",
+                "y": reliability,
+                "x_label": "stated coverage of the radius",
+                "y_label": "share of truths within the radius",
             }
         },
         *pictures,

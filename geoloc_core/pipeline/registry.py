@@ -225,6 +225,25 @@ STAGES: tuple[Stage, ...] = (
         outputs=(Output("artifacts/lmm_reasoning"),),
     ),
     Stage(
+        name="confidence_calibration",
+        group="verification",  # it takes the calibration benchmark's decisions as verification
+        sections=("confidence", "verification", "evaluation"),
+        run=RUN + "confidence_calibration:confidence_calibration",
+        description="The confidence radii's model: from the calibration benchmark's decisions "
+        "(validation), radii (km) that hold the truth with each stated probability "
+        "(confidence.levels), from the candidates' spread, agreement and verification margin.",
+        upstream=(
+            Upstream("rerank"),
+            Upstream("candidates"),
+            Upstream("alignment_model"),
+            Upstream("lmm_diversification"),
+            Upstream("lmm_reasoning"),
+            Upstream("benchmark_manifest"),
+        ),
+        outputs=(Output("artifacts/confidence"),),
+        new_sections=(("confidence", "geoloc_core.confidence.settings:ConfidenceSettings"),),
+    ),
+    Stage(
         name="verification",
         group="verification",
         sections=("verification",),
@@ -232,13 +251,14 @@ STAGES: tuple[Stage, ...] = (
         description="The decision per query: argmax of cos(image GPS-aligned embedding, "
         "candidate GPS embedding) over the top verification.pool_size re-ranked candidates "
         "plus G3's LMM answers (verify), or the first of them (top1); with DualGeo's LMM "
-        "reasoning, its answer.",
+        "reasoning, its answer; beside it its confidence radii (confidence_calibration).",
         upstream=(
             Upstream("rerank"),
             Upstream("candidates"),
             Upstream("alignment_model"),
             Upstream("lmm_diversification"),
             Upstream("lmm_reasoning"),
+            Upstream("confidence_calibration"),
         ),
         partitioning=BENCHMARK,
         outputs=(Output("artifacts/predictions"),),
@@ -308,6 +328,7 @@ STAGES: tuple[Stage, ...] = (
             # the far-photo warning's threshold, calibrated on validation's decisions and errors
             Upstream("verification", partition=CALIBRATION_BENCHMARK),
             Upstream("metrics", partition=CALIBRATION_BENCHMARK),
+            Upstream("confidence_calibration"),
         ),
         outputs=(Output("artifacts/serving"),),
     ),

@@ -56,6 +56,11 @@ def run_predict(
     from geoloc_core.predict.predictor import Predictor  # torch, open_clip, FAISS: only now
 
     predictor = Predictor(files, settings, ProjectPaths(root))
+    if predictor.calibration is None:
+        err.write(
+            "geoloc: no confidence calibration in this project yet, so the answers carry no "
+            "confidence radii: materialize it with `geoloc materialize --group verification`\n"
+        )
     results = []
     photos = expanded.photos
     with tqdm(

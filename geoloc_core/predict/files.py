@@ -2,10 +2,11 @@
 
 One list for both, so the bundle holds exactly what prediction reads: the trained model
 (weights + config), the frozen towers' weights, the FAISS index with its meta and record, the
-place texts, the gallery when verification uses one, and the checksum written beside any of
-them; also the far-photo warning's threshold, calibrated on the project's validation decisions
-(a bundle records it in bundle.json). A project missing some of them gets one line naming the
-command that builds them.
+place texts, the gallery when verification uses one, the confidence calibration (when it has
+been fitted: without it answers carry no confidence radii, and say so), and the checksum
+written beside any of them; also the far-photo warning's threshold, calibrated on the
+project's validation decisions (a bundle records it in bundle.json). A project missing some
+of them gets one line naming the command that builds them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class PredictFiles:
     place_texts: Path
     gallery: Path | None
     far: FarCalibration | None = None  # the warning's threshold (None: no validation results)
+    confidence: Path | None = None  # the confidence calibration (None: not fitted yet)
 
     def required(self) -> list[Path]:
         """Every file read, in a stable order; checksum sidecars where they exist."""
@@ -49,6 +51,8 @@ class PredictFiles:
         files += [self.index_file, self.index_meta, self.index_record, self.place_texts]
         if self.gallery is not None:
             files.append(self.gallery)
+        if self.confidence is not None:
+            files.append(self.confidence)
         sidecars = [f.with_name(f.name + CHECKSUM_SUFFIX) for f in files]
         return files + [s for s in sidecars if s.is_file()]
 
@@ -68,6 +72,9 @@ class PredictFiles:
             gallery=_gallery(paths.root, settings),
             far=calibrate(
                 paths.predictions(CALIBRATION_BENCHMARK), paths.errors(CALIBRATION_BENCHMARK)
+            ),
+            confidence=(
+                paths.confidence_calibration if paths.confidence_calibration.is_file() else None
             ),
         )
 
@@ -99,6 +106,7 @@ class PredictFiles:
             place_texts=paths.place_texts,
             gallery=located(record["gallery"]),
             far=FarCalibration(**record["far_warning"]) if record.get("far_warning") else None,
+            confidence=located(record.get("confidence")),
         )
 
 

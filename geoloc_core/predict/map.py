@@ -1,5 +1,7 @@
-"""`geoloc predict --map OUT.png`: each photo's candidates, its decision and (with EXIF GPS) its
-true position, on the real coastlines the report's maps use (report/coastlines.py).
+"""`geoloc predict --map OUT.png`: each photo's candidates, its decision with its confidence
+circles (the radii that hold the truth with 50 % and 90 % probability, drawn as geodesic
+circles) and (with EXIF GPS) its true position, on the real coastlines the report's maps use
+(report/coastlines.py).
 
 One panel per located photo (the first MAX_PANELS), zoomed to what it shows. matplotlib and
 the land mask are loaded only when a map is asked for.
@@ -19,6 +21,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
 
+from geoloc_core.confidence.model import WHOLE_EARTH_KM
 from geoloc_core.predict.results import PhotoResult
 from geoloc_core.report.coastlines import Coastlines, coastlines
 
@@ -32,6 +35,8 @@ SOURCE_COLOURS = {
     "gallery": "#7f7f7f",
 }
 DECISION_COLOUR = "#e07b00"
+CIRCLE_STYLES = ("-", "--", ":")  # one per stated level, the smallest radius first
+CIRCLE_POINTS = 181
 TRUTH_COLOUR = "#d62728"
 DPI = 110
 
@@ -51,6 +56,34 @@ def _window(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float, float, floa
     return west, west + span, south, south + 2 * half_lat
 
 
+def geodesic_circle(lat: float, lon: float, radius_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of the points radius_km from (lat, lon) on the WGS-84 ellipsoid, longitudes
+    unwrapped along the line, so a circle across the antimeridian stays one line (one around a
+    pole, or around the antipode, spans every longitude: draw it shifted by +-360 too)."""
+    from pyproj import Geod
+
+    azimuths = np.linspace(0.0, 360.0, CIRCLE_POINTS)
+    lons, lats, _ = Geod(ellps="WGS84").fwd(
+        np.full(CIRCLE_POINTS, lon), np.full(CIRCLE_POINTS, lat), azimuths,
+        np.full(CIRCLE_POINTS, radius_km * 1000.0),
+    )
+    lons = np.rad2deg(np.unwrap(np.deg2rad(np.asarray(lons, np.float64))))
+    return lons, np.asarray(lats, np.float64)
+
+
+def _circles(result: PhotoResult) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
+    """(level, radius km, lon, lat) of each confidence circle around the decision; a radius
+    of the whole Earth has no circle."""
+    decision, confidence = result.decision, result.confidence
+    if decision is None or confidence is None:
+        return []
+    return [
+        (level, km, *geodesic_circle(decision.lat, decision.lon, km))
+        for level, km in confidence.radii
+        if km < WHOLE_EARTH_KM
+    ]
+
+
 def _panel(
     ax: plt.Axes, result: PhotoResult, top_k: int, coast: Coastlines, all_views: bool
 ) -> None:
@@ -61,6 +94,10 @@ def _panel(
     truth = exif if exif is not None and exif.known else None
     every_lon = np.append(lon, truth.lon) if truth else lon
     every_lat = np.append(lat, truth.lat) if truth else lat
+    circles = _circles(result)
+    if circles:  # the smallest circle in view; the larger ones may run off the panel
+        every_lon = np.append(every_lon, circles[0][2])
+        every_lat = np.append(every_lat, np.clip(circles[0][3], -90.0, 90.0))
     west, east, south, north = _window(every_lon, every_lat)
     ax.imshow(
         coast.land,
@@ -88,6 +125,11 @@ def _panel(
         ax.scatter([decision.lon], [decision.lat], s=190, marker="*", c=DECISION_COLOUR,
                    edgecolors="black", linewidths=0.7, zorder=4,
                    label=f"decision: {decision.place.label or 'no place within reach'}")
+    for (level, km, circle_lon, circle_lat), style in zip(circles, CIRCLE_STYLES, strict=False):
+        for shift in (0.0, -360.0, 360.0):  # the parts beyond +-180 drawn where they belong
+            ax.plot(circle_lon + shift, circle_lat, color=DECISION_COLOUR, lw=1.3, ls=style,
+                    zorder=3, label=f"{level * 100:g} % confidence: {km:,.0f} km"
+                    if shift == 0 else None)
     title = Path(result.image).name
     if truth is not None:
         ax.scatter([truth.lon], [truth.lat], s=70, marker="^", c=TRUTH_COLOUR,

@@ -5,8 +5,9 @@ runs the inference chain in memory, the same functions the benchmark steps wrap 
 files: the photo embedded as the caches embed an image, the search for similar and dissimilar
 reference images (inference/search), DualGeo's re-rank (inference/rerank), the LMM when params
 lmm.provider asks for one (lmm/jobs and inference/lmm: the same prompts, runner and parser),
-and G3's verification over the same pool (inference/pool, inference/decision). How the result
-is shown is ranking.py's. Each further photo costs only its own inference.
+and G3's verification over the same pool (inference/pool, inference/decision), and the
+decision's confidence radii (confidence/, calibrated on validation). How the result is shown
+is ranking.py's. Each further photo costs only its own inference.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from geoloc_core.confidence.calibration import read_calibration
 from geoloc_core.data.decode import DECODE_ERRORS, describe_failure
 from geoloc_core.data.manifest import read_manifest
-from geoloc_core.inference.decision import decide, first_answers
+from geoloc_core.inference.decision import Decision, decide, first_answers
 from geoloc_core.inference.lmm import LmmAnswers, ask_lmm
-from geoloc_core.inference.pool import ExtraPoints, Gallery, answer_extras, candidate_pool
+from geoloc_core.inference.pool import (
+    CandidatePool,
+    ExtraPoints,
+    Gallery,
+    answer_extras,
+    candidate_pool,
+)
 from geoloc_core.inference.rerank import rerank_neighbours
 from geoloc_core.inference.search import SearchResult, search_neighbours
 from geoloc_core.lmm.backend import lmm_backend
@@ -41,7 +49,7 @@ from geoloc_core.predict.files import PredictFiles
 from geoloc_core.predict.photos import Photo, exif_position
 from geoloc_core.predict.places import PlaceNames
 from geoloc_core.predict.ranking import CandidateRanking, Located, decided_by, with_errors
-from geoloc_core.predict.results import PhotoResult, RankedCandidate
+from geoloc_core.predict.results import Confidence, PhotoResult, RankedCandidate
 from geoloc_core.predict.settings import PredictSettings
 from geoloc_core.retrieval.index import index_for_search, load_index
 from geoloc_core.retrieval.index_record import index_record
@@ -72,6 +80,7 @@ class Predictor:
         self.ranking = CandidateRanking(
             self.reference_ids, self.places, self._encode, settings.verification.method
         )
+        self.calibration = None if files.confidence is None else read_calibration(files.confidence)
         self.segmenter = None
         if self.trained.model.spec.uses_segmentation:
             self.segmenter = PhotoSegmenter(
@@ -147,21 +156,23 @@ class Predictor:
                 return results
         embeddings = embed_photos(self.trained, self.towers, stack, label_maps, self.parts)
         located = self._locate([photos[r] for r in rows], embeddings)
-        for row, (candidates, neighbours, how) in zip(rows, located, strict=True):
+        for row, (candidates, neighbours, how, sure) in zip(rows, located, strict=True):
             truth = results[row].exif
             if truth is not None and truth.known:
                 candidates = with_errors(candidates, truth.lat, truth.lon)
             results[row].candidates = candidates
             results[row].neighbours = neighbours
             results[row].decided_by = how
+            results[row].confidence = sure
             if self.files.far is not None and candidates:
                 results[row].warning = self.files.far.warning(candidates[0].score)
         return results
 
     def _locate(
         self, photos: Sequence[Photo], embeddings: PhotoEmbeddings
-    ) -> list[tuple[list[RankedCandidate], list[str], str]]:
-        """The chain: search -> rerank -> LMM -> pool -> decision, then the ranking."""
+    ) -> list[tuple[list[RankedCandidate], list[str], str, Confidence | None]]:
+        """The chain: search -> rerank -> LMM -> pool -> decision, then the ranking and the
+        decision's confidence."""
         settings = self.settings
         found = search_neighbours(
             self.index, embeddings.retrieval, settings.retrieval, settings.index
@@ -203,7 +214,27 @@ class Predictor:
         ranked = self.ranking.ranked(located)
         neighbours = [self.reference_ids[row].tolist() for row in found.similar.positions]
         how = [decided_by(located, row) for row in range(len(photos))]
-        return list(zip(ranked, neighbours, how, strict=True))
+        sure = self._confidence(pool, decision)
+        return list(zip(ranked, neighbours, how, sure, strict=True))
+
+    def _confidence(self, pool: CandidatePool, decision: Decision) -> list[Confidence | None]:
+        """Each decision's confidence radii (the calibration's whole model: a new photo is no
+        calibration query); None each without a calibration."""
+        calibration = self.calibration
+        if calibration is None:
+            return [None] * len(pool.valid)
+        features = calibration.features(pool, decision)
+        radii = calibration.radii(features, calibration.levels)
+        return [
+            Confidence(
+                radii=tuple((level, float(radii[level][row])) for level in calibration.levels),
+                calibrated_on=calibration.benchmark,
+                spread_km=float(features.spread_km[row]),
+                agreement=float(features.agreement[row]),
+                margin=float(features.margin[row]),
+            )
+            for row in range(len(pool.valid))
+        ]
 
     def _encode(self, latlon: np.ndarray) -> np.ndarray:
         return encode_coordinates(self.trained.model, latlon)

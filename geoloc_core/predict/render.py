@@ -46,6 +46,11 @@ def render_photo(result: PhotoResult, top_k: int, all_views: bool = False) -> li
         lines.append(f"  decision ({DECISION_MARK}): {point}  {where}")
         if result.decided_by:
             lines.append(f"    by {result.decided_by}")
+        if result.confidence is not None:
+            lines.append(
+                f"  confidence: the true location is {result.confidence.sentence()} "
+                f"(calibrated on {result.confidence.calibrated_on})"
+            )
     if result.warning:
         lines.append(f"  warning: {result.warning}")
     exif = result.exif

@@ -69,6 +69,34 @@ class RankedCandidate:
 
 
 @dataclass(frozen=True)
+class Confidence:
+    """How sure the decision is: per stated level, the radius (km) around it that holds the
+    true location with that probability (calibrated on `calibrated_on`), and the features it
+    comes from (geoloc_core/confidence/features.py)."""
+
+    radii: tuple[tuple[float, float], ...]  # (level, radius km), levels ascending
+    calibrated_on: str
+    spread_km: float
+    agreement: float
+    margin: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "radii": [{"level": level, "radius_km": km} for level, km in self.radii],
+            "calibrated_on": self.calibrated_on,
+            "spread_km": self.spread_km,
+            "agreement": self.agreement,
+            "margin": self.margin,
+        }
+
+    def sentence(self) -> str:
+        """'within 12 km with 50 % probability, within 840 km with 90 %'."""
+        parts = [f"within {km:,.0f} km with {level * 100:g} %" for level, km in self.radii]
+        parts[0] += " probability"
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class ExifPosition:
     lat: float | None
     lon: float | None
@@ -88,6 +116,7 @@ class PhotoResult:
     decided_by: str = ""  # how the decision was taken (verification, top1, LMM reasoning)
     neighbours: list[str] = field(default_factory=list)  # reference ids, retrieval order
     warning: str | None = None  # far from everything the model knows (far_warning.py)
+    confidence: Confidence | None = None  # None: no calibration (or no decision)
 
     @property
     def decision(self) -> RankedCandidate | None:
@@ -118,6 +147,7 @@ class PhotoResult:
             "place_name": decision.place.label if decision else None,
             "error_km": decision.error_km if decision else None,
             "decided_by": self.decided_by or None,
+            "confidence": self.confidence.as_dict() if self.confidence else None,
             "warning": self.warning,
             "exif_gps": {"lat": exif.lat, "lon": exif.lon} if exif and exif.known else None,
             "exif_note": exif.note if exif and not exif.known else None,

@@ -68,7 +68,7 @@ def _cdf_axes(ax: plt.Axes, thresholds_km: Sequence[float], title: str, xlabel: 
     ax.grid(True, which="major", axis="y", color="0.9")
 
 
-def _save(fig: plt.Figure, out: Path) -> Path:
+def save_figure(fig: plt.Figure, out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
@@ -120,7 +120,7 @@ def plot_cdf(
     xlabel = f"geodesic error, km (log scale; errors under {X_MIN_KM:g} km drawn at its edge)"
     _cdf_axes(ax, thresholds, title, xlabel)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_overview(
@@ -134,7 +134,7 @@ def plot_overview(
         ax, thresholds_km, "Error of the decision per benchmark", "geodesic error, km (log scale)"
     )
     ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _segments(predictions: pd.DataFrame) -> np.ndarray:
@@ -202,4 +202,4 @@ def plot_map(
     ax.set_aspect("equal")
     ax.set_title(f"{title} ({len(shown)} of {len(predictions)} images shown)")
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    return _save(fig, out)
+    return save_figure(fig, out)

@@ -7,6 +7,7 @@ with the params sections it reads, so a model carries everything it needs and no
     artifacts/index/reference.faiss (+ .sha256), reference_meta.csv, index.json
     artifacts/texts/place_texts.csv                the reference images' place names
     gallery/<file>.csv                             verification.gallery, when configured
+    artifacts/confidence/calibration.json          the confidence radii's calibration
     params.yaml                                    the predict sections (PREDICT_SECTIONS)
     bundle.json                                    format, every file's SHA-256, where the
                                                    towers and the gallery are
@@ -85,6 +86,7 @@ def build_bundle(
         "format": BUNDLE_FORMAT,
         "towers_weights": towers,
         "gallery": gallery,
+        "confidence": placed[files.confidence] if files.confidence is not None else None,
         "files": digests,
         # the far-photo warning's threshold from the project's validation decisions
         "far_warning": asdict(files.far) if files.far is not None else None,

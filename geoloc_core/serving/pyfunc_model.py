@@ -3,7 +3,8 @@
 Input: a table with a column `image` (the photo's bytes, base64; a data URL is accepted) and
 an optional `name`. Output: one JSON object per row, the same object `geoloc predict --json`
 writes under "images" for the same photo (geoloc_core/predict/results.py): one entry per place,
-as the command lists them by default. The optional parameter `top_k` (default 5, as the
+as the command lists them by default, and the decision's confidence radii (calibrated on
+validation; the bundle carries the calibration). The optional parameter `top_k` (default 5, as the
 command) limits the places listed.
 
 The model loads its bundle (geoloc_core/serving/bundle.py) and nothing of the project; an LMM
@@ -103,6 +104,16 @@ def signature() -> ModelSignature:
         ]
     )
     point = Object([Property("lat", DataType.double), Property("lon", DataType.double)])
+    radius = Object([Property("level", DataType.double), Property("radius_km", DataType.double)])
+    confidence = Object(
+        [
+            Property("radii", Array(radius)),
+            Property("calibrated_on", DataType.string),
+            Property("spread_km", DataType.double),
+            Property("agreement", DataType.double),
+            Property("margin", DataType.double),
+        ]
+    )
     outputs = Schema(
         [
             ColSpec(DataType.string, "image"),
@@ -114,6 +125,7 @@ def signature() -> ModelSignature:
             ColSpec(DataType.string, "place_name", required=False),
             ColSpec(DataType.double, "error_km", required=False),
             ColSpec(DataType.string, "decided_by", required=False),
+            ColSpec(confidence, "confidence", required=False),
             ColSpec(DataType.string, "warning", required=False),
             ColSpec(point, "exif_gps", required=False),
             ColSpec(DataType.string, "exif_note", required=False),

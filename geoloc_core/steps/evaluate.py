@@ -15,7 +15,7 @@ import pandas as pd
 
 from geoloc_core.geo.distance import distance_km
 from geoloc_core.geo.metrics import summarize_errors
-from geoloc_core.paths import ERROR_COLUMNS, STAGE_COLUMNS, ProjectPaths
+from geoloc_core.paths import ERROR_COLUMNS, STAGE_COLUMNS, ProjectPaths, radius_level
 
 
 def evaluate_benchmark(
@@ -36,6 +36,9 @@ def evaluate_benchmark(
             stages[stage] = rounded_summary(stage_errors, evaluation_section)
     if stages:
         rounded["stages"] = stages
+    confidence = coverage_summary(table, errors)
+    if confidence:
+        rounded["confidence"] = confidence
     _write(paths, benchmark, rounded, pd.DataFrame({"id": table["id"], "error_km": errors}))
     return rounded
 
@@ -84,9 +87,27 @@ def rounded_summary(errors: np.ndarray, evaluation_section: Mapping[str, Any]) -
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
+def coverage_summary(table: pd.DataFrame, errors: np.ndarray) -> dict[str, float]:
+    """Per stated level of the predictions' confidence radii (radius_<pct>_km columns): the
+    share of decisions whose truth lies within the radius (error <= radius), and the median
+    radius. Empty when the predictions carry no radii."""
+    summary: dict[str, float] = {}
+    for column in table.columns:
+        level = radius_level(str(column))
+        if level is None:
+            continue
+        radius = table[column].to_numpy(np.float64)
+        pct = f"{level * 100:g}"
+        summary[f"coverage_{pct}"] = round(float((errors <= radius).mean()), 4)
+        summary[f"median_radius_{pct}_km"] = round(float(np.median(radius)), 3)
+    return summary
+
+
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The metrics file as MLflow metrics: stages become 'stage_<name>.<metric>'."""
+    """The metrics file as MLflow metrics: stages become 'stage_<name>.<metric>', the
+    confidence radii's coverage 'confidence.<metric>'."""
     flat = {k: v for k, v in metrics.items() if not isinstance(v, Mapping)}
     for stage, values in metrics.get("stages", {}).items():
         flat.update({f"stage_{stage}.{k}": v for k, v in values.items()})
+    flat.update({f"confidence.{k}": v for k, v in metrics.get("confidence", {}).items()})
     return flat

@@ -2,8 +2,10 @@
 
 Writes reports/report.md and reports/report.html (self-contained: pictures embedded), the
 pictures themselves (reports/cdf_<benchmark>.png, reports/map_<benchmark>.png,
+reports/reliability_<benchmark>.png when the predictions carry confidence radii,
 reports/error_curves.png) and the plot data DVC renders and diffs
-(metrics/plots/cdf_<benchmark>.csv, metrics/plots/accuracy_<benchmark>.csv). Everything is read
+(metrics/plots/cdf_<benchmark>.csv, metrics/plots/accuracy_<benchmark>.csv,
+metrics/plots/reliability_<benchmark>.csv). Everything is read
 from files earlier steps wrote; nothing is downloaded.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from geoloc_core.paths import ProjectPaths
+from geoloc_core.paths import ProjectPaths, radius_level
 from geoloc_core.report.cdf import write_accuracy, write_cdf
 from geoloc_core.report.html import html_report
 from geoloc_core.report.labels import RunSetting, run_setting
@@ -27,6 +29,7 @@ from geoloc_core.report.published import (
     published_for,
     published_rows,
 )
+from geoloc_core.report.reliability import plot_reliability, reliability, write_reliability
 from geoloc_core.report.runs import RunResult, benchmark_runs
 from geoloc_core.report.tables import (
     Figure,
@@ -94,21 +97,36 @@ def _benchmark_section(
         paths.reports / f"cdf_{benchmark}.png",
         published,
     )
+    predictions = pd.read_csv(paths.predictions(benchmark))
     map_png = plot_map(
-        pd.read_csv(paths.predictions(benchmark)),
+        predictions,
         f"{benchmark}: true location vs decision",
         paths.reports / f"map_{benchmark}.png",
         coastlines(),
     )
+    figures = [
+        Figure(f"{benchmark}: error CDF (log x, thresholds dotted)", cdf_png),
+        Figure(f"{benchmark}: true locations and decisions on coastlines", map_png),
+    ]
+    written = [cdf_png, map_png]
+    curve = reliability(paths, benchmark)
+    if curve is not None:
+        stated = [q for q in map(radius_level, predictions.columns) if q is not None]
+        picture = plot_reliability(
+            curve,
+            f"{benchmark}: confidence radii, stated vs observed coverage",
+            stated,
+            int(n) if isinstance(n, int) else len(predictions),
+            paths.reports / f"reliability_{benchmark}.png",
+        )
+        figures.append(Figure(f"{benchmark}: reliability of the confidence radii", picture))
+        written += [picture, write_reliability(paths.reliability_table(benchmark), curve)]
     section = Section(
         heading=f"{benchmark} ({n} images)",
         tables=(benchmark_table(benchmark, runs, thresholds, published),),
-        figures=(
-            Figure(f"{benchmark}: error CDF (log x, thresholds dotted)", cdf_png),
-            Figure(f"{benchmark}: true locations and decisions on coastlines", map_png),
-        ),
+        figures=tuple(figures),
     )
-    return section, [cdf_png, map_png]
+    return section, written
 
 
 def _empty_section(

@@ -16,15 +16,19 @@ share.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from geoloc_core.confidence.calibration import Calibration
+from geoloc_core.confidence.table import confidence_table, empty_confidence
 from geoloc_core.data.manifest import read_manifest, write_manifest
-from geoloc_core.inference.decision import decide, first_answers
+from geoloc_core.inference.decision import Decision, decide, first_answers
 from geoloc_core.inference.pool import (
     SOURCE_TOP1,
+    CandidatePool,
     ExtraPoints,
     Gallery,
     answer_extras,
@@ -44,14 +48,25 @@ from geoloc_core.verification.gps_encoder import encode_coordinates
 from geoloc_core.verification.settings import VerificationSettings
 
 
-def verify_benchmark(
-    paths: ProjectPaths, benchmark: str, verification_section: Mapping[str, Any]
-) -> dict[str, Any]:
-    settings = VerificationSettings.from_section(verification_section)
+@dataclass(frozen=True)
+class BenchmarkDecision:
+    """One benchmark's decisions as the chain made them, with what they were chosen from."""
+
+    ids: list[str]
+    pool: CandidatePool
+    decision: Decision
+    reasoning_ran: bool  # DualGeo's LMM reasoning decided where it answered
+
+
+def decide_benchmark(
+    paths: ProjectPaths, benchmark: str, settings: VerificationSettings
+) -> BenchmarkDecision | None:
+    """The benchmark's pool and decision from its files (None: it has no queries). The
+    verification step and the confidence calibration both take the decisions from here."""
     reranked = read_reranked(paths, benchmark)
     ids, image_gps = read_query_embeddings(paths, benchmark)
     if not ids:
-        return _no_queries(paths, benchmark, settings)
+        return None
     needs_model = settings.method == "verify" or bool(settings.gallery)
     model = load_trained(paths).model if needs_model else None
     pool_rows = reranked[reranked["rank"] < settings.pool_size]
@@ -76,6 +91,24 @@ def verify_benchmark(
         lambda latlon: encode_coordinates(model, latlon),
         reasoning=None if reasoning is None else _first_answers(ids, reasoning),
     )
+    return BenchmarkDecision(ids, pool, decision, reasoning is not None)
+
+
+def verify_benchmark(
+    paths: ProjectPaths,
+    benchmark: str,
+    verification_section: Mapping[str, Any],
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The benchmark's predictions; with a calibration, each decision's confidence radii and
+    the features they come from beside it (without: the decision alone, as the ablation
+    measures it)."""
+    settings = VerificationSettings.from_section(verification_section)
+    decided = decide_benchmark(paths, benchmark, settings)
+    if decided is None:
+        return _no_queries(paths, benchmark, settings, calibration)
+    ids, pool, decision = decided.ids, decided.pool, decided.decision
+    k = pool.reranked
     truth = read_manifest(paths.benchmark_manifest(benchmark)).set_index("id").loc[ids]
     retrieval_top1 = _top1(read_candidates(paths, benchmark), ids)
     table = pd.DataFrame(
@@ -93,7 +126,13 @@ def verify_benchmark(
             "rerank_lon": pool.coords[:, 0, 1],
         }
     )
-    write_manifest(table[list(PREDICTION_COLUMNS)], paths.predictions(benchmark))
+    columns = list(PREDICTION_COLUMNS)
+    if calibration is not None:
+        confidence = confidence_table(calibration, benchmark, ids, pool, decision)
+        table = pd.concat([table, confidence.predictions], axis=1)
+        columns += list(confidence.predictions.columns)
+        write_manifest(confidence.curve, paths.radii(benchmark))
+    write_manifest(table[columns], paths.predictions(benchmark))
     lmm_decided = int(decision.by_reasoning.sum())
     summary = {
         "method": settings.method,
@@ -103,16 +142,24 @@ def verify_benchmark(
         "decision_not_top1": int((decision.source != SOURCE_TOP1).sum()),
         "decided_by_lmm_reasoning": lmm_decided,
     }
-    if reasoning is not None:
+    if decided.reasoning_ran:
         summary["lmm_reasoning_fallbacks"] = len(ids) - lmm_decided
     return summary
 
 
 def _no_queries(
-    paths: ProjectPaths, benchmark: str, settings: VerificationSettings
+    paths: ProjectPaths,
+    benchmark: str,
+    settings: VerificationSettings,
+    calibration: Calibration | None,
 ) -> dict[str, Any]:
     """An empty benchmark: empty predictions with the usual columns, and counts of 0."""
-    write_manifest(pd.DataFrame(columns=list(PREDICTION_COLUMNS)), paths.predictions(benchmark))
+    columns = list(PREDICTION_COLUMNS)
+    if calibration is not None:
+        empty = empty_confidence(calibration)
+        columns += list(empty.predictions.columns)
+        write_manifest(empty.curve, paths.radii(benchmark))
+    write_manifest(pd.DataFrame(columns=columns), paths.predictions(benchmark))
     return {
         "method": settings.method,
         "pool_size": 0,
