@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     pred.add_argument("--map", type=Path, default=None, metavar="OUT.png",
                       help="draw the candidates (and the EXIF position) on a map")
     pred.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    pred.add_argument("--model", type=Path, default=None, metavar="IMPORT_DIR",
+                      help="predict with an imported GeoCLIP (artifacts/imports/geoclip): its "
+                      "gallery is the only pool (docs/imports.md)")
+    _add_import_parser(sub)
 
     serve = sub.add_parser(
         "serve",
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             command = args.server_command
             command = command[1:] if command[:1] == ["--"] else command
             return serve(command, root, args.reload_dagster)
+        if args.command == "import":
+            return _import(root, args)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -250,11 +256,103 @@ def _predict(root: Path, args: argparse.Namespace) -> int:
         map_out=args.map,
         progress=not args.no_progress,
         all_views=args.all_views,
+        model=args.model,
     )
     try:
         return run_predict(root, request)
     except LmmStageError as exc:  # the LMM refused every request: a setup problem
         raise ValueError(str(exc)) from exc
+
+
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    """`geoloc import g3|geoclip`: published weights as the project's artifacts."""
+    imp = sub.add_parser(
+        "import", help="turn published weights (G3, GeoCLIP) into the project's artifacts, "
+        "registered in MLflow (docs/imports.md)"
+    )
+    kinds = imp.add_subparsers(dest="kind", required=True)
+    g3 = kinds.add_parser("g3", help="G3's g3.pth (and its FAISS index) -> artifacts/imports/g3")
+    g3.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="G3's g3.pth")
+    g3.add_argument("--clip-config", type=Path, default=None, metavar="CONFIG.json",
+                    help="transformers CLIPConfig of the checkpoint's CLIP (default: "
+                    "openai/clip-vit-large-patch14's)")
+    g3.add_argument("--index", type=Path, default=None, metavar="G3.index",
+                    help="G3's FAISS index (with --order)")
+    g3.add_argument("--order", type=Path, default=None, metavar="MP16_Pro_filtered.csv",
+                    help="the CSV whose row order the index follows")
+    geoclip = kinds.add_parser(
+        "geoclip", help="the geoclip wheel's files -> artifacts/imports/geoclip"
+    )
+    geoclip.add_argument("--clip", default=None, metavar="DIR|HUB_ID",
+                         help="the CLIP image tower: a transformers directory or a hub id "
+                         "(default: openai/clip-vit-large-patch14)")
+    geoclip.add_argument("--gallery", type=Path, default=None, metavar="CSV",
+                         help="LAT,LON points to rank (default: the wheel's 100K gallery)")
+
+
+def _import(root: Path, args: argparse.Namespace) -> int:
+    """Run the import, then record it in MLflow: the sha256 of every source and output as
+    params, the outputs as artifacts (the model under `model`, registered)."""
+    from geoloc_core.imports.clip_config import VIT_L14_NAME
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    if args.kind == "g3":
+        from geoloc_core.encoders.settings import FeaturesConfig
+        from geoloc_core.imports.g3 import import_g3
+        from geoloc_core.params import section
+
+        features = FeaturesConfig.from_section(section(load_params(root), "features"))
+        done = import_g3(
+            root, args.checkpoint, args.clip_config, args.index, args.order,
+            token_grid=features.token_grid, log=log,
+        )
+    else:
+        from geoloc_core.imports.geoclip import import_geoclip
+
+        done = import_geoclip(root, args.clip or VIT_L14_NAME, args.gallery, log=log)
+    url = _log_import_run(root, args.kind, done.folder, done.record)
+    print(f"imported {args.kind} into {done.folder}; MLflow run {url}")
+    return 0
+
+
+LOGGED_FILE_LIMIT = 512 << 20  # larger outputs (a ViT-L backbone, G3's index) are recorded, not copied
+
+
+def _log_import_run(root: Path, kind: str, folder: Path, record: dict) -> str:
+    from mlflow.entities import Param, RunTag
+
+    from geoloc_assets.resources import MlflowTracker, TrackedRun
+    from geoloc_core.pipeline.alignment_model import register_model
+
+    paths = ProjectPaths(root)
+    tracker = MlflowTracker(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", paths.tracking_uri),
+        artifact_root=str(paths.mlruns / "artifacts"),
+        experiment=load_params(root)["tracking"]["experiment"],
+    )
+    client = tracker.client()
+    experiment = tracker.experiment_id(client)
+    run_id = client.create_run(
+        experiment, run_name=f"import {kind}", tags={"geoloc.import": kind}
+    ).info.run_id
+    params = [Param(f"source.{name}.sha256", s.get("sha256", s.get("name", "")))
+              for name, s in record["sources"].items()]
+    params += [Param(f"source.{name}.path", s["path"])
+               for name, s in record["sources"].items() if "path" in s]
+    tags = [RunTag(f"output.{name}.sha256", digest) for name, digest in record["outputs"].items()]
+    client.log_batch(run_id, params=params, tags=tags)
+    client.log_artifact(run_id, str(folder / "import.json"))
+    for name in record["outputs"]:
+        file = folder / name
+        if file.stat().st_size <= LOGGED_FILE_LIMIT:
+            client.log_artifact(run_id, str(file), str(Path(name).parent).replace(".", "") or None)
+    url = tracker.run_url(experiment, run_id)
+    if kind == "g3":  # the alignment model, registered as a trained one is
+        register_model(TrackedRun(client, run_id, url), "g3", folder / "model")
+    client.set_terminated(run_id, "FINISHED")
+    return url
 
 
 def run() -> None:
