@@ -205,3 +205,38 @@ def test_a_checkpoint_of_another_shape_is_refused_naming_the_key(tmp_path, capsy
     assert "token_embedding.weight has shape [50, 16], expected [49408, 768]" in (
         capsys.readouterr().err
     )
+
+
+def test_the_graph_adopts_an_import_through_train_imported_model(tmp_path):
+    """The alignment_model step's adoption: the import's bytes, checked against the backbone
+    the features come from; dvc.yaml lists the folder as a dep of the model stage."""
+    from geoloc_core.imports.adopt import adopt_model
+    from geoloc_core.paths import ProjectPaths
+    from geoloc_core.pipeline.dvc_stages import imported_deps, render
+    from geoloc_core.training.backbone_weights import BackboneRecord, write_record
+
+    state = g3_state_dict(seed=1)
+    checkpoint, config = g3_files(tmp_path, state)
+    import_g3(tmp_path, checkpoint, config, log=lambda _: None)
+    paths = ProjectPaths(tmp_path)
+    imported = "artifacts/imports/g3"
+    write_record(tmp_path, BackboneRecord("ViT-L-14", "openai", "tag:openai"))
+    with pytest.raises(ValueError, match="set backbone.pretrained to artifacts/imports/g3/backbone"):
+        adopt_model(paths, imported)
+    write_record(tmp_path, BackboneRecord("hf-clip", f"{imported}/backbone", "x"))
+    summary = adopt_model(paths, imported)
+    assert summary["variant"] == "g3" and summary["import_kind"] == "g3"
+    source = tmp_path / imported / "model" / "model.pt"
+    assert paths.model_weights.read_bytes() == source.read_bytes()
+    assert load_model(paths.model_dir).model.config.gps_branch_dim == 512
+    with open(source, "r+b") as handle:  # a damaged import is refused, never adopted
+        handle.seek(100)
+        handle.write(b"\0\0\0\0")
+    with pytest.raises(ValueError, match="geoloc import"):
+        adopt_model(paths, imported)
+
+    params = {"train": {"imported_model": imported}}
+    assert imported_deps(params) == {"model": [imported]}
+    stages = __import__("yaml").safe_load(render(["validation"], imported=imported_deps(params)))
+    assert stages["stages"]["model"]["deps"][0] == imported
+    assert imported not in stages["stages"]["index"]["deps"]

@@ -44,14 +44,15 @@ def write_record(
     return record
 
 
-def read_record(folder: Path, kind: str) -> dict[str, Any]:
-    """The record of an import of this kind, every output checked against its digest."""
+def read_record(folder: Path, kind: str | None = None) -> dict[str, Any]:
+    """The record of an import (of this kind, when given), every output checked against its
+    digest."""
     file = Path(folder) / RECORD_FILE
-    fix = f"run `geoloc import {kind}` again"
+    fix = f"run `geoloc import {kind or 'g3|geoclip'}` again"
     if not file.is_file():
-        raise FileNotFoundError(f"{folder} holds no {kind} import ({RECORD_FILE} missing): {fix}")
+        raise FileNotFoundError(f"{folder} holds no import ({RECORD_FILE} missing): {fix}")
     record = json.loads(file.read_text())
-    if record.get("kind") != kind:
+    if kind is not None and record.get("kind") != kind:
         raise ValueError(f"{file} records a {record.get('kind')!r} import, not {kind!r}: {fix}")
     for name, digest in record["outputs"].items():
         check_sha256(Path(folder) / name, digest, fix)

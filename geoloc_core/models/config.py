@@ -113,6 +113,12 @@ class TrainConfig(SectionModel):
     )
     num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
     device: Device = Field("cpu", description="cpu | cuda | auto")
+    imported_model: text() | None = Field(
+        None,
+        description="an import folder under the root (artifacts/imports/g3, written by "
+        "`geoloc import g3`) whose model alignment_model adopts instead of training; null: "
+        "train",
+    )
 
     def lr_for(self, variant: str) -> float:
         return self.lr_dualgeo if variant_spec(variant).family == "dualgeo" else self.lr_g3
