@@ -317,7 +317,8 @@ def _import(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-LOGGED_FILE_LIMIT = 512 << 20  # larger outputs (a ViT-L backbone, G3's index) are recorded, not copied
+# Larger outputs (a ViT-L backbone, G3's index) are recorded by digest, not copied into MLflow.
+LOGGED_FILE_LIMIT = 512 << 20
 
 
 def _log_import_run(root: Path, kind: str, folder: Path, record: dict) -> str:
@@ -347,7 +348,8 @@ def _log_import_run(root: Path, kind: str, folder: Path, record: dict) -> str:
     for name in record["outputs"]:
         file = folder / name
         if file.stat().st_size <= LOGGED_FILE_LIMIT:
-            client.log_artifact(run_id, str(file), str(Path(name).parent).replace(".", "") or None)
+            parent = Path(name).parent
+            client.log_artifact(run_id, str(file), None if parent == Path() else str(parent))
     url = tracker.run_url(experiment, run_id)
     if kind == "g3":  # the alignment model, registered as a trained one is
         register_model(TrackedRun(client, run_id, url), "g3", folder / "model")

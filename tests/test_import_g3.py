@@ -107,7 +107,8 @@ class G3Reference:
         lat = torch.from_numpy(latlon)[:, 0].float().numpy()
         lon = torch.from_numpy(latlon)[:, 1].float().numpy()
         projected = self.mercator.transform(lon, lat)
-        location = torch.Tensor([[c[1], c[0]] for c in zip(*projected)]) / 20037508.3427892
+        location = torch.Tensor([[c[1], c[0]] for c in zip(*projected, strict=True)])
+        location = location / 20037508.3427892
         features = torch.zeros(location.shape[0], 512)
         for i in range(3):
             stem = f"location_encoder.LocEnc{i}"
@@ -221,7 +222,8 @@ def test_the_graph_adopts_an_import_through_train_imported_model(tmp_path):
     paths = ProjectPaths(tmp_path)
     imported = "artifacts/imports/g3"
     write_record(tmp_path, BackboneRecord("ViT-L-14", "openai", "tag:openai"))
-    with pytest.raises(ValueError, match="set backbone.pretrained to artifacts/imports/g3/backbone"):
+    wanted = r"set backbone\.pretrained to artifacts/imports/g3/backbone"
+    with pytest.raises(ValueError, match=wanted):
         adopt_model(paths, imported)
     write_record(tmp_path, BackboneRecord("hf-clip", f"{imported}/backbone", "x"))
     summary = adopt_model(paths, imported)

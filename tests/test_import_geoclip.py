@@ -64,7 +64,8 @@ def test_import_then_predict_gives_geoclips_top5(tmp_path, capsys):
     root = tmp_path / "project"
     root.mkdir()
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    argv = ["--root", str(root), "import", "geoclip", "--clip", str(clip), "--gallery", str(gallery)]
+    argv = ["--root", str(root), "import", "geoclip", "--clip", str(clip)]
+    argv += ["--gallery", str(gallery)]
     assert main(argv) == 0
     folder = root / "artifacts" / "imports" / "geoclip"
     capsys.readouterr()

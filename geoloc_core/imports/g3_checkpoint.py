@@ -84,7 +84,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
+    except Exception as exc:  # any unreadable file gets the same one line
         raise G3CheckpointError(f"{path} is not a torch state dict: {exc}") from None
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]

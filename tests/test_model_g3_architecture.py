@@ -1,0 +1,61 @@
+"""G3's architecture is selected by settings; the defaults build (and save) today's model."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from geoloc_core.encoders.backbone import FeatureSpec
+from geoloc_core.models.alignment import GeoAlignmentModel, InputShapes
+from geoloc_core.models.config import ModelConfig
+from geoloc_core.models.inputs import AlignmentBatch
+from geoloc_core.models.persistence import TrainedModel, load_model, save_model
+
+SMALL = dict(embed_dim=12, head_hidden=8, gps_fourier_features=8, gps_hidden=8, gps_layers=2)
+SHAPES = InputShapes(pooled_dim=10, token_dim=10, tokens=4, text_dim=6)
+SPEC = FeatureSpec("geoloc-demo-vit-tiny", "w.pt", 2, "0" * 64)
+
+
+def test_defaults_keep_the_saved_format_and_the_modules(tmp_path):
+    model = GeoAlignmentModel(ModelConfig(variant="g3", **SMALL), SHAPES)
+    assert not hasattr(model, "location_projection") and not hasattr(model, "text_head")
+    assert sorted(model.logit_scales) == ["image_gps", "image_text"]
+    assert model.gps_encoder.branches[0].head.out_features == 12
+    save_model(tmp_path, TrainedModel(model, SPEC, 32))
+    saved = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert "gps_branch_dim" not in saved and "text_head" not in saved  # the first format's keys
+    assert load_model(tmp_path).model.config == model.config
+
+
+def test_g3_settings_build_g3s_layers_and_train_them(tmp_path):
+    config = ModelConfig(
+        variant="g3", gps_branch_dim=5, text_head=True, gps_projection="mercator_g3", **SMALL
+    )
+    model = GeoAlignmentModel(config, SHAPES)
+    assert model.gps_encoder.branches[2].head.out_features == 5
+    assert [m.out_features for m in model.location_projection[::2]] == [5, 12]
+    assert [m.out_features for m in model.text_head[::2]] == [8, 6]
+    assert sorted(model.logit_scales) == ["gps_text", "image_gps", "image_text"]
+    latlon = torch.tensor([[10.0, 20.0], [-33.9, 151.2], [60.0, -150.0], [89.9, 0.0]])
+    assert model.encode_gps(latlon).shape == (4, 12)
+    batch = AlignmentBatch(
+        pooled=torch.randn(4, 10), tokens=None, label_maps=None, latlon=latlon,
+        text=torch.nn.functional.normalize(torch.randn(4, 6), dim=-1),
+        caption_ids=torch.arange(4),
+    )
+    model.loss(batch, same_place_km=1.0).total.backward()
+    assert model.text_head[0].weight.grad.abs().sum() > 0
+    assert model.location_projection[0].weight.grad.abs().sum() > 0
+    save_model(tmp_path, TrainedModel(model, SPEC, 32))
+    saved = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert saved["gps_branch_dim"] == 5 and saved["text_head"] is True
+    again = load_model(tmp_path).model
+    assert torch.equal(again.encode_gps(latlon), model.eval().encode_gps(latlon))
+
+
+def test_text_head_needs_a_text_term():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"model\.text_head=true needs a variant with a text term"):
+        ModelConfig(variant="image-only", text_head=True)
