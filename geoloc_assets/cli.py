@@ -288,6 +288,9 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
                          "(default: openai/clip-vit-large-patch14)")
     geoclip.add_argument("--gallery", type=Path, default=None, metavar="CSV",
                          help="LAT,LON points to rank (default: the wheel's 100K gallery)")
+    geoclip.add_argument("--serve", action="store_true",
+                         help="also log it as a served model (MLflow pyfunc), registered as "
+                         "geoloc-geoclip")
 
 
 def _import(root: Path, args: argparse.Namespace) -> int:
@@ -312,7 +315,9 @@ def _import(root: Path, args: argparse.Namespace) -> int:
         from geoloc_core.imports.geoclip import import_geoclip
 
         done = import_geoclip(root, args.clip or VIT_L14_NAME, args.gallery, log=log)
-    url = _log_import_run(root, args.kind, done.folder, done.record)
+    url = _log_import_run(
+        root, args.kind, done.folder, done.record, serve=getattr(args, "serve", False)
+    )
     print(f"imported {args.kind} into {done.folder}; MLflow run {url}")
     return 0
 
@@ -321,7 +326,9 @@ def _import(root: Path, args: argparse.Namespace) -> int:
 LOGGED_FILE_LIMIT = 512 << 20
 
 
-def _log_import_run(root: Path, kind: str, folder: Path, record: dict) -> str:
+def _log_import_run(
+    root: Path, kind: str, folder: Path, record: dict, serve: bool = False
+) -> str:
     from mlflow.entities import Param, RunTag
 
     from geoloc_assets.resources import MlflowTracker, TrackedRun
@@ -353,6 +360,13 @@ def _log_import_run(root: Path, kind: str, folder: Path, record: dict) -> str:
     url = tracker.run_url(experiment, run_id)
     if kind == "g3":  # the alignment model, registered as a trained one is
         register_model(TrackedRun(client, run_id, url), "g3", folder / "model")
+    if serve:
+        from geoloc_core.imports.geoclip_serving import log_geoclip_served_model
+        from geoloc_core.params import section
+
+        text = section(load_params(root), "text")
+        uri = log_geoclip_served_model(root, folder, text, client, run_id)
+        client.set_tag(run_id, "geoloc.registered_model", uri)
     client.set_terminated(run_id, "FINISHED")
     return url
 

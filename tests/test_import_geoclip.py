@@ -65,7 +65,7 @@ def test_import_then_predict_gives_geoclips_top5(tmp_path, capsys):
     root.mkdir()
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
     argv = ["--root", str(root), "import", "geoclip", "--clip", str(clip)]
-    argv += ["--gallery", str(gallery)]
+    argv += ["--gallery", str(gallery), "--serve"]
     assert main(argv) == 0
     folder = root / "artifacts" / "imports" / "geoclip"
     capsys.readouterr()
@@ -110,3 +110,26 @@ def test_import_then_predict_gives_geoclips_top5(tmp_path, capsys):
     assert params["source.gallery.sha256"] == file_sha256(gallery)
     logged = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"import.json", "gallery_embeddings.npy", "image_mlp.pth"} <= logged
+    assert runs[0].data.tags["geoloc.registered_model"] == "models:/geoloc-geoclip/1"
+
+    # the served model: the pyfunc on the logged bundle answers as `geoloc predict --model`
+    import base64
+    import types
+
+    from geoloc_core.serving.pyfunc_model import BUNDLE_ARTIFACT, ServedPredictor
+
+    logged = Path(client.download_artifacts(runs[0].info.run_id, "served_model", str(tmp_path)))
+    served = ServedPredictor()
+    bundle = next(logged.rglob("geoclip_bundle.json")).parent
+    served.load_context(types.SimpleNamespace(artifacts={BUNDLE_ARTIFACT: str(bundle)}))
+    request = pd.DataFrame(
+        {"image": [base64.b64encode(Path(images[0]).read_bytes()).decode()], "name": ["china"]}
+    )
+    answer = served.predict(None, request, {"top_k": 5})[0]
+    expected = ours["images"][0]["candidates"]
+    assert [(c["lat"], c["lon"]) for c in answer["candidates"]] == [
+        (c["lat"], c["lon"]) for c in expected
+    ]  # one photo here, three in a batch there: the scores agree to float32 rounding
+    assert [c["score"] for c in answer["candidates"]] == pytest.approx(
+        [c["score"] for c in expected], abs=1e-6
+    )

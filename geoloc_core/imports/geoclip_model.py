@@ -37,7 +37,9 @@ class GalleryTop:
 class GeoClipModel:
     """Loads an import folder once; `top_k` ranks the gallery for decoded photos."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, clip_directory: Path | None = None) -> None:
+        """folder: the import; clip_directory: where its CLIP directory is now (a bundle's
+        copy), None: where the import found it."""
         from transformers import CLIPImageProcessor, CLIPModel
 
         folder = Path(folder)
@@ -46,6 +48,7 @@ class GeoClipModel:
         clip = details["clip"]
         source = clip.get("directory") or clip["hub_id"]
         if "directory" in clip:
+            source = str(clip_directory or source)
             weights = Path(source) / "model.safetensors"
             if not weights.is_file() or file_sha256(weights) != clip["weights_sha256"]:
                 raise ValueError(

@@ -21,15 +21,47 @@ from geoloc_core.text.geocoder import GeocoderSettings
 from geoloc_core.text.place_labels import PLACE_PARTS
 
 STAGE = "geoclip-gallery"
+SERVED_TOP_K = 20  # candidates a served request can ask for (its top_k trims them)
 
 
 class GeoClipPredictor:
     """predict(photos) -> PhotoResult per photo, like predict.predictor.Predictor."""
 
-    def __init__(self, folder: Path, geocoder: GeocoderSettings, top_k: int) -> None:
-        self.model = GeoClipModel(folder)
+    def __init__(
+        self,
+        folder: Path,
+        geocoder: GeocoderSettings,
+        top_k: int,
+        clip_directory: Path | None = None,
+    ) -> None:
+        self.model = GeoClipModel(folder, clip_directory)
         self.geocoder_settings = geocoder
         self.top_k = top_k
+
+    @classmethod
+    def of_bundle(cls, folder: Path, top_k: int = SERVED_TOP_K) -> GeoClipPredictor:
+        """A served GeoCLIP bundle (imports/geoclip_serving.py)."""
+        import json
+
+        import yaml
+
+        from geoloc_core.imports.geoclip_serving import (
+            GEOCLIP_BUNDLE,
+            IMPORT_FOLDER,
+            PARAMS_FILE,
+        )
+        from geoloc_core.text.settings import TextSettings
+
+        folder = Path(folder)
+        record = json.loads((folder / GEOCLIP_BUNDLE).read_text())
+        text = yaml.safe_load((folder / PARAMS_FILE).read_text())["text"]
+        clip = folder / record["clip"] if (folder / record["clip"]).is_dir() else None
+        geocoder = TextSettings.from_section(text).geocoder
+        return cls(folder / IMPORT_FOLDER, geocoder, top_k, clip)
+
+    def warm_up(self) -> None:
+        """Nothing to pay in advance but the geocoder (a served model's load)."""
+        self._geocoder  # noqa: B018 - built now, not on the first request
 
     def describe(self) -> dict[str, object]:
         return {
