@@ -186,6 +186,7 @@ def test_imported_g3_computes_g3(tmp_path):
     assert np.allclose(scores * 3, g3_scores, atol=1e-5)  # unit rows: G3's scores / 3
     record = json.loads((folder / "index" / "index.json").read_text())
     assert record["parts"] == ["frozen", "image_text", "image_gps"]
+    graph_adopts_the_import(tmp_path)
 
 
 def test_a_checkpoint_of_another_shape_is_refused_naming_the_key(tmp_path, capsys):
@@ -208,17 +209,15 @@ def test_a_checkpoint_of_another_shape_is_refused_naming_the_key(tmp_path, capsy
     )
 
 
-def test_the_graph_adopts_an_import_through_train_imported_model(tmp_path):
-    """The alignment_model step's adoption: the import's bytes, checked against the backbone
-    the features come from; dvc.yaml lists the folder as a dep of the model stage."""
+def graph_adopts_the_import(tmp_path):
+    """The alignment_model step's adoption (train.imported_model): the import's bytes, checked
+    against the backbone the features come from; dvc.yaml lists the folder as a dep of the
+    model stage."""
     from geoloc_core.imports.adopt import adopt_model
     from geoloc_core.paths import ProjectPaths
     from geoloc_core.pipeline.dvc_stages import imported_deps, render
     from geoloc_core.training.backbone_weights import BackboneRecord, write_record
 
-    state = g3_state_dict(seed=1)
-    checkpoint, config = g3_files(tmp_path, state)
-    import_g3(tmp_path, checkpoint, config, log=lambda _: None)
     paths = ProjectPaths(tmp_path)
     imported = "artifacts/imports/g3"
     write_record(tmp_path, BackboneRecord("ViT-L-14", "openai", "tag:openai"))
