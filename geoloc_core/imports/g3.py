@@ -15,6 +15,7 @@ Written under artifacts/imports/g3/:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from collections.abc import Callable
@@ -135,11 +136,8 @@ def import_g3(
     architecture = HF_CLIP_PREFIX + (
         VIT_L14_NAME if clip_config_file is None else Path(clip_config_file).name
     )
-    spec = FeatureSpec(
-        architecture=architecture,
-        pretrained=str((folder / BACKBONE).relative_to(paths.root)),
-        token_grid=token_grid,
-        weights_sha256=file_sha256(weights),
+    spec = backbone_spec(
+        architecture, str((folder / BACKBONE).relative_to(paths.root)), token_grid, weights
     )
     model = write_model(scratch / MODEL, parts, spec, int(config.vision_config.image_size))
     details: dict[str, Any] = {"model_config": model.config.model_dump(mode="json")}
@@ -158,6 +156,24 @@ def import_g3(
     scratch.replace(folder)
     log(f"import g3: written to {folder}")
     return ImportedG3(folder, record)
+
+
+def backbone_spec(
+    architecture: str, pretrained: str, token_grid: int, weights: Path
+) -> FeatureSpec:
+    """The FeatureSpec of the exported backbone. With the transformers backbone (h22a's
+    encoders/hf_clip.py: FeatureSpec.implementation and .precision, the directory's digest)
+    it names that loader and fp32 features, as G3 computes them; before it, the weights'
+    SHA-256."""
+    names = {field.name for field in dataclasses.fields(FeatureSpec)}
+    digest = file_sha256(weights)
+    extra: dict[str, Any] = {}
+    if "implementation" in names:
+        from geoloc_core.encoders import hf_clip  # type: ignore[attr-defined]
+
+        digest = hf_clip.checkpoint_digest(weights.parent)
+        extra = {"implementation": "transformers", "precision": "fp32"}
+    return FeatureSpec(architecture, pretrained, token_grid, digest, **extra)
 
 
 def write_backbone(folder: Path, config, checkpoint: G3Checkpoint) -> Path:
