@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from geoloc_core.encoders.backbone import FeatureSpec
 from geoloc_core.file_hash import file_sha256
 from geoloc_core.imports.record import read_record
 from geoloc_core.models.persistence import CONFIG_FILE, MODEL_FILE, load_model
@@ -37,6 +38,7 @@ def adopt_model(paths: ProjectPaths, imported: str) -> dict[str, Any]:
             f"{features['pretrained']}, but the features come from backbone.pretrained="
             f"{backbone.pretrained}: set backbone.pretrained to {features['pretrained']}"
         )
+    _check_feature_cache(paths, imported, FeatureSpec(**features))
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, CONFIG_FILE):
         tmp = paths.model_dir / f"{name}.tmp"
@@ -49,3 +51,36 @@ def adopt_model(paths: ProjectPaths, imported: str) -> dict[str, Any]:
         "variant": trained.model.config.variant,
         "model_sha256": file_sha256(paths.model_weights),
     }
+
+
+# FeatureSpec field -> the setting that decides it in the graph
+SPEC_SETTINGS = {
+    "architecture": "backbone.architecture",
+    "pretrained": "backbone.pretrained",
+    "token_grid": "features.token_grid",
+    "weights_sha256": "backbone.pretrained (its files)",
+    "implementation": "backbone.implementation",
+    "precision": "features.precision",
+}
+
+
+def _check_feature_cache(paths: ProjectPaths, imported: str, wanted: FeatureSpec) -> None:
+    """The cached features must be the imported model's inputs; otherwise every later step
+    would refuse them. Skipped when no features are cached yet (the steps check then)."""
+    from geoloc_core.training.feature_cache import FeatureCache
+
+    try:
+        found = FeatureCache(paths.features_dir).spec()
+    except (FileNotFoundError, KeyError, ValueError):
+        return
+    differ = [
+        f"{SPEC_SETTINGS.get(name, name)}: features {value!r}, import {getattr(wanted, name)!r}"
+        for name, value in vars(found).items()
+        if getattr(wanted, name, value) != value
+    ]
+    if differ:
+        raise ValueError(
+            f"train.imported_model={imported} needs other backbone features than the cached "
+            f"ones ({'; '.join(differ)}): set those to the import's values (import.json's "
+            "model features) and re-materialize the features"
+        )

@@ -155,7 +155,23 @@ def import_g3(
     shutil.rmtree(folder, ignore_errors=True)
     scratch.replace(folder)
     log(f"import g3: written to {folder}")
+    log("import g3: to use it in the graph, set (docs/imports.md): " + settings_to_use(spec))
     return ImportedG3(folder, record)
+
+
+def settings_to_use(spec: FeatureSpec) -> str:
+    """The params that make the graph's features the imported model's inputs."""
+    values = {
+        "backbone.architecture": spec.architecture,
+        "backbone.pretrained": spec.pretrained,
+        "backbone.pretrain_epochs": 0,
+        "features.token_grid": spec.token_grid,
+        "train.imported_model": str(Path(str(spec.pretrained)).parent),
+    }
+    for name, key in (("implementation", "backbone"), ("precision", "features")):
+        if hasattr(spec, name):
+            values[f"{key}.{name}"] = getattr(spec, name)
+    return ", ".join(f"{key}: {value}" for key, value in values.items())
 
 
 def backbone_spec(
