@@ -59,3 +59,26 @@ def test_text_head_needs_a_text_term():
 
     with pytest.raises(ValueError, match=r"model\.text_head=true needs a variant with a text term"):
         ModelConfig(variant="image-only", text_head=True)
+
+
+def test_mercator_g3_is_g3s_pyproj_input_bit_for_bit():
+    """G3 projects float32 degrees with pyproj (EPSG:4326 -> 3857, always_xy), takes
+    [northing, easting] as float32 and divides by 20037508.3427892; mercator_g3 gives the same
+    float32 values (measured: 0 of 400,000 differ on 200,000 random points)."""
+    import numpy as np
+    import pytest
+
+    pyproj = pytest.importorskip("pyproj")
+    from geoloc_core.encoders.gps import mercator_g3_torch
+
+    rng = np.random.default_rng(0)
+    lat = rng.uniform(-89.9, 89.9, 10_000).astype(np.float32)
+    lon = rng.uniform(-180, 180, 10_000).astype(np.float32)
+    to_mercator = pyproj.Transformer.from_proj(
+        pyproj.Proj("epsg:4326"), pyproj.Proj("epsg:3857"), always_xy=True
+    )
+    easting, northing = to_mercator.transform(lon, lat)
+    theirs = torch.Tensor(np.stack([northing, easting], axis=1)) / 20037508.3427892
+    ours = mercator_g3_torch(torch.from_numpy(np.stack([lat, lon], axis=1)))
+    assert torch.equal(ours, theirs)
+    assert theirs[:, 0].abs().max() > 1.5  # beyond 85.05 degrees: not clamped, as in G3
