@@ -11,11 +11,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geoloc_core.dvc_lock import DvcLockError, dvc_write_lock
 from geoloc_core.kill_point import kill_point
 from geoloc_core.params import ParamsError, find_root, load_params
 from geoloc_core.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from geoloc_assets.resources import TrackedRun
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,10 +333,7 @@ LOGGED_FILE_LIMIT = 512 << 20
 def _log_import_run(
     root: Path, kind: str, folder: Path, record: dict, serve: bool = False
 ) -> str:
-    from mlflow.entities import Param, RunTag
-
     from geoloc_assets.resources import MlflowTracker, TrackedRun
-    from geoloc_core.pipeline.alignment_model import register_model
 
     paths = ProjectPaths(root)
     tracker = MlflowTracker(
@@ -345,6 +346,26 @@ def _log_import_run(
     run_id = client.create_run(
         experiment, run_name=f"import {kind}", tags={"geoloc.import": kind}
     ).info.run_id
+    url = tracker.run_url(experiment, run_id)
+    try:
+        _fill_import_run(root, kind, folder, record, serve, TrackedRun(client, run_id, url))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return url
+
+
+def _fill_import_run(
+    root: Path, kind: str, folder: Path, record: dict, serve: bool, run: TrackedRun
+) -> None:
+    """The import run's params (source digests and paths), tags (output digests), artifacts,
+    registered model (G3) and served model (GeoCLIP with --serve)."""
+    from mlflow.entities import Param, RunTag
+
+    from geoloc_core.pipeline.alignment_model import register_model
+
+    client, run_id = run.client, run.run_id
     params = [Param(f"source.{name}.sha256", s.get("sha256", s.get("name", "")))
               for name, s in record["sources"].items()]
     params += [Param(f"source.{name}.path", s["path"])
@@ -357,9 +378,8 @@ def _log_import_run(
         if file.stat().st_size <= LOGGED_FILE_LIMIT:
             parent = Path(name).parent
             client.log_artifact(run_id, str(file), None if parent == Path() else str(parent))
-    url = tracker.run_url(experiment, run_id)
     if kind == "g3":  # the alignment model, registered as a trained one is
-        register_model(TrackedRun(client, run_id, url), "g3", folder / "model")
+        register_model(run, "g3", folder / "model")
     if serve:
         from geoloc_core.imports.geoclip_serving import log_geoclip_served_model
         from geoloc_core.params import section
@@ -367,8 +387,6 @@ def _log_import_run(
         text = section(load_params(root), "text")
         uri = log_geoclip_served_model(root, folder, text, client, run_id)
         client.set_tag(run_id, "geoloc.registered_model", uri)
-    client.set_terminated(run_id, "FINISHED")
-    return url
 
 
 def run() -> None:

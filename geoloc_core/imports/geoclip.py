@@ -106,12 +106,15 @@ def import_geoclip(
 ) -> ImportedGeoClip:
     """Write artifacts/imports/geoclip from the installed wheel (see the module docstring)."""
     folder = ProjectPaths(Path(root)).imported(KIND)
-    sources = {
-        "image_mlp": geoclip_file(IMAGE_MLP_FILE),
-        "location_encoder": geoclip_file(LOCATION_ENCODER_FILE),
-        "logit_scale": geoclip_file(LOGIT_SCALE_FILE),
-        "gallery": Path(gallery) if gallery is not None else geoclip_file(GPS_GALLERY_FILE),
-    }
+    try:
+        sources = {
+            "image_mlp": geoclip_file(IMAGE_MLP_FILE),
+            "location_encoder": geoclip_file(LOCATION_ENCODER_FILE),
+            "logit_scale": geoclip_file(LOGIT_SCALE_FILE),
+            "gallery": Path(gallery) if gallery is not None else geoclip_file(GPS_GALLERY_FILE),
+        }
+    except ModuleNotFoundError as exc:  # the wheel is missing: one line saying how to install
+        raise FileNotFoundError(str(exc)) from None
     if not sources["gallery"].is_file():
         raise FileNotFoundError(f"--gallery {sources['gallery']} does not exist")
     reference = clip_reference(clip)
