@@ -82,3 +82,21 @@ def test_mercator_g3_is_g3s_pyproj_input_bit_for_bit():
     ours = mercator_g3_torch(torch.from_numpy(np.stack([lat, lon], axis=1)))
     assert torch.equal(ours, theirs)
     assert theirs[:, 0].abs().max() > 1.5  # beyond 85.05 degrees: not clamped, as in G3
+
+
+def test_g3s_full_size_checkpoint_layout_fits_the_model_at_vit_l14_sizes():
+    """Every non-CLIP tensor of a ViT-L/14 g3.pth (shapes from G3's class) loads into the model
+    that g3_model_config(768) builds: 768-d heads, the 512->512->768 location projection."""
+    from geoloc_core.imports.clip_config import clip_config, clip_shapes
+    from geoloc_core.imports.g3 import g3_model_config, our_state_dict
+    from geoloc_core.imports.g3_checkpoint import G3Checkpoint, expected_shapes
+
+    shapes = expected_shapes(clip_shapes(clip_config(None)))
+    assert shapes["vision_projection_else_2.0.weight"] == (768, 768)
+    assert shapes["location_projection_else.2.weight"] == (768, 512)
+    assert shapes["vision_model.embeddings.patch_embedding.weight"] == (1024, 3, 14, 14)
+    clip = ("vision_model.", "text_model.", "vision_projection.", "text_projection.")
+    heads = {k: torch.full(s, 0.5) for k, s in shapes.items() if not k.startswith(clip)}
+    model = GeoAlignmentModel(g3_model_config(768), InputShapes(768, 768, 16, 768))
+    model.load_state_dict(our_state_dict(G3Checkpoint({}, heads, 768)), strict=True)
+    assert model.encode_gps(torch.tensor([[1.0, 2.0]])).shape == (1, 768)

@@ -7,6 +7,7 @@ G3 and GeoCLIP both build openai/clip-vit-large-patch14. Its configuration is wr
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -65,8 +66,14 @@ def clip_config(path: Path | None):
 
 def clip_shapes(config) -> dict[str, tuple[int, ...]]:
     """The persistent tensors of a CLIPModel of this config, by name, built without memory."""
-    from transformers import CLIPModel
+    return dict(_shapes_of(config.to_json_string()))
+
+
+@functools.lru_cache(maxsize=4)
+def _shapes_of(config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Building even a meta ViT-L takes seconds: once per configuration and process."""
+    from transformers import CLIPConfig, CLIPModel
 
     with torch.device("meta"):
-        model = CLIPModel(config)
-    return {name: tuple(value.shape) for name, value in model.state_dict().items()}
+        model = CLIPModel(CLIPConfig(**json.loads(config_json)))
+    return tuple((name, tuple(value.shape)) for name, value in model.state_dict().items())
