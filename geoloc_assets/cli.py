@@ -11,11 +11,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geoloc_core.dvc_lock import DvcLockError, dvc_write_lock
 from geoloc_core.kill_point import kill_point
 from geoloc_core.params import ParamsError, find_root, load_params
 from geoloc_core.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from geoloc_assets.resources import TrackedRun
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     pred.add_argument("--map", type=Path, default=None, metavar="OUT.png",
                       help="draw the candidates (and the EXIF position) on a map")
     pred.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    pred.add_argument("--model", type=Path, default=None, metavar="IMPORT_DIR",
+                      help="predict with an imported GeoCLIP (artifacts/imports/geoclip): its "
+                      "gallery is the only pool (docs/imports.md)")
+    _add_import_parser(sub)
 
     serve = sub.add_parser(
         "serve",
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fetch(root, args)
         if args.command == "export-clip":
             return _export_clip(root, args.out)
+        if args.command == "import":
+            return _import(root, args)
         if args.command == "lmm-test-server":
             from geoloc_core.lmm.stub_server import serve
 
@@ -272,6 +282,7 @@ def _predict(root: Path, args: argparse.Namespace) -> int:
         map_out=args.map,
         progress=not args.no_progress,
         all_views=args.all_views,
+        model=args.model,
     )
     try:
         return run_predict(root, request)
@@ -305,6 +316,125 @@ def _fetch(root: Path, args: argparse.Namespace) -> int:
         dvc=not args.no_dvc,
         list_only=args.list,
     )
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    """`geoloc import g3|geoclip`: published weights as the project's artifacts."""
+    imp = sub.add_parser(
+        "import", help="turn published weights (G3, GeoCLIP) into the project's artifacts, "
+        "registered in MLflow (docs/imports.md)"
+    )
+    kinds = imp.add_subparsers(dest="kind", required=True)
+    g3 = kinds.add_parser("g3", help="G3's g3.pth (and its FAISS index) -> artifacts/imports/g3")
+    g3.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="G3's g3.pth")
+    g3.add_argument("--clip-config", type=Path, default=None, metavar="CONFIG.json",
+                    help="transformers CLIPConfig of the checkpoint's CLIP (default: "
+                    "openai/clip-vit-large-patch14's)")
+    g3.add_argument("--index", type=Path, default=None, metavar="G3.index",
+                    help="G3's FAISS index (with --order)")
+    g3.add_argument("--order", type=Path, default=None, metavar="MP16_Pro_filtered.csv",
+                    help="the CSV whose row order the index follows")
+    geoclip = kinds.add_parser(
+        "geoclip", help="the geoclip wheel's files -> artifacts/imports/geoclip"
+    )
+    geoclip.add_argument("--clip", default=None, metavar="DIR|HUB_ID",
+                         help="the CLIP image tower: a transformers directory or a hub id "
+                         "(default: openai/clip-vit-large-patch14)")
+    geoclip.add_argument("--gallery", type=Path, default=None, metavar="CSV",
+                         help="LAT,LON points to rank (default: the wheel's 100K gallery)")
+    geoclip.add_argument("--serve", action="store_true",
+                         help="also log it as a served model (MLflow pyfunc), registered as "
+                         "geoloc-geoclip")
+
+
+def _import(root: Path, args: argparse.Namespace) -> int:
+    """Run the import, then record it in MLflow: the sha256 of every source and output as
+    params, the outputs as artifacts (the model under `model`, registered)."""
+    from geoloc_core.imports.clip_config import VIT_L14_NAME
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    if args.kind == "g3":
+        from geoloc_core.encoders.settings import FeaturesConfig
+        from geoloc_core.imports.g3 import import_g3
+        from geoloc_core.params import section
+
+        features = FeaturesConfig.from_section(section(load_params(root), "features"))
+        done = import_g3(
+            root, args.checkpoint, args.clip_config, args.index, args.order,
+            token_grid=features.token_grid, log=log,
+        )
+    else:
+        from geoloc_core.imports.geoclip import import_geoclip
+
+        done = import_geoclip(root, args.clip or VIT_L14_NAME, args.gallery, log=log)
+    url = _log_import_run(
+        root, args.kind, done.folder, done.record, serve=getattr(args, "serve", False)
+    )
+    print(f"imported {args.kind} into {done.folder}; MLflow run {url}")
+    return 0
+
+
+# Larger outputs (a ViT-L backbone, G3's index) are recorded by digest, not copied into MLflow.
+LOGGED_FILE_LIMIT = 512 << 20
+
+
+def _log_import_run(
+    root: Path, kind: str, folder: Path, record: dict, serve: bool = False
+) -> str:
+    from geoloc_assets.resources import MlflowTracker, TrackedRun
+
+    paths = ProjectPaths(root)
+    tracker = MlflowTracker(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", paths.tracking_uri),
+        artifact_root=str(paths.mlruns / "artifacts"),
+        experiment=load_params(root)["tracking"]["experiment"],
+    )
+    client = tracker.client()
+    experiment = tracker.experiment_id(client)
+    run_id = client.create_run(
+        experiment, run_name=f"import {kind}", tags={"geoloc.import": kind}
+    ).info.run_id
+    url = tracker.run_url(experiment, run_id)
+    try:
+        _fill_import_run(root, kind, folder, record, serve, TrackedRun(client, run_id, url))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return url
+
+
+def _fill_import_run(
+    root: Path, kind: str, folder: Path, record: dict, serve: bool, run: TrackedRun
+) -> None:
+    """The import run's params (source digests and paths), tags (output digests), artifacts,
+    registered model (G3) and served model (GeoCLIP with --serve)."""
+    from mlflow.entities import Param, RunTag
+
+    from geoloc_core.pipeline.alignment_model import register_model
+
+    client, run_id = run.client, run.run_id
+    params = [Param(f"source.{name}.sha256", s.get("sha256", s.get("name", "")))
+              for name, s in record["sources"].items()]
+    params += [Param(f"source.{name}.path", s["path"])
+               for name, s in record["sources"].items() if "path" in s]
+    tags = [RunTag(f"output.{name}.sha256", digest) for name, digest in record["outputs"].items()]
+    client.log_batch(run_id, params=params, tags=tags)
+    client.log_artifact(run_id, str(folder / "import.json"))
+    for name in record["outputs"]:
+        file = folder / name
+        if file.stat().st_size <= LOGGED_FILE_LIMIT:
+            parent = Path(name).parent
+            client.log_artifact(run_id, str(file), None if parent == Path() else str(parent))
+    if kind == "g3":  # the alignment model, registered as a trained one is
+        register_model(run, "g3", folder / "model")
+    if serve:
+        from geoloc_core.imports.geoclip_serving import log_geoclip_served_model
+        from geoloc_core.params import section
+
+        text = section(load_params(root), "text")
+        uri = log_geoclip_served_model(root, folder, text, client, run_id)
+        client.set_tag(run_id, "geoloc.registered_model", uri)
 
 
 def run() -> None:

@@ -140,6 +140,10 @@ class ProjectPaths:
         """The segmentation cache (ADE20K label maps), one file per shard."""
         return self.artifacts / "segmentation"
 
+    def imported(self, kind: str) -> Path:
+        """What `geoloc import KIND` wrote (g3, geoclip): docs/imports.md."""
+        return self.artifacts / "imports" / kind
+
     @property
     def model_dir(self) -> Path:
         return self.artifacts / "model"

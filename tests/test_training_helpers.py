@@ -31,6 +31,8 @@ TINY_MODEL = {
     "gps_layers": 1,
     "gps_init": None,
     "gps_projection": "mercator",
+    "gps_branch_dim": None,
+    "text_head": False,
     "fusion_dim": 32,
     "fusion_heads": 2,
     "fusion_layers": 1,
@@ -49,6 +51,7 @@ TINY_TRAIN = {
     "same_place_km": 1.0,
     "num_threads": 2,
     "device": "cpu",
+    "imported_model": None,
 }
 TINY_BACKBONE = {
     "implementation": "open_clip",

@@ -6,6 +6,9 @@ Fourier matrices are fixed buffers, seeded, so a checkpoint fully determines the
 branch has GeoCLIP's shape (Fourier features, `layers` hidden Linear+ReLU, a linear head), so
 GeoCLIP's released location-encoder weights can initialise it (encoders/geoclip.py). The
 projection is a setting: G3 feeds Mercator, GeoCLIP trained its weights on Equal Earth.
+`mercator_g3` is Mercator exactly as G3's checkpoint was trained on it: [northing, easting]
+(y before x) in metres / 20037508.3427892, computed in float64 and rounded to float32 once, as
+G3's pyproj call does, so an imported g3.pth sees the inputs it was trained on.
 """
 
 from __future__ import annotations
@@ -47,7 +50,35 @@ def equal_earth_geoclip_torch(latlon: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y], dim=1) * GEOCLIP_EQUAL_EARTH_SCALE / 180
 
 
-PROJECTIONS = {"mercator": mercator_normalized_torch, "equal_earth": equal_earth_geoclip_torch}
+# EPSG:3857's half extent (pi * the WGS-84 semi-major axis), the divisor G3 applies.
+WEB_MERCATOR_HALF_EXTENT_M = 20037508.3427892
+WGS84_SEMI_MAJOR_M = 6378137.0
+# Latitudes past this are pulled back to it in mercator_g3: at +-90 the projection is infinite
+# (G3's code would produce NaN there); everywhere below it G3's values are kept unclamped.
+G3_MAX_LAT = 89.9999
+
+
+def mercator_g3_torch(latlon: torch.Tensor) -> torch.Tensor:
+    """G3's location input: [northing, easting] / 20037508.3427892 (not clamped at 85.05).
+
+    G3 rounds the degrees to float32, projects them in float64 (pyproj, EPSG:4326 -> 3857),
+    rounds the metres to float32 and divides in float32; the same steps are taken here, so
+    the sigma-256 branch (which multiplies the input by ~1600) sees the same float32 values.
+    """
+    degrees = latlon.float().double()
+    lat = degrees[:, 0].clamp(-G3_MAX_LAT, G3_MAX_LAT)
+    lon = degrees[:, 1]
+    easting = WGS84_SEMI_MAJOR_M * torch.deg2rad(lon)
+    northing = WGS84_SEMI_MAJOR_M * torch.log(torch.tan(math.pi / 4 + torch.deg2rad(lat) / 2))
+    metres = torch.stack([northing, easting], dim=-1).float()
+    return (metres / WEB_MERCATOR_HALF_EXTENT_M).to(latlon.dtype)
+
+
+PROJECTIONS = {
+    "mercator": mercator_normalized_torch,
+    "equal_earth": equal_earth_geoclip_torch,
+    "mercator_g3": mercator_g3_torch,
+}
 
 
 class RandomFourierFeatures(nn.Module):

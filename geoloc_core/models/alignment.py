@@ -50,6 +50,11 @@ BATCH_PARTS: dict[str, Callable[[AlignmentBatch], torch.Tensor]] = {
 }
 
 
+# G3 declares a third logit scale (logit_scale3) that its loss never uses; a model with G3's
+# text head keeps it under this name, so an imported g3.pth round-trips every tensor.
+G3_THIRD_SCALE = "gps_text"
+
+
 @dataclass(frozen=True)
 class InputShapes:
     """Sizes fixed by the inputs (backbone and text tower), saved with the model."""
@@ -72,7 +77,7 @@ class GeoAlignmentModel(nn.Module):
         if self.spec.uses_text and shapes.text_dim < 1:
             raise ValueError(f"variant {config.variant} needs caption embeddings (text_dim)")
         self.gps_encoder = GPSEncoder(
-            config.embed_dim,
+            config.gps_branch_dim or config.embed_dim,
             config.gps_sigmas,
             config.gps_fourier_features,
             config.gps_hidden,
@@ -80,16 +85,24 @@ class GeoAlignmentModel(nn.Module):
             seed=seed,
             projection=config.gps_projection,
         )
+        if config.gps_branch_dim is not None:  # G3: 512 -> 512 -> 768 after the summed branches
+            branch = config.gps_branch_dim
+            self.location_projection = projection_head(branch, branch, config.embed_dim)
         hidden = config.head_hidden
         if IMAGE_GPS in self.spec.embeddings:
             self.image_to_gps = projection_head(shapes.pooled_dim, hidden, config.embed_dim)
         if self.spec.uses_text:
             self.image_to_text = projection_head(shapes.pooled_dim, hidden, shapes.text_dim)
+            if config.text_head:  # G3's text_projection_else
+                self.text_head = projection_head(shapes.text_dim, hidden, shapes.text_dim)
         if self.spec.uses_segmentation:
             self._build_dual_view(config, shapes)
         init = math.log(1 / config.temperature_init)
+        scales = list(self.spec.embeddings)
+        if config.text_head:
+            scales.append(G3_THIRD_SCALE)
         self.logit_scales = nn.ParameterDict(
-            {name: nn.Parameter(torch.tensor(init)) for name in self.spec.embeddings}
+            {name: nn.Parameter(torch.tensor(init)) for name in scales}
         )
 
     def _build_dual_view(self, config: ModelConfig, shapes: InputShapes) -> None:
@@ -168,7 +181,11 @@ class GeoAlignmentModel(nn.Module):
         return self.embed(batch)[self.spec.gps_aligned]
 
     def encode_gps(self, latlon: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.gps_encoder(latlon), dim=-1)
+        """Unit GPS embeddings: the summed branches, then G3's location projection if any."""
+        features = self.gps_encoder(latlon)
+        if self.config.gps_branch_dim is not None:
+            features = self.location_projection(features)
+        return F.normalize(features, dim=-1)
 
     # --- training ---------------------------------------------------------------------------
 
@@ -191,7 +208,10 @@ class GeoAlignmentModel(nn.Module):
             if name == IMAGE_TEXT:
                 if batch.text is None or batch.caption_ids is None:
                     raise ValueError(f"variant {self.config.variant} needs caption embeddings")
-                logits = scale * embedding @ batch.text.t()
+                text = batch.text
+                if self.config.text_head:
+                    text = F.normalize(self.text_head(text), dim=-1)
+                logits = scale * embedding @ text.t()
                 positives = same_id_mask(batch.caption_ids)
             else:
                 logits = scale * embedding @ gps.t()

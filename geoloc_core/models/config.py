@@ -12,9 +12,13 @@ from pydantic import Field, model_validator
 
 from geoloc_core.encoders.settings import Device
 from geoloc_core.models.variants import VARIANTS, variant_spec
-from geoloc_core.section_model import SectionModel, real, text, whole
+from geoloc_core.section_model import FLAG, SectionModel, real, text, whole
 
-GPS_PROJECTIONS = ("mercator", "equal_earth")  # encoders/gps.py implements each
+GPS_PROJECTIONS = ("mercator", "equal_earth", "mercator_g3")  # encoders/gps.py implements each
+# Keys added after the first saved-model format, with the value that builds the model that
+# format described: a saved config.json omits them at that value (so a demo model's file stays
+# byte-identical) and loading fills them in (models/persistence.py).
+ARCHITECTURE_KEYS_SINCE_V1 = {"gps_branch_dim": None, "text_head": False}
 Variant = Literal[tuple(VARIANTS)]  # the names in models/variants.py
 
 
@@ -41,7 +45,19 @@ class ModelConfig(SectionModel):
     )
     gps_projection: Literal[GPS_PROJECTIONS] = Field(
         "mercator",
-        description="mercator (G3) | equal_earth (what GeoCLIP's weights were trained on)",
+        description="mercator ([x, y] in [-1, 1]) | mercator_g3 (G3's checkpoint: [northing, "
+        "easting] / 20037508.34) | equal_earth (what GeoCLIP's weights were trained on)",
+    )
+    gps_branch_dim: whole(ge=1) | None = Field(
+        None,
+        description="output width of each GPS branch (their sum); a location projection MLP "
+        "gps_branch_dim -> gps_branch_dim -> embed_dim follows (G3: 512 -> 512 -> 768). "
+        "null: the branches output embed_dim, with no location projection",
+    )
+    text_head: FLAG = Field(
+        False,
+        description="a trainable head text_dim -> head_hidden -> text_dim on the caption "
+        "embeddings, as G3's text_projection_else (G3: true); false: captions used as frozen",
     )
     fusion_dim: whole(ge=1) = Field(
         512, description="DualGeo cross-attention width (full profile: 512)"
@@ -57,6 +73,15 @@ class ModelConfig(SectionModel):
     temperature_init: real(gt=0, lt=1) = Field(
         0.07, description="logit scale starts at log(1/temperature_init)"
     )
+
+    @model_validator(mode="after")
+    def _text_head_needs_text(self) -> ModelConfig:
+        if self.text_head and not variant_spec(self.variant).uses_text:
+            raise ValueError(
+                f"model.text_head=true needs a variant with a text term (g3 or dualgeo+text), "
+                f"not model.variant={self.variant!r}; set text_head to false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
@@ -88,6 +113,12 @@ class TrainConfig(SectionModel):
     )
     num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
     device: Device = Field("cpu", description="cpu | cuda | auto")
+    imported_model: text() | None = Field(
+        None,
+        description="an import folder under the root (artifacts/imports/g3, written by "
+        "`geoloc import g3`) whose model alignment_model adopts instead of training; null: "
+        "train",
+    )
 
     def lr_for(self, variant: str) -> float:
         return self.lr_dualgeo if variant_spec(variant).family == "dualgeo" else self.lr_g3

@@ -16,7 +16,7 @@ import torch
 from geoloc_core.encoders.backbone import FeatureSpec
 from geoloc_core.file_hash import check_sha256, file_sha256
 from geoloc_core.models.alignment import GeoAlignmentModel, InputShapes
-from geoloc_core.models.config import ModelConfig
+from geoloc_core.models.config import ARCHITECTURE_KEYS_SINCE_V1, ModelConfig
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -37,12 +37,23 @@ def save_model(directory: Path, trained: TrainedModel) -> None:
     tmp.replace(directory / MODEL_FILE)
     config = {
         "weights_sha256": file_sha256(directory / MODEL_FILE),
-        "model": trained.model.config.model_dump(),
+        "model": _saved_model_settings(trained.model.config),
         "shapes": dataclasses.asdict(trained.model.shapes),
         "features": trained.features.to_record(),
         "image_size": trained.image_size,
     }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _saved_model_settings(config: ModelConfig) -> dict:
+    """The model settings as config.json keeps them: keys added since the first format are
+    left out while they hold the value that format implied, so an unchanged model's file is
+    unchanged; load_model puts them back."""
+    values = config.model_dump()
+    for key, implied in ARCHITECTURE_KEYS_SINCE_V1.items():
+        if values[key] == implied:
+            del values[key]
+    return values
 
 
 def load_model(directory: Path) -> TrainedModel:
@@ -55,7 +66,7 @@ def load_model(directory: Path) -> TrainedModel:
         )
     saved = json.loads(config_file.read_text())
     try:
-        config = ModelConfig.from_section(saved["model"])
+        config = ModelConfig.from_section({**ARCHITECTURE_KEYS_SINCE_V1, **saved["model"]})
         shapes = InputShapes(**saved["shapes"])
         features = FeatureSpec(**saved["features"])
     except (KeyError, TypeError, ValueError) as exc:

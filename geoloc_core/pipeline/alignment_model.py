@@ -18,6 +18,16 @@ REGISTERED_ALIGNMENT_MODEL = "geoloc-alignment"
 def alignment_model(ctx: StepContext) -> StepOutcome:
     paths = ctx.paths
     model = ctx.section("model")
+    imported = ctx.section("train").get("imported_model")
+    if imported:  # a published model (`geoloc import`) instead of training: docs/imports.md
+        from geoloc_core.imports.adopt import adopt_model
+
+        summary = adopt_model(paths, imported)
+        ctx.run.set_tags({"variant": summary["variant"], "imported_from": imported})
+        ctx.run.log_artifact(paths.model_weights, "model")
+        ctx.run.log_artifact(paths.model_config, "model")
+        summary["registered_version"] = register_model(ctx.run, summary["variant"], paths.model_dir)
+        return StepOutcome(summary, [paths.model_weights, paths.model_config])
     ctx.run.set_tags({"variant": model["variant"]})
 
     def on_step(step: int, metrics: dict[str, float]) -> None:

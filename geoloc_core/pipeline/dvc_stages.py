@@ -40,21 +40,49 @@ def groups(stages: Sequence[Stage] = STAGES) -> dict[str, list[Stage]]:
     return grouped
 
 
-def render(benchmarks: Sequence[str], stages: Sequence[Stage] = STAGES) -> str:
-    """The text of dvc.yaml for these benchmarks."""
+# Settings that name imported files (docs/imports.md): the stage that reads them lists them as
+# deps, so `dvc repro` re-runs it (and what follows) when the imported bytes change.
+IMPORTED_INPUTS = (("train", "imported_model", "model"),)
+
+
+def imported_deps(params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Stage group -> the imported folders its settings name."""
+    deps: dict[str, list[str]] = {}
+    for section, key, group in IMPORTED_INPUTS:
+        value = (params.get(section) or {}).get(key)
+        if value:
+            deps.setdefault(group, []).append(str(value))
+    return deps
+
+
+def render(
+    benchmarks: Sequence[str],
+    stages: Sequence[Stage] = STAGES,
+    imported: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The text of dvc.yaml for these benchmarks (imported: extra deps per stage group)."""
     grouped = groups(stages)
+    imported = imported or {}
     body = {
-        "stages": {name: _stage(grouped[name], stages, benchmarks) for name in grouped},
+        "stages": {
+            name: _stage(grouped[name], stages, benchmarks, imported.get(name, ()))
+            for name in grouped
+        },
         "plots": _plots(benchmarks),
     }
     return HEADER + yaml.safe_dump(body, sort_keys=False, width=100)
 
 
-def _stage(members: list[Stage], stages: Sequence[Stage], benchmarks: Sequence[str]) -> dict:
+def _stage(
+    members: list[Stage],
+    stages: Sequence[Stage],
+    benchmarks: Sequence[str],
+    imported: Sequence[str] = (),
+) -> dict:
     by_name = {s.name: s for s in stages}
     group = members[0].group
     own = {s.name for s in members}
-    deps: list[str] = []
+    deps: list[str] = list(imported)
     for stage in members:
         for upstream in stage.upstream:
             if upstream.step in SOURCES:
@@ -159,5 +187,5 @@ def _unique(items: Iterable[str]) -> list[str]:
 def write(root: Path, params: Mapping[str, Any]) -> Path:
     """Write dvc.yaml for the project's benchmarks; returns its path."""
     path = Path(root) / DVC_FILE
-    path.write_text(render(params["benchmarks"]["names"]))
+    path.write_text(render(params["benchmarks"]["names"], imported=imported_deps(params)))
     return path

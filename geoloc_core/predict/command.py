@@ -34,6 +34,7 @@ class PredictRequest:
     map_out: Path | None = None
     progress: bool = True
     all_views: bool = False  # every reference view listed, not one entry per place
+    model: Path | None = None  # an imported GeoCLIP folder (docs/imports.md); None: the project's
 
 
 def run_predict(
@@ -52,15 +53,20 @@ def run_predict(
             f"geoloc: skipped {len(expanded.skipped)} file(s) of the folders given whose names "
             f"are not image names: {names}{more}\n"
         )
-    files = PredictFiles.of_project(root, settings)  # refuses at once when nothing is built
-    from geoloc_core.predict.predictor import Predictor  # torch, open_clip, FAISS: only now
+    if request.model is not None:  # an imported GeoCLIP: its gallery is the only pool
+        from geoloc_core.imports.geoclip_predict import GeoClipPredictor
 
-    predictor = Predictor(files, settings, ProjectPaths(root))
-    if predictor.calibration is None:
-        err.write(
-            "geoloc: no confidence calibration in this project yet, so the answers carry no "
-            "confidence radii: materialize it with `geoloc materialize --group verification`\n"
-        )
+        predictor = GeoClipPredictor(request.model, settings.geocoder, request.top_k)
+    else:
+        files = PredictFiles.of_project(root, settings)  # refuses at once when nothing is built
+        from geoloc_core.predict.predictor import Predictor  # torch, open_clip, FAISS: only now
+
+        predictor = Predictor(files, settings, ProjectPaths(root))
+        if predictor.calibration is None:
+            err.write(
+                "geoloc: no confidence calibration in this project yet, so the answers carry no "
+                "confidence radii: materialize it with `geoloc materialize --group verification`\n"
+            )
     results = []
     photos = expanded.photos
     with tqdm(

@@ -59,7 +59,13 @@ class ServedPredictor(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from geoloc_core.predict.predictor import Predictor
 
-        self._predictor = Predictor.of_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
+        if (bundle / "geoclip_bundle.json").is_file():  # an imported GeoCLIP (docs/imports.md)
+            from geoloc_core.imports.geoclip_predict import GeoClipPredictor
+
+            self._predictor = GeoClipPredictor.of_bundle(bundle)
+        else:
+            self._predictor = Predictor.of_bundle(bundle)
         self._predictor.warm_up()
 
     # model_input carries no type hint on purpose: MLflow would derive the signature from it
