@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from geoloc_core.data.images import load_batch, normalize_pixels
+from geoloc_core.data.images import load_rgb, normalize_pixels
+from geoloc_core.data.loader import IN_PROCESS, LoaderOptions, chunks, decoded_batches
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers
@@ -76,25 +78,32 @@ def extract_features(
     token_grid: int,
     batch_size: int,
     progress: bool = False,
+    loader: LoaderOptions = IN_PROCESS,
 ) -> ShardContent:
-    """Run the frozen image tower over items (sorted by id); failures are kept by id."""
+    """Run the frozen image tower over items (sorted by id); failures are kept by id. Images are
+    decoded and normalised by loader's worker processes while the tower runs."""
     device = next(towers.model.parameters()).device
     ids: list[str] = []
     pooled: list[np.ndarray] = []
     tokens: list[np.ndarray] = []
     failures: dict[str, str] = {}
-    starts = range(0, len(items), batch_size)
-    for start in tqdm(starts, desc="features", disable=None if progress else True, unit="batch"):
-        chunk = items[start : start + batch_size]
-        images, positions, failed = load_batch(
-            [i.id for i in chunk], [i.image for i in chunk], towers.image_size
-        )
-        failures.update({f.id: f.reason for f in failed})
-        if not positions:
+    batches = chunks([i.id for i in items], [i.image for i in items], batch_size)
+    decoded = decoded_batches(
+        batches,
+        partial(load_rgb, size=towers.image_size),
+        partial(normalize_pixels, mean=list(towers.mean), std=list(towers.std)),
+        loader,
+    )
+    bar = tqdm(decoded, total=len(batches), desc="features", unit="batch",
+               disable=None if progress else True)
+    for batch in bar:
+        failures.update({f.id: f.reason for f in batch.failures})
+        if not batch.positions:
             continue
-        pixels = normalize_pixels(images, towers.mean, towers.std).to(device)
+        pixels = batch.images.to(device, non_blocking=True)
         outputs = backbone_outputs(towers.model.visual, pixels, token_grid)
-        ids += [chunk[p].id for p in positions]
+        chunk = batches[batch.number]
+        ids += [chunk[p][0] for p in batch.positions]
         pooled.append(outputs.pooled.cpu().numpy().astype(np.float16))
         tokens.append(outputs.tokens.cpu().numpy().astype(np.float16))
     dim = int(towers.embed_dim)
@@ -126,6 +135,7 @@ def compute_feature_shard(
     n_shards: int,
     batch_size: int,
     log: Log = print,
+    loader: LoaderOptions = IN_PROCESS,
 ) -> ShardOutcome:
     """Make directory's shard cover items, keeping an existing one made the same way."""
     start = time.perf_counter()
@@ -147,7 +157,9 @@ def compute_feature_shard(
     towers = towers_factory()
     if towers.image_size != image_size:
         raise ValueError(f"towers take {towers.image_size}px images, the spec says {image_size}")
-    content = extract_features(towers, items, spec.token_grid, batch_size, progress=True)
+    content = extract_features(
+        towers, items, spec.token_grid, batch_size, progress=True, loader=loader
+    )
     meta = {
         "spec": spec.__dict__,
         "fingerprint": fingerprint,

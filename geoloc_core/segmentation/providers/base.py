@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from geoloc_core.data.images import ImageFailure
+from geoloc_core.data.loader import DecodeOne, FinishBatch
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class Prediction:
     positions: list[int] = field(default_factory=list)  # batch positions that succeeded
     label_maps: list[np.ndarray] = field(default_factory=list)  # (H, W) uint8, one per position
     failures: list[ImageFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageDecoder:
+    """How a provider wants its images prepared, so that worker processes can do it ahead
+    (data/loader.py): one image -> array, and the stacked batch -> the model's input. A provider
+    with a `decoder()` also takes the batch so prepared: `predict(items, decoded)`."""
+
+    decode_one: DecodeOne
+    finish: FinishBatch | None = None
 
 
 class SegmentationProvider(Protocol):
