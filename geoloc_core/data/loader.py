@@ -89,7 +89,7 @@ def decode_batch(
         return DecodedBatch(number, torch.empty(0, dtype=torch.uint8), positions, failures)
     stack = np.stack(good)
     images = finish(stack) if finish is not None else torch.from_numpy(stack)
-    return DecodedBatch(number, images.contiguous(), positions, failures)
+    return DecodedBatch(number, images, positions, failures)
 
 
 class _Batches(Dataset):
