@@ -72,8 +72,9 @@ def read_overrides(root: Path, name: str) -> list[Override]:
 def merged(params: Mapping[str, Any], overrides: list[Override], source: str) -> dict[str, Any]:
     """params with the overrides applied, checked by the settings models; ParamsError naming
     the overrides file and the key when a key is unknown or a value is refused."""
-    result = {name: dict(keys) if isinstance(keys, Mapping) else keys
-              for name, keys in params.items()}
+    result = {
+        name: dict(keys) if isinstance(keys, Mapping) else keys for name, keys in params.items()
+    }
     for override in overrides:
         section, _, key = override.key.partition(".")
         keys = result.get(section)
@@ -137,7 +138,7 @@ def apply_profile(text: str, name: str, overrides: list[Override]) -> str:
         _check_one_line(line, key, override.key, current[section][key])
         newline = "\n" if line.endswith("\n") else ""
         lines[number] = (
-            f"{indent}{DEMO_PREFIX}{line[len(indent):].rstrip(chr(10))}\n"
+            f"{indent}{DEMO_PREFIX}{line[len(indent) :].rstrip(chr(10))}\n"
             f"{indent}{key}: {_flow(override.value, override.key)}"
             f"{MARKER.format(name=name)}{newline}"
         )

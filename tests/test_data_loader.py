@@ -85,14 +85,26 @@ def test_segmentation_shard_from_two_workers_is_byte_identical(photos, tmp_path)
         items.append(SegItem(image_id, path, label))
     section = load_params(Path(__file__).resolve().parents[1])["segmentation"]
     settings = SegmentationSettings.from_section(
-        {**section, "output_resolution": 8, "n_shards": 1, "batch_size": 4, "progress": False,
-         "condition_errors": False}
+        {
+            **section,
+            "output_resolution": 8,
+            "n_shards": 1,
+            "batch_size": 4,
+            "progress": False,
+            "condition_errors": False,
+        }
     )
     files = []
     for name, options in (("alone", LoaderOptions()), ("two", TWO_WORKERS)):
         outcome = compute_shard(
-            items, settings, 0, tmp_path / name, tmp_path / f"{name}-parts",
-            lambda: DemoProvider(condition_errors=False), log=lambda _: None, loader=options,
+            items,
+            settings,
+            0,
+            tmp_path / name,
+            tmp_path / f"{name}-parts",
+            lambda: DemoProvider(condition_errors=False),
+            log=lambda _: None,
+            loader=options,
         )
         assert outcome.images == 9 and {f.id for f in outcome.failures} == {"p03", "p08"}
         files.append(outcome.path.read_bytes())

@@ -61,7 +61,7 @@ def test_full_and_back_round_trips_params_byte_for_byte(project: Path, capsys) -
         ("modle:\n  embed_dim: 512\n", "profiles/full.yaml: modle.embed_dim: params.yaml has no "),
         ("train:\n  epochs: -3\n", "profiles/full.yaml: train.epochs=-3"),
         (
-            "lmm:\n  prompt_rag: \"{similar} {dissimilar}: latitude, longitude?\"\n",
+            'lmm:\n  prompt_rag: "{similar} {dissimilar}: latitude, longitude?"\n',
             "lmm.prompt_rag spans several lines",
         ),
     ],

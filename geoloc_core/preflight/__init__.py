@@ -59,11 +59,14 @@ def run_preflight(root: Path, gpu: bool | None = None) -> PreflightReport:
     rewritable = _folder_bytes(root / "artifacts")  # a re-run replaces what is there
     if report.disk_bytes > report.free_bytes + rewritable:
         short = report.disk_bytes - report.free_bytes - rewritable
-        report.problems.append(Problem(
-            "disk", f"the outputs need {human_bytes(report.disk_bytes)}, "
-            f"{human_bytes(short)} more than is free on {root}",
-            f"free {human_bytes(short)} on that disk, or run from a project on a larger one",
-        ))
+        report.problems.append(
+            Problem(
+                "disk",
+                f"the outputs need {human_bytes(report.disk_bytes)}, "
+                f"{human_bytes(short)} more than is free on {root}",
+                f"free {human_bytes(short)} on that disk, or run from a project on a larger one",
+            )
+        )
     return report
 
 

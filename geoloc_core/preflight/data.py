@@ -52,27 +52,48 @@ def data_problems(root: Path, params: dict[str, Any]) -> list[Problem]:
     problems = []
     source = data["source"]
     if source == "demo" and not (Path(root) / data["root"] / "manifest.csv").is_file():
-        problems.append(Problem("data", f"the demo world is not in {data['root']}",
-                                "geoloc demo-world"))
+        problems.append(
+            Problem("data", f"the demo world is not in {data['root']}", "geoloc demo-world")
+        )
     if source == "mp16pro":
         if not (Path(root) / data["mp16pro_csv"]).is_file():
-            problems.append(Problem("data", f"MP16-Pro's CSV {data['mp16pro_csv']} is missing",
-                                    fetch_command("mp16pro")))
+            problems.append(
+                Problem(
+                    "data",
+                    f"MP16-Pro's CSV {data['mp16pro_csv']} is missing",
+                    fetch_command("mp16pro"),
+                )
+            )
         if not any(glob.glob(str(Path(root) / g)) for g in data["mp16pro_archives"]):
             archives = ", ".join(data["mp16pro_archives"])
-            problems.append(Problem("data", f"no MP16-Pro image archive matches {archives}",
-                                    fetch_command("mp16pro")))
+            problems.append(
+                Problem(
+                    "data",
+                    f"no MP16-Pro image archive matches {archives}",
+                    fetch_command("mp16pro"),
+                )
+            )
     if source == "folder" and not (Path(root) / data["folder_images"]).is_dir():
-        problems.append(Problem("data", f"the photo folder {data['folder_images']} is missing",
-                                f"put geotagged photos in {data['folder_images']}"))
+        problems.append(
+            Problem(
+                "data",
+                f"the photo folder {data['folder_images']} is missing",
+                f"put geotagged photos in {data['folder_images']}",
+            )
+        )
     for name in names:
         if f"{name}_csv" not in data:
             continue  # validation and the demo benchmarks come with the reference source
         csv, images = Path(root) / data[f"{name}_csv"], Path(root) / data[f"{name}_images"]
         missing = [str(p.relative_to(root)) for p in (csv, images) if not p.exists()]
         if missing:
-            problems.append(Problem("data", f"benchmark {name}: {' and '.join(missing)} missing",
-                                    fetch_command(name)))
+            problems.append(
+                Problem(
+                    "data",
+                    f"benchmark {name}: {' and '.join(missing)} missing",
+                    fetch_command(name),
+                )
+            )
     return problems
 
 

@@ -37,13 +37,21 @@ def gpu_problems(params: dict[str, Any], gpu: bool) -> list[Problem]:
     problems = []
     for key, device in device_keys(params).items():
         if device == "cuda" and not gpu:
-            problems.append(Problem(
-                "gpu", f"{key} is cuda but torch sees no CUDA device on this machine",
-                f"run on a machine with a CUDA GPU (`nvidia-smi` lists it), or set {key}: auto",
-            ))
+            problems.append(
+                Problem(
+                    "gpu",
+                    f"{key} is cuda but torch sees no CUDA device on this machine",
+                    f"run on a machine with a CUDA GPU (`nvidia-smi` lists it), or set {key}: auto",
+                )
+            )
     if params["index"]["device"] == "cuda" and gpu and not _faiss_gpus():
-        problems.append(Problem("gpu", "index.device is cuda but FAISS has no GPU build here",
-                                "pip install -e '.[gpu]' (faiss-gpu)"))
+        problems.append(
+            Problem(
+                "gpu",
+                "index.device is cuda but FAISS has no GPU build here",
+                "pip install -e '.[gpu]' (faiss-gpu)",
+            )
+        )
     return problems
 
 
@@ -60,8 +68,11 @@ def secret_problems(params: dict[str, Any]) -> list[Problem]:
         ("lmm.provider", params["lmm"]["provider"], params["lmm"]["api_key_env"]),
     ):
         if provider == "openai" and not os.environ.get(variable):
-            problems.append(Problem(
-                "secret", f"{key} is openai but ${variable} is not set",
-                f"export {variable}=<your key>  (never written to params, MLflow or logs)",
-            ))
+            problems.append(
+                Problem(
+                    "secret",
+                    f"{key} is openai but ${variable} is not set",
+                    f"export {variable}=<your key>  (never written to params, MLflow or logs)",
+                )
+            )
     return problems

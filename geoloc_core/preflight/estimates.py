@@ -47,8 +47,17 @@ def stage_estimates(
         gpu_seconds = _seconds(n, gpu, size.stage, params) if gpu is not None else None
         if gpu is not None and gpu.basis != here.basis:
             basis += f"; 1 GPU: {gpu.basis}"
-        estimates.append(StageEstimate(size.stage, n, size.bytes_per_item,
-                                       int(n * size.bytes_per_item), seconds, gpu_seconds, basis))
+        estimates.append(
+            StageEstimate(
+                size.stage,
+                n,
+                size.bytes_per_item,
+                int(n * size.bytes_per_item),
+                seconds,
+                gpu_seconds,
+                basis,
+            )
+        )
         if size.stage == "features":
             estimates.append(_model(params, counts, measured, demo_seconds, gpu_here))
     return estimates
@@ -64,20 +73,23 @@ def _wants_gpu(params: dict[str, Any], section: str) -> bool:
     return params[section]["device"] in ("cuda", "auto")
 
 
-def _rates(stage: str, params: dict[str, Any], measured: Measurements,
-           gpu_here: bool) -> tuple[Rate, Rate | None]:
+def _rates(
+    stage: str, params: dict[str, Any], measured: Measurements, gpu_here: bool
+) -> tuple[Rate, Rate | None]:
     """(the rate here, the rate on one GPU or None where the stage uses none)."""
     workers = params["loader"]["workers"]
     if stage == "data":
         threads = params["manifest"]["image_check_workers"]
-        return Rate(decode_rate(threads), f"gate decodes every image, {threads} threads x "
-                    "4.8 ms/JPEG"), None
+        return Rate(
+            decode_rate(threads), f"gate decodes every image, {threads} threads x 4.8 ms/JPEG"
+        ), None
     if stage == "texts":
         text = params["text"]
         if text["provider"] == "openai":
             c = text["lmm_max_concurrency"]
-            return Rate(c / LMM_REQUEST_S, f"{c} requests in flight x {LMM_REQUEST_S:.0f} s "
-                        "each (assumed)"), None
+            return Rate(
+                c / LMM_REQUEST_S, f"{c} requests in flight x {LMM_REQUEST_S:.0f} s each (assumed)"
+            ), None
         values = measured.find("3", "photo-like points")
         rate = float(values["per_s"]) if values else None
         return Rate(rate, "reverse geocoding, results.json"), None
@@ -90,9 +102,12 @@ def _rates(stage: str, params: dict[str, Any], measured: Measurements,
     if stage == "features":
         architecture = params["backbone"]["architecture"]
         cpu = measured.tower_images_s(architecture)
-        cpu_rate = Rate(min(cpu, decode_rate(workers)) if cpu else None,
-                        f"{architecture} on this CPU, results.json" if cpu
-                        else f"no measurement of {architecture} in results.json")
+        cpu_rate = Rate(
+            min(cpu, decode_rate(workers)) if cpu else None,
+            f"{architecture} on this CPU, results.json"
+            if cpu
+            else f"no measurement of {architecture} in results.json",
+        )
         gpu = None
         if architecture == "ViT-L-14" and _wants_gpu(params, "features"):
             gpu = gpu_images_rate(GPU_VIT_L14_IMAGES_S, architecture, workers)
@@ -109,13 +124,20 @@ def _rates(stage: str, params: dict[str, Any], measured: Measurements,
     if lmm["provider"] != "none":
         prompts = len(lmm["g3_rag_sizes"]) if lmm["mode"] == "g3" else 1
         per_query += prompts * LMM_REQUEST_S / lmm["max_concurrency"]
-        basis += f"; LMM {prompts} prompt(s)/query, {lmm['max_concurrency']} in flight, " \
-                 f"{LMM_REQUEST_S:.0f} s each (assumed)"
+        basis += (
+            f"; LMM {prompts} prompt(s)/query, {lmm['max_concurrency']} in flight, "
+            f"{LMM_REQUEST_S:.0f} s each (assumed)"
+        )
     return Rate(1 / per_query, basis), None
 
 
-def _model(params: dict[str, Any], counts: ItemCounts, measured: Measurements,
-           demo_seconds: dict[str, float], gpu_here: bool) -> StageEstimate:
+def _model(
+    params: dict[str, Any],
+    counts: ItemCounts,
+    measured: Measurements,
+    demo_seconds: dict[str, float],
+    gpu_here: bool,
+) -> StageEstimate:
     """Training: epochs over the reference items; its output (a checkpoint) does not grow."""
     epochs = params["train"]["epochs"]
     work = epochs * counts.reference
@@ -127,5 +149,6 @@ def _model(params: dict[str, Any], counts: ItemCounts, measured: Measurements,
         here, basis = gpu, f"time: {gpu_basis}"
     else:
         here, basis = None, f"no CPU measurement at these model sizes; {gpu_basis}"
-    return StageEstimate("model", work, 0.0, 0, here, gpu, f"{epochs} epochs; a checkpoint of "
-                         f"fixed size; {basis}")
+    return StageEstimate(
+        "model", work, 0.0, 0, here, gpu, f"{epochs} epochs; a checkpoint of fixed size; {basis}"
+    )

@@ -43,8 +43,9 @@ MEASURED: dict[str, Measured] = {
     "segmentation": Measured(4_700.0, 4_696.0, "artifacts/segmentation/*.npz / 2,600 images"),
     "features": Measured(4_400.0, 4_352.0, "artifacts/features/*/ / 2,600 images"),
     "index": Measured(2_100.0, 2_048.0, "artifacts/embeddings + artifacts/index / 2,100 rows"),
-    "per_query": Measured(6_000.0, 6_000.0, "artifacts/{candidates,rerank,verification}/ / 500 "
-                          "queries"),
+    "per_query": Measured(
+        6_000.0, 6_000.0, "artifacts/{candidates,rerank,verification}/ / 500 queries"
+    ),
 }
 
 
@@ -111,13 +112,29 @@ def stage_sizes(params: dict[str, Any]) -> list[StageSize]:
     rows = [
         ("data", MEASURED["data"].bytes_per_item, "images", "manifest row"),
         ("texts", MEASURED["texts"].bytes_per_item, "reference", "place text row"),
-        ("segmentation", segmentation_bytes(resolution) * MEASURED["segmentation"].overhead,
-         "images", f"{resolution}² label map + 150 floats"),
-        ("features", feature_bytes(dim, grid) * MEASURED["features"].overhead, "images",
-         f"fp16 {dim} x (1 + {grid}²)"),
-        ("index", index_bytes(params, width) * MEASURED["index"].overhead, "reference",
-         f"{width}-d fp16 embedding + {params['index']['type']} index"),
-        ("per_query", MEASURED["per_query"].bytes_per_item, "queries",
-         "candidates, re-rank, verification, metrics"),
+        (
+            "segmentation",
+            segmentation_bytes(resolution) * MEASURED["segmentation"].overhead,
+            "images",
+            f"{resolution}² label map + 150 floats",
+        ),
+        (
+            "features",
+            feature_bytes(dim, grid) * MEASURED["features"].overhead,
+            "images",
+            f"fp16 {dim} x (1 + {grid}²)",
+        ),
+        (
+            "index",
+            index_bytes(params, width) * MEASURED["index"].overhead,
+            "reference",
+            f"{width}-d fp16 embedding + {params['index']['type']} index",
+        ),
+        (
+            "per_query",
+            MEASURED["per_query"].bytes_per_item,
+            "queries",
+            "candidates, re-rank, verification, metrics",
+        ),
     ]
     return [StageSize(stage, bytes_, items, basis) for stage, bytes_, items, basis in rows]

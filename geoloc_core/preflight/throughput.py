@@ -69,5 +69,8 @@ def gpu_images_rate(model_rate: float, model: str, workers: int) -> Rate:
     feed = decode_rate(workers)
     rate = min(model_rate, feed)
     bound = "decoding" if feed < model_rate else model
-    return Rate(rate, f"GPU {model} {model_rate:.0f} img/s (assumed), decoding "
-                f"{max(1, workers)} x {1 / DECODE_S_PER_JPEG:.0f} img/s: {bound} bounds it")
+    return Rate(
+        rate,
+        f"GPU {model} {model_rate:.0f} img/s (assumed), decoding "
+        f"{max(1, workers)} x {1 / DECODE_S_PER_JPEG:.0f} img/s: {bound} bounds it",
+    )

@@ -53,8 +53,13 @@ def backbone_problems(root: Path, backbone: dict[str, Any]) -> list[Problem]:
     if file.suffix or "/" in pretrained:
         if file.is_file():
             return []
-        return [Problem("weights", f"backbone.pretrained file {pretrained} is missing",
-                        f"put the weights at {file} or set backbone.pretrained to an open_clip tag")]
+        return [
+            Problem(
+                "weights",
+                f"backbone.pretrained file {pretrained} is missing",
+                f"put the weights at {file} or set backbone.pretrained to an open_clip tag",
+            )
+        ]
     from geoloc_core.encoders.clip_towers import TowerSpec, _open_clip
 
     # lean: open_clip without timm and transformers, which a tag's lookup does not need
@@ -62,14 +67,25 @@ def backbone_problems(root: Path, backbone: dict[str, Any]) -> list[Problem]:
         architecture, pretrained
     )
     if not config:
-        return [Problem("weights", f"open_clip knows no weights {pretrained!r} for {architecture}",
-                        f"choose a tag of open_clip.list_pretrained_tags_by_model('{architecture}')")]
+        return [
+            Problem(
+                "weights",
+                f"open_clip knows no weights {pretrained!r} for {architecture}",
+                f"choose a tag of open_clip.list_pretrained_tags_by_model('{architecture}')",
+            )
+        ]
     repo = str(config.get("hf_hub", "")).rstrip("/")
     if repo and in_hub_cache(repo, OPEN_CLIP_FILES):
         return []
     name = repo or f"{architecture}:{pretrained}"
-    return [Problem("weights", f"backbone {architecture} ({pretrained}) weights are not in the "
-                    f"Hugging Face cache ({name})", fetch_command(name))]
+    return [
+        Problem(
+            "weights",
+            f"backbone {architecture} ({pretrained}) weights are not in the "
+            f"Hugging Face cache ({name})",
+            fetch_command(name),
+        )
+    ]
 
 
 def segmentation_problems(root: Path, segmentation: dict[str, Any]) -> list[Problem]:
@@ -78,18 +94,30 @@ def segmentation_problems(root: Path, segmentation: dict[str, Any]) -> list[Prob
     model_id = segmentation["model_id"]
     if hub_model_present(root, model_id):
         return []
-    return [Problem("weights", f"segmentation model {model_id} ({segmentation['provider']}) is "
-                    "not on this machine", fetch_command(model_id))]
+    return [
+        Problem(
+            "weights",
+            f"segmentation model {model_id} ({segmentation['provider']}) is not on this machine",
+            fetch_command(model_id),
+        )
+    ]
 
 
 def lmm_problems(root: Path, lmm: dict[str, Any]) -> list[Problem]:
     if lmm["provider"] != "transformers" or hub_model_present(root, lmm["model"]):
         return []
-    return [Problem("weights", f"LMM {lmm['model']} (lmm.provider transformers) is not on this "
-                    "machine", fetch_command(lmm["model"]))]
+    return [
+        Problem(
+            "weights",
+            f"LMM {lmm['model']} (lmm.provider transformers) is not on this machine",
+            fetch_command(lmm["model"]),
+        )
+    ]
 
 
-def geoclip_problems(root: Path, model: dict[str, Any], verification: dict[str, Any]) -> list[Problem]:
+def geoclip_problems(
+    root: Path, model: dict[str, Any], verification: dict[str, Any]
+) -> list[Problem]:
     """GeoCLIP's location encoder (model.gps_init) and GPS gallery (verification.gallery)."""
     from geoloc_core.encoders.geoclip_files import (
         GEOCLIP,
@@ -110,8 +138,13 @@ def geoclip_problems(root: Path, model: dict[str, Any], verification: dict[str, 
             path = resolve_release_file(value, relative, root)
         except (ModuleNotFoundError, FileNotFoundError):
             install = re.search(r"`([^`]+)`", INSTALL_HINT)
-            problems.append(Problem("weights", f"{key}: {value}: the geoclip wheel's "
-                                    f"{relative} is missing", install[1] if install else INSTALL_HINT))
+            problems.append(
+                Problem(
+                    "weights",
+                    f"{key}: {value}: the geoclip wheel's {relative} is missing",
+                    install[1] if install else INSTALL_HINT,
+                )
+            )
             continue
         if not path.is_file():
             fix = f"put the file at {path}" if value != GEOCLIP else INSTALL_HINT
