@@ -16,35 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from geoloc_core.data.decode import DECODE_ERRORS, describe_failure
+from geoloc_core.data.decode import DECODE_ERRORS, ImageDecodeError, describe_failure
 from geoloc_core.data.images import ImageFailure
+from geoloc_core.data.loader_settings import LoaderOptions
 
-Location = str | Path
+Location = Any  # what decode_one reads: a path, a tar member, a predict Photo
 DecodeOne = Callable[[Location], np.ndarray]  # one image -> its preprocessed array
 FinishBatch = Callable[[np.ndarray], torch.Tensor]  # the stacked arrays -> the model's input
-
-
-@dataclass(frozen=True)
-class LoaderOptions:
-    """How batches are prepared: workers 0 = in the calling process (no worker processes);
-    prefetch = batches each worker prepares ahead; pin_memory for fast copies to a GPU."""
-
-    workers: int = 0
-    prefetch: int = 2
-    pin_memory: bool = False
-
-    def __post_init__(self) -> None:
-        if self.workers < 0 or self.prefetch < 1:
-            raise ValueError(
-                f"loader workers={self.workers} must be >= 0 and prefetch={self.prefetch} >= 1"
-            )
 
 
 IN_PROCESS = LoaderOptions()  # no worker processes: the default of every caller
@@ -59,13 +43,27 @@ class DecodedBatch:
     images: torch.Tensor
     positions: list[int]
     failures: list[ImageFailure]
+    failed_positions: list[int]  # the batch position of each failure
 
     def pin_memory(self) -> DecodedBatch:
         """Called by the DataLoader's pinning thread (pin_memory=True)."""
-        return DecodedBatch(self.number, self.images.pin_memory(), self.positions, self.failures)
+        pinned = self.images.pin_memory()
+        return DecodedBatch(
+            self.number, pinned, self.positions, self.failures, self.failed_positions
+        )
 
     def numpy(self) -> np.ndarray:
         return self.images.numpy()
+
+    def image_at(self, position: int) -> np.ndarray:
+        """The prepared image at a batch position; ImageDecodeError with the failure's reason
+        when it failed (the caller reports it as if it had decoded it itself)."""
+        if position in self.positions:
+            return self.images[self.positions.index(position)].numpy()
+        failed = dict(zip(self.failed_positions, self.failures, strict=True))
+        if position not in failed:
+            raise IndexError(f"batch {self.number} has no position {position}")
+        raise ImageDecodeError(failed[position].reason)
 
 
 def decode_batch(
@@ -78,18 +76,20 @@ def decode_batch(
     good: list[np.ndarray] = []
     positions: list[int] = []
     failures: list[ImageFailure] = []
+    failed: list[int] = []
     for position, (image_id, location) in enumerate(batch):
         try:
             good.append(decode_one(location))
         except DECODE_ERRORS as exc:
             failures.append(ImageFailure(str(image_id), describe_failure(exc)))
+            failed.append(position)
         else:
             positions.append(position)
     if not good:
-        return DecodedBatch(number, torch.empty(0, dtype=torch.uint8), positions, failures)
+        return DecodedBatch(number, torch.empty(0, dtype=torch.uint8), positions, failures, failed)
     stack = np.stack(good)
     images = finish(stack) if finish is not None else torch.from_numpy(stack)
-    return DecodedBatch(number, images, positions, failures)
+    return DecodedBatch(number, images, positions, failures, failed)
 
 
 class _Batches(Dataset):

@@ -7,10 +7,27 @@ functions, so every output is byte-identical whatever `workers` is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field
 
-from geoloc_core.data.loader import LoaderOptions
 from geoloc_core.section_model import SectionModel, whole
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How batches are prepared: workers 0 = in the calling process (no worker processes);
+    prefetch = batches each worker prepares ahead; pin_memory for fast copies to a GPU."""
+
+    workers: int = 0
+    prefetch: int = 2
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.prefetch < 1:
+            raise ValueError(
+                f"loader workers={self.workers} must be >= 0 and prefetch={self.prefetch} >= 1"
+            )
 
 
 class LoaderSettings(SectionModel):

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from geoloc_core.data.images import ImageFailure
-from geoloc_core.data.loader import DecodeOne, FinishBatch
+from geoloc_core.data.loader import DecodedBatch, DecodeOne, FinishBatch
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ class ImageDecoder:
 class SegmentationProvider(Protocol):
     name: str
 
-    def predict(self, items: Sequence[WorkItem]) -> Prediction:
-        """Label maps for the items that decode; a failure per item that does not."""
+    def predict(self, items: Sequence[WorkItem], decoded: DecodedBatch | None = None) -> Prediction:
+        """Label maps for the items that decode; a failure per item that does not. decoded:
+        the items as the provider's decoder() prepares them (by worker processes), when it has
+        one; a provider without decoder() decodes in predict and gets no decoded batch."""
         ...
 
     def describe(self) -> dict[str, str]:
