@@ -16,6 +16,7 @@ from geoloc_core.params import PARAMS_FILE, load_params
 from geoloc_core.preflight.data import data_problems, item_counts
 from geoloc_core.preflight.devices import (
     cuda_available,
+    device_keys,
     gpu_problems,
     runs_on,
     secret_problems,
@@ -54,7 +55,7 @@ def run_preflight(root: Path, gpu: bool | None = None) -> PreflightReport:
             *secret_problems(params),
         ],
         stages=stage_estimates(root, params, counts, profile == "demo", gpu),
-        notes=[f"items from {counts.basis}", DVC_CACHE_NOTE],
+        notes=[f"items from {counts.basis}", *_cpu_notes(params, gpu), DVC_CACHE_NOTE],
     )
     rewritable = _folder_bytes(root / "artifacts")  # a re-run replaces what is there
     if report.disk_bytes > report.free_bytes + rewritable:
@@ -68,6 +69,14 @@ def run_preflight(root: Path, gpu: bool | None = None) -> PreflightReport:
             )
         )
     return report
+
+
+def _cpu_notes(params: dict, gpu: bool) -> list[str]:
+    """`auto` sections run on the CPU when no GPU is here: allowed, but said."""
+    auto = [key for key, device in device_keys(params).items() if device == "auto"]
+    if gpu or not auto:
+        return []
+    return [f"no CUDA device here: {', '.join(auto)} (auto) will run on the CPU"]
 
 
 def _folder_bytes(folder: Path) -> int:

@@ -23,7 +23,6 @@ from geoloc_core.preflight.throughput import (
 )
 
 QUERY_STAGES = ("retrieval", "rerank", "lmm", "verification", "baselines", "evaluation", "serving")
-SEARCH_RERANK_S_PER_QUERY = 0.002  # IVF-PQ search (18,791 q/s) + re-rank (0.47 ms), results.json
 
 
 def stage_estimates(
@@ -42,9 +41,9 @@ def stage_estimates(
             seconds: float | None = demo_seconds[size.stage]
             basis = f"{size.basis}; time: measured, fresh `make demo` here"
         else:
-            seconds = _seconds(n, here, size.stage, params)
+            seconds = _seconds(n, here)
             basis = f"{size.basis}; time: {here.basis}"
-        gpu_seconds = _seconds(n, gpu, size.stage, params) if gpu is not None else None
+        gpu_seconds = _seconds(n, gpu) if gpu is not None else None
         if gpu is not None and gpu.basis != here.basis:
             basis += f"; 1 GPU: {gpu.basis}"
         estimates.append(
@@ -63,7 +62,7 @@ def stage_estimates(
     return estimates
 
 
-def _seconds(items: int, rate: Rate, stage: str, params: dict[str, Any]) -> float | None:
+def _seconds(items: int, rate: Rate) -> float | None:
     if rate.per_second is None:
         return None
     return items / rate.per_second if items else 0.0
@@ -117,10 +116,12 @@ def _rates(
             rate = measured.ivfpq_build_per_s()
             return Rate(rate, "IVF-PQ build (train + add), results.json"), None
         return Rate(None, f"{params['index']['type']} build not measured at scale"), None
-    # per_query: search + re-rank per query, then the LMM's requests if one is configured
+    # per_query: search (similar + dissimilar) and re-rank, then the LMM's requests if any
+    per_query = measured.query_seconds()
+    if per_query is None:
+        return Rate(None, "no search / re-rank measurement in results.json"), None
+    basis = "2 IVF-PQ searches + re-rank per query, results.json"
     lmm = params["lmm"]
-    per_query = SEARCH_RERANK_S_PER_QUERY
-    basis = "search + re-rank, results.json"
     if lmm["provider"] != "none":
         prompts = len(lmm["g3_rag_sizes"]) if lmm["mode"] == "g3" else 1
         per_query += prompts * LMM_REQUEST_S / lmm["max_concurrency"]

@@ -56,6 +56,15 @@ class Measurements:
                 return float(row["values"]["images_per_s"])
         return None
 
+    def query_seconds(self) -> float | None:
+        """Seconds per benchmark query: two IVF-PQ searches (similar and dissimilar, 500
+        queries over 200k) and the batched re-rank at k = 20."""
+        search = self.find("2", "flat search s, 500 queries")
+        rerank = self.find("2", "re-rank ms/query, k=20, rerank_batch")
+        if not search or not rerank:
+            return None
+        return 2 * search["ivfpq_search_s"] / 500 + rerank["ours_ms"] / 1000
+
     def ivfpq_build_per_s(self) -> float | None:
         values = self.find("2", "build s: IVF-PQ")
         return 200_000 / values["ivfpq_build_s"] if values else None
