@@ -30,8 +30,9 @@ from geoloc_core.settings_tree import load_tree
 __all__ = ["PreflightReport", "Problem", "StageEstimate", "run_preflight"]
 
 DVC_CACHE_NOTE = (
-    "DVC keeps a copy of every cached output in .dvc/cache (cache.type copy by default): "
-    "count the disk twice, or set `dvc config cache.type hardlink,symlink`"
+    "DVC keeps a copy of every cached output in .dvc/cache (its default cache.type "
+    "reflink,copy copies on most filesystems): count the disk twice, or set "
+    "`dvc config cache.type hardlink,symlink`"
 )
 
 

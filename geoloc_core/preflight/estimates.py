@@ -32,7 +32,12 @@ def stage_estimates(
     demo_seconds = measured.demo_stage_seconds() if demo else {}
     if demo:
         demo_seconds["per_query"] = sum(demo_seconds.get(s, 0.0) for s in QUERY_STAGES)
-    items = {"images": counts.images, "reference": counts.reference, "queries": counts.queries}
+    items = {
+        "images": counts.images,
+        "reference": counts.reference,
+        "indexed": counts.reference - counts.validation,
+        "queries": counts.queries,
+    }
     estimates = []
     for size in stage_sizes(params):
         n = items[size.items]

@@ -35,25 +35,39 @@ class Measured:
         return self.bytes_per_item / self.formula_at_demo
 
 
-# Measured on the demo's outputs (main 4d0b05d, `make demo`: 2,100 reference + validation
-# images, 300 + 200 benchmark queries; `du -b` of each stage's outputs / its items).
+# Measured on the demo's outputs: the `size` DVC records for each output in dvc.lock (main
+# 4d0b05d, a fresh `make demo`), over the items it holds: 2,600 images (2,100 reference +
+# validation, 300 demo-street, 200 demo-unseen), 1,800 indexed reference rows, 800 queries
+# (validation, demo-street, demo-unseen) of 20 + 20 candidates. The demo's shapes: backbone
+# width 128, token grid 4, label maps 64 px, g3's 384-d retrieval vector, a flat index.
 MEASURED: dict[str, Measured] = {
-    "data": Measured(161.0, 161.0, "artifacts/manifests/reference.csv: 338,136 B / 2,100 rows"),
-    "texts": Measured(236.0, 236.0, "artifacts/texts/place_texts.csv / 2,100 rows"),
-    "segmentation": Measured(4_700.0, 4_696.0, "artifacts/segmentation/*.npz / 2,600 images"),
-    "features": Measured(4_400.0, 4_352.0, "artifacts/features/*/ / 2,600 images"),
-    "index": Measured(2_100.0, 2_048.0, "artifacts/embeddings + artifacts/index / 2,100 rows"),
+    "data": Measured(484_949 / 2_600, 484_949 / 2_600, "artifacts/manifests 484,949 B"),
+    "texts": Measured(272_930 / 2_100, 272_930 / 2_100, "artifacts/texts 272,930 B"),
+    "segmentation": Measured(
+        12_255_548 / 2_600, UINT8 * 64**2 + FP32 * ADE20K_CLASSES, "artifacts/segmentation "
+        "12,255,548 B"
+    ),
+    "features": Measured(
+        11_528_412 / 2_600, FP16 * 128 * (1 + 4**2), "artifacts/features 11,528,412 B"
+    ),
+    "index": Measured(
+        (1_444_978 + 2_826_192) / 1_800,
+        FP16 * 384 + FP32 * 384,
+        "artifacts/embeddings 1,444,978 B + artifacts/index 2,826,192 B",
+    ),
     "per_query": Measured(
-        6_000.0, 6_000.0, "artifacts/{candidates,rerank,verification}/ / 500 queries"
+        (3_732_268 + 1_579_253 + 93_127 + 19_765 + 3_086 + 3_086 + 222_701) / 800,
+        40,
+        "artifacts/candidates, rerank, predictions, errors, lmm, lmm_reasoning, baselines "
+        "5,653,286 B",
     ),
 }
-
 
 @dataclass(frozen=True)
 class StageSize:
     stage: str
     bytes_per_item: float
-    items: str  # which items it grows with: images | reference | queries | fixed
+    items: str  # which items it grows with: images | reference | indexed | queries
     basis: str
 
 
@@ -109,6 +123,7 @@ def stage_sizes(params: dict[str, Any]) -> list[StageSize]:
     width = retrieval_dim(params, dim)
     grid = params["features"]["token_grid"]
     resolution = params["segmentation"]["output_resolution"]
+    candidates = params["retrieval"]["top_k"] + params["retrieval"]["dissimilar_k"]
     rows = [
         ("data", MEASURED["data"].bytes_per_item, "images", "manifest row"),
         ("texts", MEASURED["texts"].bytes_per_item, "reference", "place text row"),
@@ -127,14 +142,14 @@ def stage_sizes(params: dict[str, Any]) -> list[StageSize]:
         (
             "index",
             index_bytes(params, width) * MEASURED["index"].overhead,
-            "reference",
+            "indexed",
             f"{width}-d fp16 embedding + {params['index']['type']} index",
         ),
         (
             "per_query",
-            MEASURED["per_query"].bytes_per_item,
+            candidates * MEASURED["per_query"].overhead,
             "queries",
-            "candidates, re-rank, verification, metrics",
+            f"{candidates} candidates (top_k + dissimilar_k) per query",
         ),
     ]
     return [StageSize(stage, bytes_, items, basis) for stage, bytes_, items, basis in rows]
