@@ -10,7 +10,7 @@ from typing import Any
 
 from geoloc_core.preflight.data import ItemCounts
 from geoloc_core.preflight.report import StageEstimate
-from geoloc_core.preflight.sizes import stage_sizes
+from geoloc_core.preflight.sizes import backbone_dim, retrieval_dim, stage_sizes
 from geoloc_core.preflight.throughput import (
     GPU_SEGFORMER_IMAGES_S,
     GPU_TRAIN_ITEMS_S,
@@ -22,6 +22,7 @@ from geoloc_core.preflight.throughput import (
     gpu_images_rate,
 )
 
+MEASURED_INDEX_DIM = 768  # benchmarks/index_search.py's vectors
 QUERY_STAGES = ("retrieval", "rerank", "lmm", "verification", "baselines", "evaluation", "serving")
 
 
@@ -119,7 +120,13 @@ def _rates(
     if stage == "index":
         if params["index"]["type"] == "ivfpq":
             rate = measured.ivfpq_build_per_s()
-            return Rate(rate, "IVF-PQ build (train + add), results.json"), None
+            width = retrieval_dim(params, backbone_dim(params["backbone"]["architecture"]))
+            scaled = rate * MEASURED_INDEX_DIM / width if rate else None
+            return Rate(
+                scaled,
+                f"IVF-PQ build (train + add) of {MEASURED_INDEX_DIM}-d vectors, results.json, "
+                f"x {MEASURED_INDEX_DIM}/{width} (cost grows with the width)",
+            ), None
         return Rate(None, f"{params['index']['type']} build not measured at scale"), None
     # per_query: search (similar + dissimilar) and re-rank, then the LMM's requests if any
     per_query = measured.query_seconds()
