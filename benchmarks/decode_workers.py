@@ -16,6 +16,7 @@ The photos are generated here (sky gradient, buildings, foliage-like noise, JPEG
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Sequence
@@ -71,11 +72,22 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def decode_all(paths: Sequence[Path], workers: int | None) -> float:
-    """Seconds to decode + preprocess every photo (workers None: in this process)."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the DataLoader's workers are
+    joined when a pass ends)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def decode_all(paths: Sequence[Path], workers: int | None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) to decode + preprocess every photo (workers None: in this
+    process)."""
     ids = [p.stem for p in paths]
     options = LoaderOptions() if workers is None else LoaderOptions(workers=workers, prefetch=4)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     seen = 0
     for batch in decoded_batches(
         chunks(ids, paths, BATCH),
@@ -86,7 +98,7 @@ def decode_all(paths: Sequence[Path], workers: int | None) -> float:
         assert not batch.failures, batch.failures
         seen += len(batch.positions)
     assert seen == len(paths)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def features_identical(paths: Sequence[Path]) -> tuple[bool, str, str]:
@@ -117,21 +129,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         decode_all(paths[:BATCH], 2)  # warm the page cache and the fork path
         runs: dict[str, list[float]] = {"in process": [], "1 worker": [], "2 workers": []}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
             order = [(None, "in process"), (1, "1 worker"), (2, "2 workers")]
             for workers, name in order if repeat % 2 == 0 else order[::-1]:
-                runs[name].append(decode_all(paths, workers))
+                wall, used = decode_all(paths, workers)
+                runs[name].append(wall)
+                cpu[name].append(used)
         same, digest_one, digest_two = features_identical(paths[: args.identity_images])
     load_after = os.getloadavg()
     median = {name: float(np.median(samples)) for name, samples in runs.items()}
     rate = {name: args.images / seconds for name, seconds in median.items()}
     speedup = rate["2 workers"] / rate["1 worker"]
     ms_per_image = 1000 * median["in process"] / args.images
+    cpu_ms = {name: 1000 * float(np.median(v)) / args.images for name, v in cpu.items()}
     values = {
         "images": args.images,
         "jpeg_kb_mean": kb,
         "ms_per_image_in_process": ms_per_image,
         "runs_s": runs,
+        "cpu_s": cpu,
+        "cpu_ms_per_image": cpu_ms,
         "images_per_s": rate,
         "speedup_2_vs_1": speedup,
         "load_average_before": load_before,
@@ -145,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{SIZE} px: 2 workers vs 1 (load avg {load_before[0]:.1f} -> {load_after[0]:.1f})",
             f"{rate['2 workers']:.0f} img/s",
             f"{rate['1 worker']:.0f} img/s (in process: {rate['in process']:.0f}, "
-            f"{ms_per_image:.1f} ms/img)",
+            f"{ms_per_image:.1f} ms/img; CPU ms/img in process / 1 / 2 workers: "
+            f"{cpu_ms['in process']:.1f} / {cpu_ms['1 worker']:.1f} / {cpu_ms['2 workers']:.1f})",
             f"{speedup:.2f}x",
             f">= {GOAL}x",
             verdict(speedup, GOAL),
