@@ -124,6 +124,15 @@ BENCHES = (
         "256 demo images, 8 through a random SegFormer-B0 at 512 px",
         default=False,
     ),
+    Bench(
+        "decoding",
+        "decode_workers.py",
+        ("--images", "400", "--repeats", "3"),
+        ("--images", "64", "--repeats", "1", "--identity-images", "32"),
+        "400 generated 500x375 JPEGs (q90) to 224 px, 1 vs 2 worker processes, median of 3; "
+        "features of 96 with the demo tower",
+        default=False,
+    ),
 )
 
 

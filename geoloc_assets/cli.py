@@ -51,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         "multiprocess executor; GPU steps share the gpu pool (see docs/deployment.md)",
     )
 
+    profile = sub.add_parser(
+        "profile",
+        help="switch params.yaml to a profile (full: profiles/full.yaml's overrides; demo: "
+        "params.yaml's own values, byte for byte); without a name, show the one in force",
+    )
+    profile.add_argument("name", nargs="?", default=None, metavar="demo|full")
+
+    preflight = sub.add_parser(
+        "preflight",
+        help="for the settings in force: weights, data, GPU, free disk and expected time per "
+        "stage; exit 1 with one line per problem (and its fix) when the run cannot finish",
+    )
+    preflight.add_argument("--json", action="store_true", help="the report as JSON")
+
     sub.add_parser("status", help="which assets Dagster considers stale, and why")
     sub.add_parser(
         "dvc-yaml",
@@ -130,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 return _materialize(root, args)
         if args.command == "status":
             return _status(root)
+        if args.command == "profile":
+            return _profile(root, args)
+        if args.command == "preflight":
+            return _preflight(root, args)
         if args.command == "dvc-yaml":
             return _dvc_yaml(root)
         if args.command == "schema":
@@ -258,6 +276,29 @@ def _status(root: Path) -> int:
                 line += f"  {drift.status_note()}"
         print(line)
     return 0
+
+
+def _profile(root: Path, args: argparse.Namespace) -> int:
+    """`geoloc profile [demo|full]`: the overrides written into (or taken out of) params.yaml,
+    which Dagster, DVC and the CLI all read."""
+    from geoloc_core.profiles import active_profile, switch
+
+    if args.name is None:
+        print(active_profile((root / "params.yaml").read_text()))
+        return 0
+    before, overrides = switch(root, args.name)
+    keys = ", ".join(o.key for o in overrides)
+    print(f"params.yaml: profile {before} -> {args.name}" + (f" ({keys})" if keys else ""))
+    return 0
+
+
+def _preflight(root: Path, args: argparse.Namespace) -> int:
+    """`geoloc preflight`: can the settings in force finish here? (geoloc_core/preflight/)"""
+    from geoloc_core.preflight import run_preflight
+
+    report = run_preflight(root)
+    print(report.as_json() if args.json else report.as_text())
+    return 0 if report.ready else 1
 
 
 def _dvc_yaml(root: Path) -> int:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from geoloc_core.data.loader import DecodedBatch
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.cache import SegmentationCache
 from geoloc_core.segmentation.labelmaps import class_histogram, downsample_mode
@@ -76,9 +77,9 @@ class CountingProvider(DemoProvider):
         super().__init__(condition_errors=False)  # exact ground truth, as SECTION asks
         self.seen: list[str] = []
 
-    def predict(self, items: Sequence[WorkItem]) -> Prediction:
+    def predict(self, items: Sequence[WorkItem], decoded: DecodedBatch | None = None) -> Prediction:
         self.seen += [item.id for item in items]
-        return super().predict(items)
+        return super().predict(items, decoded)
 
 
 def never() -> DemoProvider:

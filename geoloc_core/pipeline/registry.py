@@ -78,7 +78,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="segmentation_cache",
         group="segmentation",
-        sections=("segmentation", "benchmarks"),
+        sections=("segmentation", "benchmarks", "loader"),
         run=RUN + "segmentation_cache:segmentation_cache",
         description="ADE20K label map + class histogram per reference and benchmark image, one "
         "file per shard of image ids (segmentation params section).",
@@ -92,6 +92,8 @@ STAGES: tuple[Stage, ...] = (
                 "The shard re-read from disk: checksum, settings, every id covered.",
             ),
         ),
+        # worker processes decoding images: read by backbone_features and predict too
+        new_sections=(("loader", "geoloc_core.data.loader_settings:LoaderSettings"),),
     ),
     Stage(
         name="backbone_weights",
@@ -108,7 +110,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="backbone_features",
         group="features",
-        sections=("features", "benchmarks"),
+        sections=("features", "benchmarks", "loader"),
         run=RUN + "backbone_features:backbone_features",
         description="Frozen image tower outputs (pooled embedding + pooled patch-token grid, "
         "fp16 or fp32: features.precision) for every reference and benchmark image, one "

@@ -13,7 +13,7 @@ def segmentation_cache(ctx: StepContext) -> StepOutcome:
     names = list(ctx.settings["benchmarks"]["names"])
     ctx.run.set_tags({"benchmark": ",".join(names)})
     report = build_segmentation_shard(
-        ctx.paths, ctx.section("segmentation"), names, ctx.key, log=ctx.log
+        ctx.paths, ctx.section("segmentation"), names, ctx.key, ctx.log, ctx.section("loader")
     )
     summary = report.summary()
     ctx.run.log_metrics(summary)

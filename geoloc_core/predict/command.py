@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
+from geoloc_core.data.decode import ImageDecodeError
+from geoloc_core.data.loader_settings import LoaderSettings
 from geoloc_core.params import load_params
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.files import PredictFiles
 from geoloc_core.predict.photos import Photo, expand_arguments, read_photo
 from geoloc_core.predict.settings import PredictSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from geoloc_core.data.clip_preprocess import ImageTransform
+    from geoloc_core.data.loader import DecodedBatch
 
 CHUNK = 16  # photos decoded and embedded together: bounds memory on a folder of thousands
 
@@ -37,6 +47,35 @@ class PredictRequest:
     model: Path | None = None  # an imported GeoCLIP folder (docs/imports.md); None: the project's
 
 
+def decode_photo_file(photo: Photo, transform: ImageTransform) -> np.ndarray:
+    """What a worker process does for one photo: read it and decode it as the predictor would."""
+    from geoloc_core.predict.embed import decode_photo
+
+    read = read_photo(photo)
+    if read.problem:
+        raise ImageDecodeError(read.problem)
+    return decode_photo(read.data, transform)
+
+
+def _decoded(
+    batches: list[list[tuple[str, Photo]]],
+    transform: ImageTransform | None,
+    loader: LoaderSettings,
+) -> Iterator[DecodedBatch | None]:
+    """Each chunk's pixels from params loader's worker processes, in order (workers 0: None,
+    and the predictor decodes each chunk itself, as an imported GeoCLIP always does)."""
+    if not loader.workers or transform is None:
+        return iter([None] * len(batches))
+    from geoloc_core.data.loader import decoded_batches  # torch: only with workers
+
+    return decoded_batches(
+        batches,
+        partial(decode_photo_file, transform=transform),
+        None,
+        loader.options(on_cuda=False),
+    )
+
+
 def run_predict(
     root: Path, request: PredictRequest, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -44,7 +83,9 @@ def run_predict(
     err = err or sys.stderr
     if request.top_k < 1:
         raise ValueError(f"--top-k {request.top_k}: must be at least 1")
-    settings = PredictSettings.from_params(load_params(root))
+    params = load_params(root)
+    settings = PredictSettings.from_params(params)
+    loader = LoaderSettings.from_section(params["loader"])
     expanded = expand_arguments(request.arguments)
     if expanded.skipped:
         names = ", ".join(str(p) for p in expanded.skipped[:5])
@@ -72,9 +113,12 @@ def run_predict(
     with tqdm(
         total=len(photos), desc="predict", unit="photo", file=err, disable=not request.progress
     ) as bar:
-        for start in range(0, len(photos), CHUNK):
-            chunk: list[Photo] = [read_photo(p) for p in photos[start : start + CHUNK]]
-            results += predictor.predict(chunk)
+        pairs = [(p.name, p) for p in photos]
+        batches = [pairs[start : start + CHUNK] for start in range(0, len(pairs), CHUNK)]
+        transform = None if request.model is not None else predictor.towers.transform
+        for batch, decoded in zip(batches, _decoded(batches, transform, loader), strict=True):
+            chunk: list[Photo] = [read_photo(p) for _, p in batch]
+            results += predictor.predict(chunk, decoded) if decoded else predictor.predict(chunk)
             bar.update(len(chunk))
     if request.map_out is not None and any(r.candidates for r in results):
         from geoloc_core.predict.map import draw_map

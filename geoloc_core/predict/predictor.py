@@ -20,6 +20,7 @@ import numpy as np
 
 from geoloc_core.confidence.calibration import read_calibration
 from geoloc_core.data.decode import DECODE_ERRORS, describe_failure
+from geoloc_core.data.loader import DecodedBatch
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.inference.decision import Decision, decide, first_answers
 from geoloc_core.inference.lmm import LmmAnswers, ask_lmm
@@ -124,8 +125,11 @@ class Predictor:
 
     # -- the path ------------------------------------------------------------------------
 
-    def predict(self, photos: Sequence[Photo]) -> list[PhotoResult]:
-        """One result per photo, in order; a photo that cannot be used gets its reason."""
+    def predict(
+        self, photos: Sequence[Photo], decoded: DecodedBatch | None = None
+    ) -> list[PhotoResult]:
+        """One result per photo, in order; a photo that cannot be used gets its reason.
+        decoded: the photos' pixels, already decoded by worker processes (command.py)."""
         results = [PhotoResult(photo.name) for photo in photos]
         rows, images = [], []
         for row, photo in enumerate(photos):
@@ -133,7 +137,10 @@ class Predictor:
                 results[row].error = photo.problem
                 continue
             try:
-                images.append(decode_photo(photo.data, self.towers.transform))
+                if decoded is None:
+                    images.append(decode_photo(photo.data, self.towers.transform))
+                else:
+                    images.append(decoded.image_at(row))
             except DECODE_ERRORS as exc:
                 results[row].error = describe_failure(exc)
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from geoloc_core.data.images import ImageFailure
+from geoloc_core.data.loader import IN_PROCESS, DecodedBatch, LoaderOptions, decoded_batches
 from geoloc_core.segmentation.container import DIGEST_KEY, CorruptFileError, read_meta
 from geoloc_core.segmentation.labelmaps import (
     class_histogram,
@@ -69,8 +70,10 @@ def compute_shard(
     provider_factory: Callable[[], SegmentationProvider],
     reason_root: Path | None = None,
     log: Log = print,
+    loader: LoaderOptions = IN_PROCESS,
 ) -> ShardOutcome:
-    """Make cache_dir's file for shard cover items; parts_root keeps the resumable batches."""
+    """Make cache_dir's file for shard cover items; parts_root keeps the resumable batches;
+    loader: the worker processes that decode the batches to compute, ahead of the provider."""
     start = time.perf_counter()
     path = cache_dir / shard_file_name(shard, settings.n_shards)
     fingerprint = settings.fingerprint()
@@ -88,26 +91,33 @@ def compute_shard(
     parts_dir = parts_root / path.stem / fingerprint
     _drop_other_fingerprints(parts_root / path.stem, fingerprint)
 
+    size = settings.batch_size
+    batches = [todo[start_at : start_at + size] for start_at in range(0, len(todo), size)]
+    part_paths = [parts_dir / f"part-{number:06d}.npz" for number in range(len(batches))]
+    finished = [
+        _finished_part(part, batch, fingerprint)
+        for part, batch in zip(part_paths, batches, strict=True)
+    ]
+    missing = [number for number, rows in enumerate(finished) if rows is None]
     provider: SegmentationProvider | None = None
+    decoded: Iterator[DecodedBatch | None] = iter(())
+    if missing:
+        provider = provider_factory()
+        log(f"segmentation provider: {provider.describe()}")
+        decoded = _decoded_ahead(provider, [batches[n] for n in missing], loader)
     parts: list[ShardRows] = []
     computed = resumed = 0
-    size = settings.batch_size
     with tqdm(
         total=len(todo),
         desc=f"segmentation {path.stem}",
         unit="img",
         disable=None if settings.progress else True,
     ) as bar:
-        for number, start_at in enumerate(range(0, len(todo), size)):
-            batch = todo[start_at : start_at + size]
-            part_path = parts_dir / f"part-{number:06d}.npz"
-            rows = _finished_part(part_path, batch, fingerprint)
+        for number, (batch, rows) in enumerate(zip(batches, finished, strict=True)):
             if rows is None:
-                if provider is None:
-                    provider = provider_factory()
-                    log(f"segmentation provider: {provider.describe()}")
-                rows = compute_batch(provider, batch, settings, reason_root)
-                write_rows(part_path, rows, {"fingerprint": fingerprint, "part": number})
+                assert provider is not None  # made above when a part is missing
+                rows = compute_batch(provider, batch, settings, reason_root, next(decoded))
+                write_rows(part_paths[number], rows, {"fingerprint": fingerprint, "part": number})
                 computed += len(batch)
                 if os.environ.get(STOP_AFTER_BATCH_ENV) == str(number + 1):
                     (parts_dir / STOPPED_MARKER).touch()  # the test hook above
@@ -134,14 +144,29 @@ def compute_shard(
     return _outcome(path, False, reason, rows, computed, resumed, reused, start)
 
 
+def _decoded_ahead(
+    provider: SegmentationProvider, batches: Sequence[Sequence[WorkItem]], loader: LoaderOptions
+) -> Iterator[DecodedBatch | None]:
+    """The batches as the provider wants them, decoded by loader's workers in order; Nones
+    for a provider without decoder() (it decodes in predict)."""
+    decoder = getattr(provider, "decoder", None)
+    if decoder is None:
+        return iter([None] * len(batches))
+    how = decoder()
+    pairs = [[(item.id, item.image) for item in batch] for batch in batches]
+    return decoded_batches(pairs, how.decode_one, how.finish, loader)
+
+
 def compute_batch(
     provider: SegmentationProvider,
     batch: Sequence[WorkItem],
     settings: SegmentationSettings,
     reason_root: Path | None = None,
+    decoded: DecodedBatch | None = None,
 ) -> ShardRows:
-    """One batch through the provider, then noise, histogram and downsampling per image."""
-    prediction = provider.predict(batch)
+    """One batch through the provider (decoded: its images already prepared by a worker), then
+    noise, histogram and downsampling per image."""
+    prediction = provider.predict(batch) if decoded is None else provider.predict(batch, decoded)
     failures = [ImageFailure(f.id, _portable(f.reason, reason_root)) for f in prediction.failures]
     covered = sorted([*(batch[p].id for p in prediction.positions), *(f.id for f in failures)])
     if covered != sorted(item.id for item in batch):

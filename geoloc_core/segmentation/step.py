@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from geoloc_core.ade20k import NUM_CLASSES
+from geoloc_core.data.loader_settings import LoaderSettings
 from geoloc_core.demo_world.output import write_csv_atomic
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.container import CorruptFileError
@@ -61,8 +62,14 @@ def build_segmentation_shard(
     benchmarks: Sequence[str],
     shard_key: str,
     log: Log = print,
+    loader_section: Mapping[str, Any] | None = None,
 ) -> ShardReport:
+    """loader_section (params `loader`): the worker processes that decode the images."""
     settings = SegmentationSettings.from_section(section)
+    loader = LoaderSettings.from_section(loader_section) if loader_section else LoaderSettings()
+    on_cuda = settings.provider != "demo" and (
+        settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
+    )
     shard = shard_index(shard_key, settings.n_shards, "segmentation.n_shards")
     cache_dir = paths.segmentation_dir
     parts_root = paths.checkpoints("segmentation")
@@ -78,6 +85,7 @@ def build_segmentation_shard(
         lambda: make_provider(settings),
         reason_root=paths.root,
         log=log,
+        loader=loader.options(on_cuda),
     )
     failures_csv = outcome.path.with_suffix(".failures.csv")
     write_csv_atomic(failures_csv, ("id", "reason"), [(f.id, f.reason) for f in outcome.failures])

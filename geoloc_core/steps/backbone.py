@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from geoloc_core.data.loader_settings import LoaderSettings
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec
 from geoloc_core.encoders.clip_towers import TowerSpec, build_clip, freeze, tower_image_size
@@ -129,9 +130,12 @@ def build_backbone_features(
     benchmarks: Sequence[str],
     shard_key: str,
     log: Log = print,
+    loader_section: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One shard of the frozen towers' outputs for every reference and benchmark image."""
+    """One shard of the frozen towers' outputs for every reference and benchmark image;
+    loader_section (params `loader`): the worker processes that decode the images."""
     cfg = FeaturesConfig.from_section(features_section)
+    loader = LoaderSettings.from_section(loader_section) if loader_section else LoaderSettings()
     shard = shard_index(shard_key, cfg.n_shards, "features.n_shards")
     record = read_record(paths.root)
     spec = FeatureSpec(
@@ -158,6 +162,7 @@ def build_backbone_features(
         cfg.n_shards,
         cfg.batch_size,
         log,
+        loader.options(on_cuda=device.type == "cuda"),
     )
     done = outcome.images if not outcome.kept else 0
     return {

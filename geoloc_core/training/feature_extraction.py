@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from geoloc_core.data.loader import IN_PROCESS, LoaderOptions, chunks, decoded_batches
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers
@@ -78,26 +79,34 @@ def extract_features(
     batch_size: int,
     progress: bool = False,
     precision: str = "fp16",
+    loader: LoaderOptions = IN_PROCESS,
 ) -> ShardContent:
-    """Run the frozen image tower over items (sorted by id); failures are kept by id."""
+    """Run the frozen image tower over items (sorted by id); failures are kept by id. Images are
+    decoded and normalised by the towers' one transform, in loader's worker processes while the
+    tower runs."""
     dtype = DTYPES[precision]
     device = next(towers.model.parameters()).device
     ids: list[str] = []
     pooled: list[np.ndarray] = []
     tokens: list[np.ndarray] = []
     failures: dict[str, str] = {}
-    starts = range(0, len(items), batch_size)
-    for start in tqdm(starts, desc="features", disable=None if progress else True, unit="batch"):
-        chunk = items[start : start + batch_size]
-        images, positions, failed = towers.transform.load_batch(
-            [i.id for i in chunk], [i.image for i in chunk]
-        )
-        failures.update({f.id: f.reason for f in failed})
-        if not positions:
+    batches = chunks([i.id for i in items], [i.image for i in items], batch_size)
+    decoded = decoded_batches(
+        batches,
+        towers.transform.load,
+        towers.transform.normalize,
+        loader,
+    )
+    bar = tqdm(decoded, total=len(batches), desc="features", unit="batch",
+               disable=None if progress else True)
+    for batch in bar:
+        failures.update({f.id: f.reason for f in batch.failures})
+        if not batch.positions:
             continue
-        pixels = towers.transform.normalize(images).to(device)
+        pixels = batch.images.to(device, non_blocking=True)
         outputs = backbone_outputs(towers.model.visual, pixels, token_grid)
-        ids += [chunk[p].id for p in positions]
+        chunk = batches[batch.number]
+        ids += [chunk[p][0] for p in batch.positions]
         pooled.append(outputs.pooled.cpu().numpy().astype(dtype))
         tokens.append(outputs.tokens.cpu().numpy().astype(dtype))
     dim = int(towers.embed_dim)
@@ -129,6 +138,7 @@ def compute_feature_shard(
     n_shards: int,
     batch_size: int,
     log: Log = print,
+    loader: LoaderOptions = IN_PROCESS,
 ) -> ShardOutcome:
     """Make directory's shard cover items, keeping an existing one made the same way."""
     start = time.perf_counter()
@@ -151,7 +161,8 @@ def compute_feature_shard(
     if towers.image_size != image_size:
         raise ValueError(f"towers take {towers.image_size}px images, the spec says {image_size}")
     content = extract_features(
-        towers, items, spec.token_grid, batch_size, progress=True, precision=spec.precision
+        towers, items, spec.token_grid, batch_size, progress=True, precision=spec.precision,
+        loader=loader,
     )
     meta = {
         "spec": spec.to_record(),

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from geoloc_core.data.images import ImageFailure
+from geoloc_core.data.loader import DecodedBatch, DecodeOne, FinishBatch
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,23 @@ class Prediction:
     failures: list[ImageFailure] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ImageDecoder:
+    """How a provider wants its images prepared, so that worker processes can do it ahead
+    (data/loader.py): one image -> array, and the stacked batch -> the model's input. A provider
+    with a `decoder()` also takes the batch so prepared: `predict(items, decoded)`."""
+
+    decode_one: DecodeOne
+    finish: FinishBatch | None = None
+
+
 class SegmentationProvider(Protocol):
     name: str
 
-    def predict(self, items: Sequence[WorkItem]) -> Prediction:
-        """Label maps for the items that decode; a failure per item that does not."""
+    def predict(self, items: Sequence[WorkItem], decoded: DecodedBatch | None = None) -> Prediction:
+        """Label maps for the items that decode; a failure per item that does not. decoded:
+        the items as the provider's decoder() prepares them (by worker processes), when it has
+        one; a provider without decoder() decodes in predict and gets no decoded batch."""
         ...
 
     def describe(self) -> dict[str, str]:

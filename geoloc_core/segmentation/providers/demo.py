@@ -4,7 +4,7 @@ By default each map loses class regions at the rate published segmenters lose Io
 conditions (condition_errors.py); `segmentation.condition_errors: false` hands over the exact
 ground truth, which makes the effect itself an ablation.
 
-It still decodes every photo (through the project's load_batch, shrunk to a few pixels since
+It still decodes every photo (through the project's load_rgb, shrunk to a few pixels since
 only success matters), so an image that would fail a real model fails here too, with the same
 reason, and the cache covers the same ids whichever provider filled it.
 """
@@ -12,19 +12,21 @@ reason, and the cache covers the same ids whichever provider filled it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from geoloc_core.data.images import ImageFailure, load_batch
+from geoloc_core.data.images import ImageFailure, load_rgb
+from geoloc_core.data.loader import DecodedBatch, decode_batch
 from geoloc_core.segmentation.condition_errors import (
     degrade_for_conditions,
     world_conditions,
     world_manifest_of,
 )
 from geoloc_core.segmentation.labelmaps import invalid_label_reason
-from geoloc_core.segmentation.providers.base import Prediction, WorkItem
+from geoloc_core.segmentation.providers.base import ImageDecoder, Prediction, WorkItem
 
 DECODE_CHECK_SIZE = 8
 LABEL_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
@@ -37,12 +39,18 @@ class DemoProvider:
         self.condition_errors = condition_errors
         self.seed = seed
 
-    def predict(self, items: Sequence[WorkItem]) -> Prediction:
-        _, decoded, failures = load_batch(
-            [item.id for item in items], [item.image for item in items], DECODE_CHECK_SIZE
-        )
-        prediction = Prediction(failures=list(failures))
-        for position in decoded:
+    def decoder(self) -> ImageDecoder:
+        return ImageDecoder(partial(load_rgb, size=DECODE_CHECK_SIZE))
+
+    def predict(
+        self, items: Sequence[WorkItem], decoded: DecodedBatch | None = None
+    ) -> Prediction:
+        """decoded: the batch as decoder() prepares it (by worker processes), else done here."""
+        if decoded is None:
+            pairs = [(item.id, item.image) for item in items]
+            decoded = decode_batch(0, pairs, self.decoder().decode_one)
+        prediction = Prediction(failures=list(decoded.failures))
+        for position in decoded.positions:
             item = items[position]
             try:
                 label_map = read_label_map(item.label)

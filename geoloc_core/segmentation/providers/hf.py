@@ -5,14 +5,16 @@ inference down to a full-resolution label map (the model's own output resolution
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 
 from geoloc_core.ade20k import NUM_CLASSES
-from geoloc_core.data.images import load_batch, normalize_pixels
+from geoloc_core.data.images import load_rgb, normalize_pixels
+from geoloc_core.data.loader import DecodedBatch, decode_batch
 from geoloc_core.segmentation.errors import SegmentationError
-from geoloc_core.segmentation.providers.base import Prediction, WorkItem
+from geoloc_core.segmentation.providers.base import ImageDecoder, Prediction, WorkItem
 
 # outputs of the model -> (B, 150, h, w) class scores
 ScoreFn = Callable[[Any], torch.Tensor]
@@ -39,15 +41,24 @@ class TransformersProvider:
         self.device, self.dtype = device, dtype
         self.model_id = model_id
 
-    def predict(self, items: Sequence[WorkItem]) -> Prediction:
-        images, positions, failures = load_batch(
-            [item.id for item in items], [item.image for item in items], self.input_resolution
+    def decoder(self) -> ImageDecoder:
+        return ImageDecoder(
+            partial(load_rgb, size=self.input_resolution),
+            partial(normalize_pixels, mean=self.mean, std=self.std),
         )
-        prediction = Prediction(positions=positions, failures=failures)
-        if not positions:
+
+    def predict(
+        self, items: Sequence[WorkItem], decoded: DecodedBatch | None = None
+    ) -> Prediction:
+        """decoded: the batch as decoder() prepares it (by worker processes), else done here."""
+        if decoded is None:
+            how = self.decoder()
+            pairs = [(item.id, item.image) for item in items]
+            decoded = decode_batch(0, pairs, how.decode_one, how.finish)
+        prediction = Prediction(positions=list(decoded.positions), failures=decoded.failures)
+        if not decoded.positions:
             return prediction
-        pixels = normalize_pixels(images, self.mean, self.std)
-        pixels = pixels.to(device=self.device, dtype=self.dtype)
+        pixels = decoded.images.to(device=self.device, dtype=self.dtype, non_blocking=True)
         with torch.inference_mode():
             scores = self.scores(self.model(pixel_values=pixels))
             if scores.shape[1] != NUM_CLASSES:
