@@ -49,6 +49,9 @@ TINY_TRAIN = {
     "same_place_km": 1.0,
     "num_threads": 2,
     "device": "cpu",
+    "order": "global",
+    "amp": "off",
+    "devices": 1,
 }
 TINY_BACKBONE = {
     "architecture": "geoloc-demo-vit-tiny",

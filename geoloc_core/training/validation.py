@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from geoloc_core.geo.distance import geodesic_km
 from geoloc_core.geo.metrics import summarize_errors
 from geoloc_core.models.alignment import GeoAlignmentModel
@@ -12,6 +14,7 @@ from geoloc_core.retrieval.index import build_flat_index
 from geoloc_core.retrieval.predict import predict_nearest
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.embed import embed_retrieval
+from geoloc_core.training.shard_stream import ShardStream
 
 
 def retrieval_accuracy(
@@ -29,4 +32,37 @@ def retrieval_accuracy(
         index, reference.latlon, embed_retrieval(model, queries, batch_size=batch_size), 1
     )
     errors = geodesic_km(queries.latlon[:, 0], queries.latlon[:, 1], predicted.lat, predicted.lon)
+    return summarize_errors(errors, thresholds_km)
+
+
+@torch.no_grad()
+def streamed_retrieval_accuracy(
+    model: GeoAlignmentModel,
+    reference: ShardStream,
+    queries: AlignmentData,
+    thresholds_km: Sequence[float],
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """retrieval_accuracy for a reference set read as a stream (train.order: shards): each
+    query's best reference is kept while the reference goes by a batch at a time, so memory
+    holds the queries and one batch, not an index of the whole reference set."""
+    if queries.latlon is None:
+        raise ValueError("validation needs coordinates for the queries")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    wanted = torch.from_numpy(embed_retrieval(model, queries, batch_size=batch_size)).to(device)
+    best = torch.full((len(queries),), -torch.inf, device=device)
+    where = torch.zeros(len(queries), dtype=torch.int64, device=device)
+    for positions in reference.in_order(batch_size):
+        vectors = model.retrieval_embedding(reference.batch(positions).to(device)).float()
+        score, row = (wanted @ vectors.t()).max(dim=1)
+        better = score > best  # ties keep the earlier reference, as a flat index does
+        best = torch.where(better, score, best)
+        where = torch.where(better, torch.as_tensor(positions, device=device)[row], where)
+    model.train(was_training)
+    predicted = reference.latlon(where.cpu().numpy())
+    errors = geodesic_km(
+        queries.latlon[:, 0], queries.latlon[:, 1], predicted[:, 0], predicted[:, 1]
+    )
     return summarize_errors(errors, thresholds_km)
