@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -184,7 +183,7 @@ def train_model(
 class _Inputs:
     training: Any  # the batch source the loop reads (AlignmentData or ShardStream)
     reference: Any  # the reference set validation searches (the same data, without captions)
-    validation: AlignmentData
+    validation: Any  # the held-out queries, of the same kind as reference
     dropped: int  # manifest rows of either split that lacked an input
     text_dim: int
 
@@ -249,22 +248,8 @@ def _streamed_inputs(
         opener = (lambda: segmentation_source(paths)) if own_segmentation else lambda: segmentation
     training = ShardStream(features, plan.parts, text_features, opener)
     reference = ShardStream(features, plan.parts, None, opener)
-    rows = plan.validation
-    validation = AlignmentData(
-        rows["id"].tolist(), features, segmentation, rows[["lat", "lon"]].to_numpy(np.float64)
-    )
-    validation_dropped = _held_out_rows(paths) - len(rows)
-    return _Inputs(training, reference, validation, plan.dropped + validation_dropped, text_dim)
-
-
-def _held_out_rows(paths: ProjectPaths) -> int:
-    """How many validation rows the manifest has (read in chunks: one column)."""
-    return sum(
-        int((chunk["split"] == "validation").sum())
-        for chunk in pd.read_csv(
-            paths.reference_manifest, usecols=["split"], dtype=str, chunksize=200_000
-        )
-    )
+    validation = ShardStream(features, plan.validation, None, opener)
+    return _Inputs(training, reference, validation, plan.dropped, text_dim)
 
 
 def _train_distributed(

@@ -3,7 +3,8 @@
 train.order: shards reads the features shard by shard (shard_stream.py). What it keeps per
 sample is fixed-size numbers only: the row in its feature shard (int32), lat/lon (2 x float64)
 and the caption's row (int32), 16-24 bytes, no id strings. Finding them joins the manifest
-and the place texts with the shards' ids; both files are read in chunks and each chunk's rows
+and the place texts with the shards' ids (for the training split and the held-out one, whose
+parts the validation streams the same way); both files are read in chunks and each chunk's rows
 are routed to a per-shard scratch file, which is then joined with that one shard's ids, so the
 join too holds one chunk and one shard at a time, never the whole reference set.
 """
@@ -11,9 +12,10 @@ join too holds one chunk and one shard at a time, never the whole reference set.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Set
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,23 +41,26 @@ class ShardPart:
 
 @dataclass(frozen=True)
 class ShardPlan:
-    parts: list[ShardPart]
+    parts: list[ShardPart]  # the split's samples, one part per feature shard that has some
     captions: list[str] | None  # distinct captions, sorted (caption rows index them)
-    dropped: int  # rows of the split without features (or segmentation)
-    validation: pd.DataFrame  # id, lat, lon of the split's held-out rows that have inputs
+    validation: list[ShardPart]  # the held-out split's samples (no captions)
+    dropped: int  # rows of either split without features (or excluded)
+
+
+def _read(path: Path, columns: list[str], chunksize: int | None = None) -> Any:
+    """A manifest-like CSV as read_manifest reads it (text stays text, "" is no number)."""
+    return pd.read_csv(
+        path,
+        usecols=columns,
+        dtype={c: str for c in columns if c not in ("lat", "lon")},
+        keep_default_na=False,
+        na_values={c: [""] for c in columns if c in ("lat", "lon")},
+        chunksize=chunksize,
+    )
 
 
 def _chunks(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
-    text = {c: str for c in columns if c not in ("lat", "lon")}
-    numbers = {c: [""] for c in columns if c in ("lat", "lon")}
-    yield from pd.read_csv(
-        path,
-        usecols=columns,
-        dtype=text,
-        keep_default_na=False,
-        na_values=numbers,
-        chunksize=CHUNK_ROWS,
-    )
+    yield from _read(path, columns, CHUNK_ROWS)
 
 
 def _route(frame: pd.DataFrame, n_shards: int, folder: Path, kind: str) -> None:
@@ -70,11 +75,26 @@ def _routed(folder: Path, kind: str, index: int, columns: list[str]) -> pd.DataF
     file = folder / f"{kind}-{index:05d}.csv"
     if not file.exists():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return pd.read_csv(
-        file,
-        dtype={c: str for c in columns if c not in ("lat", "lon")},
-        keep_default_na=False,
-        na_values={c: [""] for c in columns if c in ("lat", "lon")},
+    return _read(file, columns)
+
+
+def _join(rows: pd.DataFrame, ids: np.ndarray, excluded: Set[str]) -> tuple[pd.DataFrame, int]:
+    """rows found among the shard's sorted ids and not excluded, with their row, in row order;
+    and how many were not."""
+    wanted = rows["id"].to_numpy(str)
+    at = np.searchsorted(ids, wanted) if len(ids) else np.zeros(len(rows), np.int64)
+    found = np.zeros(len(rows), bool)
+    inside = at < len(ids)
+    found[inside] = ids[at[inside]] == wanted[inside]
+    if excluded:
+        found &= ~rows["id"].isin(excluded).to_numpy()
+    keep = rows[found].assign(row=at[found]).sort_values("row", kind="stable")
+    return keep, int((~found).sum())
+
+
+def _part(index: int, keep: pd.DataFrame, caption: np.ndarray | None = None) -> ShardPart:
+    return ShardPart(
+        index, keep["row"].to_numpy(np.int32), keep[["lat", "lon"]].to_numpy(np.float64), caption
     )
 
 
@@ -83,19 +103,19 @@ def plan_shards(
     manifest: Path,
     split: str,
     held_out: str,
-    excluded: set[str] | frozenset[str] = frozenset(),
+    excluded: Set[str] = frozenset(),
     place_texts: Path | None = None,
     scratch: Path | None = None,
 ) -> ShardPlan:
-    """The split's samples per feature shard (ids in excluded, e.g. images whose segmentation
-    failed, left out); held_out's rows with inputs as a small table for validation."""
+    """The samples of split and of held_out per feature shard (ids in excluded, e.g. images
+    whose segmentation failed, left out); captions for split's samples from place_texts."""
     n_shards = features.n_shards
+    columns = ["id", "lat", "lon"]
     with tempfile.TemporaryDirectory(prefix="shard-plan-", dir=scratch) as tmp:
         folder = Path(tmp)
-        held: list[pd.DataFrame] = []
-        for chunk in _chunks(manifest, ["id", "lat", "lon", "split"]):
-            _route(chunk[chunk["split"] == split][["id", "lat", "lon"]], n_shards, folder, "m")
-            held.append(chunk[chunk["split"] == held_out][["id", "lat", "lon"]])
+        for chunk in _chunks(manifest, [*columns, "split"]):
+            _route(chunk[chunk["split"] == split][columns], n_shards, folder, "m")
+            _route(chunk[chunk["split"] == held_out][columns], n_shards, folder, "v")
         if place_texts is not None:
             if not Path(place_texts).is_file():
                 raise FileNotFoundError(
@@ -103,20 +123,13 @@ def plan_shards(
                 )
             for chunk in _chunks(place_texts, ["id", "caption"]):
                 _route(chunk, n_shards, folder, "t")
-        parts, dropped = [], 0
+        parts, validation, dropped = [], [], 0
         number: dict[str, int] = {}  # distinct caption -> its code, in the order first seen
         for index in range(n_shards):
-            rows = _routed(folder, "m", index, ["id", "lat", "lon"])
-            wanted = rows["id"].to_numpy(str)
             ids = features.shard_ids(index)
-            at = np.searchsorted(ids, wanted) if len(ids) else np.zeros(len(rows), np.int64)
-            found = np.zeros(len(rows), bool)
-            inside = at < len(ids)
-            found[inside] = ids[at[inside]] == wanted[inside]
-            if excluded:
-                found &= ~rows["id"].isin(excluded).to_numpy()
-            dropped += int((~found).sum())
-            keep = rows[found].assign(row=at[found]).sort_values("row", kind="stable")
+            keep, missing = _join(_routed(folder, "m", index, columns), ids, excluded)
+            held, held_missing = _join(_routed(folder, "v", index, columns), ids, excluded)
+            dropped += missing + held_missing
             codes = None
             if place_texts is not None:
                 texts = _routed(folder, "t", index, ["id", "caption"])
@@ -124,15 +137,8 @@ def plan_shards(
                 codes = np.fromiter(
                     (number.setdefault(c, len(number)) for c in captions), np.int32, len(captions)
                 )
-            parts.append(
-                ShardPart(
-                    index,
-                    keep["row"].to_numpy(np.int32),
-                    keep[["lat", "lon"]].to_numpy(np.float64),
-                    codes,
-                )
-            )
-        validation = _with_features(pd.concat(held, ignore_index=True), features, excluded)
+            parts.append(_part(index, keep, codes))
+            validation.append(_part(index, held))
     distinct = None
     if place_texts is not None:  # number the captions in sorted order, as captions.py does
         first_seen = list(number)
@@ -140,16 +146,15 @@ def plan_shards(
         renumber = np.empty(len(order), np.int32)
         renumber[order] = np.arange(len(order), dtype=np.int32)
         distinct = [first_seen[k] for k in order]
-        parts = [
-            ShardPart(p.shard, p.rows, p.latlon, renumber[p.caption] if len(p) else p.caption)
-            for p in parts
-        ]
-    return ShardPlan([p for p in parts if len(p)], distinct, dropped, validation)
+        parts = [replace(p, caption=renumber[p.caption]) for p in parts]
+    return ShardPlan(
+        [p for p in parts if len(p)], distinct, [p for p in validation if len(p)], dropped
+    )
 
 
 def _captions_of(ids: pd.Series, texts: pd.DataFrame) -> list[str]:
     """Each id's caption; ValueError naming ids without one (as captions.captions_for)."""
-    by_id = dict(zip(texts["id"], texts["caption"], strict=True))
+    by_id = dict(zip(texts.get("id", []), texts.get("caption", []), strict=True))
     missing = [i for i in ids if not by_id.get(i)]
     if missing:
         raise ValueError(
@@ -157,17 +162,3 @@ def _captions_of(ids: pd.Series, texts: pd.DataFrame) -> list[str]:
             "re-materialize place_texts after reference_manifest"
         )
     return [by_id[i] for i in ids]
-
-
-def _with_features(rows: pd.DataFrame, features: FeatureCache, excluded) -> pd.DataFrame:
-    """rows whose ids have features (checked shard by shard) and are not excluded."""
-    if rows.empty:
-        return rows.reset_index(drop=True)
-    shard = np.fromiter((shard_of(i, features.n_shards) for i in rows["id"]), np.int64, len(rows))
-    keep = np.zeros(len(rows), bool)
-    for index in np.unique(shard):
-        mine = shard == index
-        keep[mine] = np.isin(rows["id"].to_numpy(str)[mine], features.shard_ids(int(index)))
-    if excluded:
-        keep &= ~rows["id"].isin(excluded).to_numpy()
-    return rows[keep].reset_index(drop=True)

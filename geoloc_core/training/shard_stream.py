@@ -22,7 +22,8 @@ from geoloc_core.training.shard_plan import ShardPart
 
 
 class ShardStream:
-    """A batch source (training/loop.py) over a shard plan; positions are plan positions."""
+    """A batch source (training/loop.py) over a shard plan; positions are plan positions.
+    Without text_features the parts' caption rows are not read (the validation's reference)."""
 
     def __init__(
         self,
@@ -31,8 +32,6 @@ class ShardStream:
         text_features: np.ndarray | None = None,
         segmentation: Callable[[], SegmentationSource] | None = None,
     ):
-        if text_features is None and any(p.caption is not None for p in parts):
-            raise ValueError("parts carry caption rows but no text_features were given")
         self.features = features
         self.parts = parts
         self.text_features = text_features

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from geoloc_core.geo.distance import geodesic_km
@@ -39,30 +40,30 @@ def retrieval_accuracy(
 def streamed_retrieval_accuracy(
     model: GeoAlignmentModel,
     reference: ShardStream,
-    queries: AlignmentData,
+    queries: ShardStream,
     thresholds_km: Sequence[float],
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """retrieval_accuracy for a reference set read as a stream (train.order: shards): each
-    query's best reference is kept while the reference goes by a batch at a time, so memory
-    holds the queries and one batch, not an index of the whole reference set."""
-    if queries.latlon is None:
-        raise ValueError("validation needs coordinates for the queries")
+    """retrieval_accuracy for sets read as streams (train.order: shards): each query's best
+    reference is kept while the reference goes by a batch at a time, so memory holds the
+    queries' vectors and one batch, not an index of the whole reference set."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    wanted = torch.from_numpy(embed_retrieval(model, queries, batch_size=batch_size)).to(device)
+
+    def vectors(positions, source: ShardStream) -> torch.Tensor:
+        return model.retrieval_embedding(source.batch(positions).to(device)).float()
+
+    wanted = torch.cat([vectors(p, queries) for p in queries.in_order(batch_size)])
     best = torch.full((len(queries),), -torch.inf, device=device)
     where = torch.zeros(len(queries), dtype=torch.int64, device=device)
     for positions in reference.in_order(batch_size):
-        vectors = model.retrieval_embedding(reference.batch(positions).to(device)).float()
-        score, row = (wanted @ vectors.t()).max(dim=1)
+        score, row = (wanted @ vectors(positions, reference).t()).max(dim=1)
         better = score > best  # ties keep the earlier reference, as a flat index does
         best = torch.where(better, score, best)
         where = torch.where(better, torch.as_tensor(positions, device=device)[row], where)
     model.train(was_training)
+    truth = queries.latlon(np.arange(len(queries)))
     predicted = reference.latlon(where.cpu().numpy())
-    errors = geodesic_km(
-        queries.latlon[:, 0], queries.latlon[:, 1], predicted[:, 0], predicted[:, 1]
-    )
+    errors = geodesic_km(truth[:, 0], truth[:, 1], predicted[:, 0], predicted[:, 1])
     return summarize_errors(errors, thresholds_km)
