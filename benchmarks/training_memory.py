@@ -8,7 +8,11 @@ backbone and its features cache. Features are the demo's width (geoloc-demo-vit-
 pooled + 16 tokens of 128, fp16: 4,352 B an image, 4.4 GB at 1M), in shards of MP16's size
 (18,359 images, MP16 over the full profile's 256 shards). The whole epoch runs: every sample is
 read by the stream, trained on once, and the reference set is embedded once more for the
-validation. The child resets its peak mark (VmHWM) after the imports, so the peak is the
+validation. With --max-steps N the epoch trains on its first N batches only (a machine too
+slow for a 1M epoch); the reader still reads every shard of the reference set, because the
+validation at the end of the epoch embeds the whole reference set through the same stream,
+and the plan and the epoch's order are made for the whole set before the first step. The
+child resets its peak mark (VmHWM) after the imports, so the peak is the
 step's own, and samples anonymous and file-backed memory on the side (memory_growth.child).
 
     python benchmarks/training_memory.py [--quick] [--batch-size N]
@@ -47,7 +51,7 @@ QUICK_SIZES = (10_000, 100_000)
 GOAL = 1.2
 
 
-def child(root: Path, out: Path, batch_size: int | None) -> None:
+def child(root: Path, out: Path, batch_size: int | None, max_steps: int | None) -> None:
     import yaml
 
     from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
@@ -70,6 +74,7 @@ def child(root: Path, out: Path, batch_size: int | None) -> None:
             DEFAULT_THRESHOLDS_KM,
             fingerprint="bench",
             progress=False,
+            max_steps_per_epoch=max_steps,
         )
     seconds = time.perf_counter() - start
     out.write_text(
@@ -82,12 +87,13 @@ def child(root: Path, out: Path, batch_size: int | None) -> None:
                 "seconds": seconds,
                 "trained_on": result["reference_images"],
                 "batch_size": train["batch_size"],
+                "max_steps": max_steps,
             }
         )
     )
 
 
-def measure(size: int, folder: Path, batch_size: int | None) -> dict:
+def measure(size: int, folder: Path, batch_size: int | None, max_steps: int | None) -> dict:
     root = folder / f"train-{size}"
     root.mkdir(parents=True)
     started = time.perf_counter()
@@ -97,6 +103,8 @@ def measure(size: int, folder: Path, batch_size: int | None) -> dict:
     command = [sys.executable, __file__, "--child", str(root), str(out)]
     if batch_size:
         command += ["--batch-size", str(batch_size)]
+    if max_steps:
+        command += ["--max-steps", str(max_steps)]
     process = subprocess.Popen(command, cwd=REPO)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -107,20 +115,21 @@ def measure(size: int, folder: Path, batch_size: int | None) -> dict:
         f"{size:>9,} images ({shards} shards, inputs written in {written:.0f} s): step peak RSS "
         f"{report['peak'] / MB:,.0f} MiB (anon {report['anon'] / MB:,.0f}, file "
         f"{report['file'] / MB:,.0f}; after imports {report['baseline'] / MB:,.0f}), "
-        f"{report['seconds']:.0f} s for the epoch, batch {report['batch_size']}",
+        f"{report['seconds']:.0f} s for the epoch, batch {report['batch_size']}, steps "
+        f"{report['max_steps'] or 'all'}",
         flush=True,
     )
     return report
 
 
-def run(quick: bool, batch_size: int | None) -> list:
+def run(quick: bool, batch_size: int | None, max_steps: int | None) -> list:
     from bench_rows import Row
 
     sizes = QUICK_SIZES if quick else SIZES
     points = []
     with tempfile.TemporaryDirectory(prefix="geoloc-train-memory-") as tmp:
         for size in sizes:
-            points.append(measure(size, Path(tmp), batch_size))
+            points.append(measure(size, Path(tmp), batch_size, max_steps))
             shutil.rmtree(Path(tmp) / f"train-{size}")  # the disk for the next: 4.4 GB at 1M
     small, large = points
     ratio = large["peak"] / small["peak"]
@@ -144,15 +153,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k and 100k, to try the script")
     parser.add_argument("--batch-size", type=int, help="instead of params.yaml's train")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="train on the epoch's first N batches only; the validation still streams every "
+        "reference through the same reader (see the docstring)",
+    )
     parser.add_argument("--json", help="write the rows here (for benchmarks/run_all.py)")
     parser.add_argument("--child", nargs=2, metavar=("ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.batch_size)
+        child(Path(args.child[0]), Path(args.child[1]), args.batch_size, args.max_steps)
         return
     from bench_rows import print_and_write
 
-    rows = run(args.quick, args.batch_size)
+    rows = run(args.quick, args.batch_size, args.max_steps)
     print_and_write("Training memory: one streamed epoch per size", rows, args.json)
 
 

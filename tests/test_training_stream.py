@@ -177,3 +177,37 @@ def test_fp16_on_cpu_is_refused_at_load_and_bf16_runs_on_cpu() -> None:
     assert out.dtype == torch.bfloat16
     with Precision("off", "cpu").autocast():
         assert layer(torch.ones(2, 4)).dtype == torch.float32
+
+
+def test_two_devices_train_under_torchrun_as_one_process_does(project, tmp_path) -> None:
+    """train.devices: 2 launches torchrun (2 gloo processes) from the step; process 0 writes the
+    model and the checkpoint, and the step's callbacks get what it recorded."""
+    import shutil
+
+    two = tmp_path / "two"
+    shutil.copytree(project, two)
+    settings = {**TINY_TRAIN, "order": "shards", "epochs": 1, "num_threads": 1}
+    steps, epochs = [], []
+
+    def run(root: Path, devices: int, **callbacks) -> dict:
+        return train_model(
+            ProjectPaths(root),
+            {**TINY_MODEL, "variant": "image-only"},
+            {**settings, "devices": devices},
+            DEFAULT_THRESHOLDS_KM,
+            fingerprint="test",
+            progress=False,
+            **callbacks,
+        )
+
+    alone = run(project, 1)
+    together = run(two, 2, on_step=lambda *a: steps.append(a), on_epoch=epochs.append)
+    assert together["reference_images"] == alone["reference_images"] == N - 1
+    assert together["train_loss"] == pytest.approx(alone["train_loss"], abs=1e-5)
+    assert [s[0] for s in steps] == [1, 2, 3, 4] and [e.epoch for e in epochs] == [1]
+    expected = torch.load(ProjectPaths(project).model_weights, weights_only=True)
+    got = torch.load(ProjectPaths(two).model_weights, weights_only=True)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-4, msg=name)
+    assert (ProjectPaths(two).checkpoints("alignment") / "last.pt").is_file()

@@ -77,6 +77,7 @@ def train_model(
     progress: bool = True,
     team: ProcessTeam | None = None,
     team_device: str | None = None,
+    max_steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train the configured variant; segmentation: a source to use instead of the project cache.
 
@@ -161,6 +162,7 @@ def train_model(
         stop_after_epoch=stop_after_epoch,
         progress=progress,
         team=team,
+        max_steps_per_epoch=max_steps_per_epoch,
     )
     model.cpu()
     if team is None or team.writes:

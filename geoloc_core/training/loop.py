@@ -108,6 +108,7 @@ def train(
     stop_after_epoch: int | None = None,
     progress: bool = True,
     team: Team | None = None,
+    max_steps_per_epoch: int | None = None,
 ) -> list[EpochResult]:
     """Train model in place; resumes from checkpoint_dir/last.pt when it has this fingerprint.
 
@@ -115,7 +116,8 @@ def train(
     or other data from being resumed as if it were this run's. A batch of one sample (the last
     one, at most) is skipped: it has no negatives. With a team (several processes), data and
     loss_fn are the rank's (training/distributed.py): gradients are averaged across the team
-    before each optimiser step and only the writer saves the checkpoint.
+    before each optimiser step and only the writer saves the checkpoint. max_steps_per_epoch
+    shortens every epoch to its first steps (benchmarks and rehearsals at scale only).
     """
     if len(data) < 2:
         raise ValueError(f"contrastive training needs at least 2 samples, got {len(data)}")
@@ -137,7 +139,7 @@ def train(
         sums: dict[str, float] = {}
         count = 0
         last: LossOutput | None = None
-        batches = range(0, len(order), config.batch_size)
+        batches = range(0, len(order), config.batch_size)[:max_steps_per_epoch]
         label = f"epoch {epoch + 1}/{config.epochs}"
         for start in tqdm(batches, desc=label, disable=None if progress else True):
             positions = order[start : start + config.batch_size]
