@@ -267,6 +267,13 @@ def _train_distributed(
 ) -> dict[str, Any]:
     """torchrun with nproc processes; then the steps and epochs process 0 recorded, replayed
     to the callbacks (MLflow logging runs here, in the step's process)."""
+    device = train_section.get("device")
+    gpus = torch.cuda.device_count()
+    if device == "cuda" and gpus < nproc:
+        raise ValueError(
+            f"train.devices={nproc} asks for one GPU a process, but this machine has {gpus}: "
+            f"set train.devices to at most {max(gpus, 1)}"
+        )
     workdir = paths.checkpoints("alignment") / "distributed"
     request = {
         "root": str(paths.root),

@@ -124,7 +124,8 @@ class ProcessTeam:
 def start_process_group(device: str) -> tuple[ProcessTeam, str]:
     """Join torchrun's group: gloo on cpu, nccl on cuda (one GPU per local rank); the device
     this process trains on."""
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device == "cuda" or (device == "auto" and torch.cuda.device_count() >= processes):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         dist.init_process_group("nccl")

@@ -149,9 +149,8 @@ def train(
                 last = loss_fn(data.batch(positions))
             optimizer.zero_grad(set_to_none=True)
             precision.backward(last.total)
-            if team is not None:
-                precision.unscale(optimizer)
-                team.average_gradients(params)
+            if team is not None:  # the scaled gradients: every process then finds the same
+                team.average_gradients(params)  # overflow (or none) and skips the same steps
             precision.step(optimizer)
             step += 1
             count += 1

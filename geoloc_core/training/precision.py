@@ -43,11 +43,6 @@ class Precision:
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
-        """Before anything reads the gradients (averaging across processes)."""
-        if self.scaler:
-            self.scaler.unscale_(optimizer)
-
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler:
             self.scaler.step(optimizer)  # skipped when the scaled gradients overflowed
