@@ -47,6 +47,7 @@ from geoloc_core.training.feature_extraction import (
     pick_device,
 )
 from geoloc_core.training.loop import EpochCallback, EpochResult, LoopConfig, StepCallback, train
+from geoloc_core.training.malloc import return_large_blocks
 from geoloc_core.training.precision import Precision
 from geoloc_core.training.project_inputs import (
     inputs_fingerprint,
@@ -108,6 +109,7 @@ def train_model(
     device = torch.device(team_device) if team_device else pick_device(train_cfg.device)
     Precision(train_cfg.amp, device)  # refuses fp16 off CUDA before any work
     if train_cfg.order == "shards":
+        return_large_blocks()  # a peak that does not depend on the allocation history
         inputs = _streamed_inputs(paths, features, segmentation, own_segmentation, spec.uses_text)
     else:
         inputs = _global_inputs(paths, features, segmentation, spec.uses_text)
