@@ -52,6 +52,9 @@ TINY_TRAIN = {
     "num_threads": 2,
     "device": "cpu",
     "imported_model": None,
+    "order": "global",
+    "amp": "off",
+    "devices": 1,
 }
 TINY_BACKBONE = {
     "implementation": "open_clip",

@@ -199,8 +199,19 @@ class GeoAlignmentModel(nn.Module):
         """Sum of symmetric multi-positive InfoNCE terms, one per embedding of the variant."""
         if batch.latlon is None:
             raise ValueError("training batches need coordinates")
-        parts = self.embed(batch)
-        gps = self.encode_gps(batch.latlon)
+        return self.contrastive_loss(
+            self.embed(batch), self.encode_gps(batch.latlon), batch, same_place_km
+        )
+
+    def contrastive_loss(
+        self,
+        parts: dict[str, torch.Tensor],
+        gps: torch.Tensor,
+        batch: AlignmentBatch,
+        same_place_km: float,
+    ) -> LossOutput:
+        """The loss of embeddings already computed: training on several processes computes
+        them per process and calls this on the gathered global batch (training/distributed.py)."""
         place = same_place_mask(batch.latlon, same_place_km)
         terms: dict[str, torch.Tensor] = {}
         for name, embedding in parts.items():

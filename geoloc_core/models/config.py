@@ -119,6 +119,31 @@ class TrainConfig(SectionModel):
         "`geoloc import g3`) whose model alignment_model adopts instead of training; null: "
         "train",
     )
+    order: Literal["global", "shards"] = Field(
+        "global",
+        description="global: one permutation of every sample (the demo's order) | shards: the "
+        "feature shards in a seeded order, each shard's rows shuffled, read as a stream whose "
+        "memory does not grow with the reference set (MP16)",
+    )
+    amp: Literal["off", "fp16", "bf16"] = Field(
+        "off",
+        description="mixed precision: off | fp16 (CUDA only, with a gradient scaler) | bf16 "
+        "(CUDA, or CPU autocast)",
+    )
+    devices: whole(ge=1) = Field(
+        1,
+        description="processes (one device each): > 1 trains under torchrun with in-batch "
+        "negatives gathered across them (gloo on cpu, nccl on cuda)",
+    )
+
+    @model_validator(mode="after")
+    def _amp_fits_device(self) -> TrainConfig:
+        if self.amp == "fp16" and self.device == "cpu":
+            raise ValueError(
+                "train.amp=fp16 needs a CUDA device but train.device is cpu: set train.amp to "
+                "off or bf16 (CPU autocast), or train.device to cuda"
+            )
+        return self
 
     def lr_for(self, variant: str) -> float:
         return self.lr_dualgeo if variant_spec(variant).family == "dualgeo" else self.lr_g3

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from geoloc_core.encoders.architectures import QUICK_GELU_SUFFIX
 from geoloc_core.preflight.data import ItemCounts
 from geoloc_core.preflight.report import StageEstimate
 from geoloc_core.preflight.sizes import backbone_dim, retrieval_dim, stage_sizes
@@ -106,7 +107,9 @@ def _rates(
         return here, gpu if _wants_gpu(params, "segmentation") else None
     if stage == "features":
         architecture = params["backbone"]["architecture"]
-        cpu = measured.tower_images_s(architecture)
+        # the activation does not change the cost: ViT-L-14-quickgelu is timed as ViT-L-14
+        timed_as = architecture.removesuffix(QUICK_GELU_SUFFIX)
+        cpu = measured.tower_images_s(timed_as)
         cpu_rate = Rate(
             min(cpu, decode_rate(workers)) if cpu else None,
             f"{architecture} on this CPU, results.json"
@@ -114,7 +117,7 @@ def _rates(
             else f"no measurement of {architecture} in results.json",
         )
         gpu = None
-        if architecture == "ViT-L-14" and _wants_gpu(params, "features"):
+        if timed_as == "ViT-L-14" and _wants_gpu(params, "features"):
             gpu = gpu_images_rate(GPU_VIT_L14_IMAGES_S, architecture, workers)
         return (gpu if gpu_here and gpu else cpu_rate), gpu
     if stage == "index":

@@ -2,16 +2,19 @@
 
 A shard directory holds ids.npy (sorted), pooled.npy (N, D) and tokens.npy (N, T, D) in fp16
 (or fp32: the FeatureSpec's precision, params features.precision), and meta.json (the
-FeatureSpec, sizes, failures, content digest). Arrays are memory-mapped on read, so training
-over millions of images touches only the rows of each batch. Shards are found by the id's hash
-(the same sha1 rule as the segmentation cache), so no global index is needed and shards are
-written independently, in parallel.
+FeatureSpec, sizes, failures, content digest). Rows are read with explicit file reads at their
+offsets (os.pread), not through a memory map: pages of a mapping that a training epoch touches
+would stay in the process's resident set until it ends, so over millions of images RSS would
+grow with the data; a read leaves them in the page cache only, which the kernel reclaims.
+Shards are found by the id's hash (the same sha1 rule as the segmentation cache), so no global
+index is needed and shards are written independently, in parallel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -112,19 +115,63 @@ def shard_problem(shard: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _RowFile:
+    """An .npy array of fixed-size rows read by row number with pread (see the module doc)."""
+
+    path: Path
+    offset: int  # where the data starts, after the .npy header
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def open(cls, path: Path) -> _RowFile:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            if fortran:
+                raise FeatureCacheError(f"{path} is Fortran-ordered: re-materialize its shard")
+            return cls(Path(path), handle.tell(), tuple(shape), np.dtype(dtype))
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The rows (ascending row numbers), as one array; runs of consecutive rows are one read."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        if len(rows) == 0:
+            return out
+        flat = out.reshape(len(rows), -1).view(np.uint8).reshape(len(rows), -1)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(rows)]])
+        size = self.row_bytes
+        with open(self.path, "rb", buffering=0) as handle:
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                want = (b - a) * size
+                data = os.pread(handle.fileno(), want, self.offset + int(rows[a]) * size)
+                if len(data) != want:
+                    raise FeatureCacheError(
+                        f"{self.path} is shorter than its header says: re-materialize its shard"
+                    )
+                flat[a:b] = np.frombuffer(data, dtype=np.uint8).reshape(b - a, size)
+        return out
+
+
 @dataclass
 class _Shard:
     ids: np.ndarray
-    pooled: np.ndarray
-    tokens: np.ndarray
 
     @classmethod
     def open(cls, path: Path) -> _Shard:
-        return cls(
-            np.load(path / IDS),
-            np.load(path / POOLED, mmap_mode="r"),
-            np.load(path / TOKENS, mmap_mode="r"),
-        )
+        return cls(np.load(path / IDS))
 
     def row(self, image_id: str) -> int:
         row = int(np.searchsorted(self.ids, image_id))
@@ -138,6 +185,7 @@ class FeatureCache:
         self.directory = Path(directory)
         self._paths, self._n_shards = _scan(self.directory)
         self._open: dict[int, _Shard] = {}
+        self._files: dict[int, tuple[_RowFile, _RowFile]] = {}
         self._meta = self._common_meta()
 
     @property
@@ -164,12 +212,39 @@ class FeatureCache:
             by_shard.setdefault(index, ([], []))[0].append(position)
             by_shard[index][1].append(row)
         for index, (positions, rows) in by_shard.items():
-            order = np.argsort(rows, kind="stable")
-            at, source = np.asarray(positions)[order], np.asarray(rows)[order]
-            shard = self._open[index]
-            pooled[at] = shard.pooled[source]
-            tokens[at] = shard.tokens[source]
+            at, rows_read = np.asarray(positions), np.asarray(rows)
+            pooled[at], tokens[at] = self.read_rows(index, rows_read)
         return pooled, tokens
+
+    @property
+    def n_shards(self) -> int:
+        return self._n_shards
+
+    def shard_indices(self) -> list[int]:
+        return sorted(self._paths)
+
+    def shard_ids(self, index: int) -> np.ndarray:
+        """The sorted ids of one shard, read afresh (not kept: a stream holds one shard's)."""
+        if index not in self._paths:
+            return np.array([], dtype=str)
+        return np.load(self._paths[index] / IDS)
+
+    def read_rows(self, index: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled, tokens) fp16 of rows of shard index, in the order of rows (any order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        shard = self._paths.get(index)
+        if shard is None:
+            raise FeatureCacheError(
+                f"{self.directory} lacks {shard_dir_name(index, self._n_shards)}: "
+                f"materialize backbone_features partition {index:03d}"
+            )
+        if index not in self._files:
+            self._files[index] = (_RowFile.open(shard / POOLED), _RowFile.open(shard / TOKENS))
+        order = np.argsort(rows, kind="stable")
+        pooled, tokens = (f.read(rows[order]) for f in self._files[index])
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return pooled[back], tokens[back]
 
     def ids(self) -> list[str]:
         found: list[str] = []
@@ -204,13 +279,16 @@ class FeatureCache:
 
     def _common_meta(self) -> dict[str, Any]:
         keys = ("spec", "fingerprint", "image_size", "pooled_dim", "token_dim", "tokens")
-        metas = {index: read_meta(path) for index, path in self._paths.items()}
-        first = metas[min(metas)]
-        for index, meta in metas.items():
+        # one meta.json at a time: each lists its shard's failures, so all at once would grow
+        # with the data
+        reference = self._paths[min(self._paths)]
+        first = read_meta(reference)
+        for index in sorted(self._paths):
+            meta = read_meta(self._paths[index])
             if meta.get("format") != FORMAT or meta.get("fingerprint") != first.get("fingerprint"):
                 raise FeatureCacheError(
                     f"{self._paths[index]} was made by another backbone or format than "
-                    f"{self._paths[min(metas)]}: re-materialize every backbone_features partition"
+                    f"{reference}: re-materialize every backbone_features partition"
                 )
         return {key: first[key] for key in keys}
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from geoloc_core.kill_point import kill_point
 from geoloc_core.models.losses import LossOutput
+from geoloc_core.training.precision import Precision
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -32,6 +33,24 @@ class BatchSource(Protocol):
         ...
 
 
+class Team(Protocol):
+    """The processes of a distributed run, as the loop sees them (training/distributed.py)."""
+
+    writes: bool  # this process writes the checkpoint
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None: ...
+
+    def barrier(self) -> None: ...
+
+
+def epoch_order(data: Any, size: int, generator: torch.Generator) -> np.ndarray:
+    """The epoch's sample order: the source's own (a shard stream's) or one permutation."""
+    own = getattr(data, "epoch_order", None)
+    if own is not None:
+        return own(generator)
+    return torch.randperm(size, generator=generator).numpy()
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     seed: int
@@ -42,6 +61,7 @@ class LoopConfig:
     lr_step_gamma: float
     num_threads: int
     device: str = "cpu"
+    amp: str = "off"  # off | fp16 | bf16 (training/precision.py)
 
 
 @dataclass
@@ -87,12 +107,17 @@ def train(
     on_epoch: EpochCallback | None = None,
     stop_after_epoch: int | None = None,
     progress: bool = True,
+    team: Team | None = None,
+    max_steps_per_epoch: int | None = None,
 ) -> list[EpochResult]:
     """Train model in place; resumes from checkpoint_dir/last.pt when it has this fingerprint.
 
     The fingerprint (a hash of the settings and the inputs) keeps a checkpoint of other settings
     or other data from being resumed as if it were this run's. A batch of one sample (the last
-    one, at most) is skipped: it has no negatives.
+    one, at most) is skipped: it has no negatives. With a team (several processes), data and
+    loss_fn are the rank's (training/distributed.py): gradients are averaged across the team
+    before each optimiser step and only the writer saves the checkpoint. max_steps_per_epoch
+    shortens every epoch to its first steps (benchmarks and rehearsals at scale only).
     """
     if len(data) < 2:
         raise ValueError(f"contrastive training needs at least 2 samples, got {len(data)}")
@@ -101,28 +126,32 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_step_gamma)
     generator = torch.Generator().manual_seed(config.seed)
+    precision = Precision(config.amp, config.device)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
     start_epoch, history = _resume(
-        checkpoint_path, fingerprint, model, optimizer, scheduler, generator
+        checkpoint_path, fingerprint, model, optimizer, scheduler, generator, precision
     )
     steps_per_epoch = (len(data) + config.batch_size - 1) // config.batch_size
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        order = torch.randperm(len(data), generator=generator).numpy()
+        order = epoch_order(data, len(data), generator)
         sums: dict[str, float] = {}
         count = 0
         last: LossOutput | None = None
-        batches = range(0, len(order), config.batch_size)
+        batches = range(0, len(order), config.batch_size)[:max_steps_per_epoch]
         label = f"epoch {epoch + 1}/{config.epochs}"
         for start in tqdm(batches, desc=label, disable=None if progress else True):
             positions = order[start : start + config.batch_size]
             if len(positions) < 2:
                 continue
-            last = loss_fn(data.batch(positions))
+            with precision.autocast():
+                last = loss_fn(data.batch(positions))
             optimizer.zero_grad(set_to_none=True)
-            last.total.backward()
-            optimizer.step()
+            precision.backward(last.total)
+            if team is not None:  # the scaled gradients: every process then finds the same
+                team.average_gradients(params)  # overflow (or none) and skips the same steps
+            precision.step(optimizer)
             step += 1
             count += 1
             metrics = step_metrics(last)
@@ -145,9 +174,20 @@ def train(
             result.validation = validator()
             model.train()
         history.append(result)
-        _save(
-            checkpoint_path, model, optimizer, scheduler, generator, epoch + 1, history, fingerprint
-        )
+        if team is None or team.writes:
+            _save(
+                checkpoint_path,
+                model,
+                optimizer,
+                scheduler,
+                generator,
+                epoch + 1,
+                history,
+                fingerprint,
+                precision,
+            )
+        if team is not None:
+            team.barrier()  # the checkpoint is in place before any process goes on
         if on_epoch:
             on_epoch(result)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
@@ -157,7 +197,7 @@ def train(
 
 
 def _resume(
-    path, fingerprint, model, optimizer, scheduler, generator
+    path, fingerprint, model, optimizer, scheduler, generator, precision=None
 ) -> tuple[int, list[EpochResult]]:
     """Load a matching checkpoint into the objects: (epochs done, their results); else (0, [])."""
     if not path.is_file():
@@ -177,14 +217,20 @@ def _resume(
     scheduler.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if precision is not None:
+        precision.load_state_dict(state.get("scaler"))
     return int(state["epoch"]), [EpochResult(**record) for record in state["history"]]
 
 
-def _save(path, model, optimizer, scheduler, generator, epoch, history, fingerprint) -> None:
+def _save(
+    path, model, optimizer, scheduler, generator, epoch, history, fingerprint, precision=None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    scaler = precision.state_dict() if precision is not None else None
     torch.save(
         {
+            **({"scaler": scaler} if scaler is not None else {}),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

@@ -4,15 +4,20 @@ checkpoint made from other inputs is never resumed."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
-from geoloc_core.file_hash import digest, file_sha256
+from geoloc_core.file_hash import file_sha256
 from geoloc_core.models.inputs import FeatureSource, SegmentationSource
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.training.dataset import AlignmentData
 from geoloc_core.training.feature_cache import FeatureCache
+
+SEPARATOR = "\x1f"  # file_hash.digest's
 
 
 def segmentation_source(paths: ProjectPaths) -> SegmentationSource:
@@ -38,18 +43,32 @@ def split_data(
 
 
 def inputs_fingerprint(paths: ProjectPaths, uses_text: bool) -> str:
-    """The training inputs' identity: manifest, feature shards, segmentation shards, captions."""
-    parts: list[object] = [file_sha256(paths.reference_manifest)]
+    """The training inputs' identity: manifest, feature shards, segmentation shards, captions.
+
+    file_hash.digest of the parts, hashed one part at a time: each shard's meta.json lists its
+    ids, so holding them all at once would grow with the data."""
+    return _streamed_digest(_input_parts(paths, uses_text))
+
+
+def _input_parts(paths: ProjectPaths, uses_text: bool) -> Iterator[str]:
+    yield file_sha256(paths.reference_manifest)
     for meta in sorted(paths.features_dir.glob("shard-*/meta.json")):
-        parts.append(meta.read_text())
+        yield meta.read_text()
     segmentation = paths.segmentation_dir
     if segmentation.is_dir():
         for file in sorted(segmentation.glob("shard-*.npz")):
             stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+            yield f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}"
     if uses_text:
-        parts.append(file_sha256(paths.place_texts))
-    return digest(*parts)
+        yield file_sha256(paths.place_texts)
+
+
+def _streamed_digest(parts: Iterator[str]) -> str:
+    """digest(*parts) without joining them first (the same value)."""
+    hashed = hashlib.sha256()
+    for k, part in enumerate(parts):
+        hashed.update((SEPARATOR if k else "").encode() + str(part).encode())
+    return hashed.hexdigest()[:16]
 
 
 def model_inputs(
