@@ -37,7 +37,7 @@ def test_full_and_back_round_trips_params_byte_for_byte(project: Path, capsys) -
         section, key = override.key.split(".")
         assert values[section][key] == override.value, override.key
     tree = load_tree(values)  # the full settings load through the same models
-    assert tree.backbone.architecture == "ViT-L-14" and tree.model.embed_dim == 512
+    assert tree.backbone.architecture == "ViT-L-14-quickgelu" and tree.model.embed_dim == 512
     # every other key keeps its demo value, and the demo's line stays readable above the switch
     demo_values = yaml.safe_load(demo)
     changed = {o.key for o in overrides}
