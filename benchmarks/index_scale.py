@@ -32,7 +32,6 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,8 @@ class World:
         )
         vectors = latent @ self.basis
         vectors += MEAN_WEIGHT * self.mean
-        vectors += rng.standard_normal((n, DIM), np.float32) * (NOISE / np.sqrt(DIM))
+        # uniform noise of the same variance: a third of a normal draw's cost, same geometry here
+        vectors += (rng.random((n, DIM), np.float32) - 0.5) * (NOISE * np.sqrt(12 / DIM))
         return _unit(vectors)
 
 
@@ -100,7 +100,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def write_shards(folder: Path, rows: int, shard_rows: int, queries: int, seed: int) -> list[Path]:
     """The shard files (fp16), generated one at a time; reused when the spec matches."""
-    spec = {"rows": rows, "shard_rows": shard_rows, "queries": queries, "seed": seed, "v": 2}
+    spec = {"rows": rows, "shard_rows": shard_rows, "queries": queries, "seed": seed, "v": 3}
     spec_file = folder / "spec.json"
     files = [folder / f"shard-{i:04d}.npy" for i in range(-(-rows // shard_rows))]
     made = all(f.is_file() for f in files) and (folder / "queries.npy").is_file()
@@ -178,7 +178,9 @@ def build_child(folder: Path, files: list[Path], out: Path) -> None:
     np.save(folder / "found.npy", positions)
     sweep = []
     for nprobe, k_factor in SWEEP:
-        knobs = replace(settings, nprobe=nprobe, refine_k_factor=k_factor)
+        knobs = IndexSettings(
+            **{**settings.__dict__, "nprobe": nprobe, "refine_k_factor": k_factor}
+        )
         start = time.perf_counter()
         found = search(loaded, queries, K, knobs)[1]
         sweep.append(
