@@ -81,6 +81,7 @@ def build_index_from_shards(
             f"{settings.pq_nbits} {settings.pq_layout}) on {len(sample)} sampled vectors"
         )
         index.train(sample)
+        say("index: trained")
         if settings.refine:
             refine = RefineWriter(refine_file, total, sample.shape[1])
         del sample
