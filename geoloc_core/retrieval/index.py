@@ -301,30 +301,40 @@ def _training_sample(
     and the number of vectors in all.
 
     Every vector gets a random key; the sample is the train_size smallest keys, kept while the
-    shards stream by, so only one shard and the sample are in memory.
+    shards stream by. Only one shard and the sample are in memory, and the sample is held in
+    fixed slots as the shards store it (fp16: half of float32): a shard's chosen rows take the
+    slots of rows it pushed out, and the rows are put back in reference order and normalised
+    to float32 once, after the last shard.
     """
     rng = np.random.default_rng(settings.seed)
     size = settings.train_size
-    keys = np.empty(0)
-    sample: np.ndarray | None = None
+    keys = np.full(size, np.inf)
+    order = np.full(size, -1, np.int64)  # each slot's position in the reference set
+    held = np.zeros(size, bool)
+    rows: np.ndarray | None = None
     total = 0
     for _, vectors in _shard_arrays(shards):
-        if sample is None:
+        kind = np.float16 if vectors.dtype == np.float16 else np.float32
+        if rows is None:
             _check_pq_m(vectors.shape[1], settings)
-            sample = np.empty((0, vectors.shape[1]), np.float32)
-        total += len(vectors)
+            rows = np.empty((size, vectors.shape[1]), kind)
+        elif np.dtype(kind).itemsize > rows.dtype.itemsize:
+            rows = rows.astype(kind)
         shard_keys = rng.random(len(vectors))
-        both = np.concatenate([keys, shard_keys])
+        both = np.concatenate([keys[held], shard_keys])
         threshold = np.partition(both, size - 1)[size - 1] if len(both) > size else np.inf
         taken = np.flatnonzero(shard_keys <= threshold)
-        kept = keys <= threshold
-        keys = np.concatenate([keys[kept], shard_keys[taken]])
-        sample = np.concatenate([sample[kept], _as_unit_float32(vectors[taken])])
-    if sample is None:
+        held &= keys <= threshold
+        slots = np.flatnonzero(~held)[: len(taken)]
+        rows[slots] = vectors[taken]
+        keys[slots], order[slots], held[slots] = shard_keys[taken], total + taken, True
+        total += len(vectors)
+    if rows is None:
         raise ValueError(f"the {len(shards)} reference shards hold no vectors: nothing to index")
-    if len(sample) < settings.min_train_size:
+    slots = np.flatnonzero(held)
+    if len(slots) < settings.min_train_size:
         raise ValueError(_too_few_to_train(settings, total))
-    return sample, total
+    return _as_unit_float32(rows[slots[np.argsort(order[slots])]]), total
 
 
 def _too_few_to_train(settings: IndexSettings, total: int) -> str:
