@@ -329,12 +329,15 @@ def _training_sample(
         rows[slots] = vectors[taken]
         keys[slots], order[slots], held[slots] = shard_keys[taken], total + taken, True
         total += len(vectors)
+        del vectors  # before the next shard loads, and after the last one
     if rows is None:
         raise ValueError(f"the {len(shards)} reference shards hold no vectors: nothing to index")
     slots = np.flatnonzero(held)
     if len(slots) < settings.min_train_size:
         raise ValueError(_too_few_to_train(settings, total))
-    return _as_unit_float32(rows[slots[np.argsort(order[slots])]]), total
+    picked = rows[slots[np.argsort(order[slots])]]
+    del rows
+    return _as_unit_float32(picked, in_place=True), total
 
 
 def _too_few_to_train(settings: IndexSettings, total: int) -> str:
@@ -479,7 +482,9 @@ def _to_gpu(index: faiss.Index) -> faiss.Index:
     return faiss.index_cpu_to_gpu(_gpu_resources(), 0, index, options)
 
 
-def _as_unit_float32(x: np.ndarray) -> np.ndarray:
+def _as_unit_float32(x: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """x as unit float32 rows, refused when a row is zero or not finite; `in_place`: x is the
+    caller's to overwrite (when already float32), so no second copy is made."""
     vectors = np.ascontiguousarray(x, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (n, d), got shape {vectors.shape}")
@@ -488,4 +493,7 @@ def _as_unit_float32(x: np.ndarray) -> np.ndarray:
         raise ValueError(f"{int((norms == 0).sum())} embeddings are all zeros; cannot normalise")
     if not np.all(np.isfinite(norms)):
         raise ValueError(f"{int((~np.isfinite(norms)).sum())} embeddings hold NaN or inf values")
+    if in_place or not np.may_share_memory(vectors, x):
+        vectors /= norms  # a copy of its own (or the caller's to overwrite): divided in place
+        return vectors
     return vectors / norms
