@@ -95,6 +95,7 @@ def build_index_from_shards(
             if refine is not None:
                 refine.append(unit)
         say(f"index: shard {number}: added {len(vectors)} vectors ({index.ntotal} in all)")
+        del vectors  # not held while the next shard loads
     if index is None or index.ntotal == 0:
         raise ValueError(f"the {len(shards)} reference shards hold no vectors: nothing to index")
     if refine is not None:
@@ -377,6 +378,7 @@ def _shard_arrays(shards: Sequence[ShardLoader]) -> Iterator[tuple[int, np.ndarr
                 f"has {dim}: all shards must hold the same embedding"
             )
         yield number, vectors
+        del vectors  # the next shard loads without this one held
 
 
 @dataclass(frozen=True)
