@@ -357,6 +357,7 @@ def main() -> None:
             stages[stage] = measure(stage, root)
         elif (root / f"stage-{stage}.json").is_file():
             stages[stage] = json.loads((root / f"stage-{stage}.json").read_text())
+            stages[stage].setdefault("disk", sum(disk_bytes(root / n) for n in OUTPUTS[stage]))
     result = {"inputs": inputs, "stages": stages, "machine": machine()}
     result["projection"] = projection(inputs, stages, args.nodes)
     (root / "rehearsal.json").write_text(json.dumps(result, indent=2, default=str))

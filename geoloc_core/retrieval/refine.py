@@ -23,6 +23,7 @@ ROW_DTYPE = np.dtype("<f2")
 # Shortlist rows re-scored at a time (x d x 2 bytes read, x 4 as float32): 32 MiB at 2304-d.
 GATHER_ROWS = 8192
 QUERY_BATCH = 128  # queries searched in the PQ codes at a time
+MAPPED_CHUNK_ROWS = 1024  # rows copied out of the mapping between two page drops
 
 
 class RefineVectors:
@@ -62,6 +63,9 @@ class RefineVectors:
                     "re-materialize retrieval_index"
                 )
             mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        # Rows are read at random: no read-ahead or fault-around (each fault would otherwise
+        # map up to 64 KB of neighbouring rows into the process).
+        mapping.madvise(mmap.MADV_RANDOM)
         rows = np.ndarray(shape, ROW_DTYPE, buffer=mapping, offset=offset)
         return cls(rows, mapping, path)
 
@@ -73,12 +77,19 @@ class RefineVectors:
         return len(self.rows)
 
     def gather(self, positions: np.ndarray) -> np.ndarray:
-        """The rows at `positions` (sorted, unique), as float32; only those rows are read."""
-        try:
+        """The rows at `positions` (sorted, unique), as float32; only those rows are read.
+
+        From a mapped file, a chunk of rows at a time, each chunk's pages dropped from the
+        process after it is copied: the resident pages stay at one chunk's whatever the file.
+        """
+        if self._mapping is None:
             return self.rows[positions].astype(np.float32)
-        finally:
-            if self._mapping is not None:
-                self._mapping.madvise(mmap.MADV_DONTNEED)
+        out = np.empty((len(positions), self.rows.shape[1]), np.float32)
+        for start in range(0, len(positions), MAPPED_CHUNK_ROWS):
+            part = slice(start, start + MAPPED_CHUNK_ROWS)
+            out[part] = self.rows[positions[part]]
+            self._mapping.madvise(mmap.MADV_DONTNEED)
+        return out
 
 
 class RefineWriter:
