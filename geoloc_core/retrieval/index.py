@@ -35,10 +35,10 @@ from geoloc_core.kill_point import kill_point
 from geoloc_core.retrieval.index_settings import MIN_POINTS_PER_CENTROID, IndexSettings
 from geoloc_core.retrieval.refine import RefinedIndex, RefineVectors, RefineWriter
 
-# Rows normalised to float32 at a time while adding a shard: at most 65,536 rows and 32 MiB
-# (2304-d: 3,640 rows), so the float32 copies FAISS makes while adding stay small next to a shard.
+# Rows normalised to float32 at a time while adding a shard: at most 65,536 rows and 16 MiB
+# (2304-d: 1,820 rows), so the float32 copies FAISS makes while adding stay small next to a shard.
 ADD_CHUNK_ROWS = 65_536
-ADD_CHUNK_BYTES = 32 << 20
+ADD_CHUNK_BYTES = 16 << 20
 # FAISS multiplies queries by blocks of 1024 database rows by default; 4096-row blocks ran the
 # exact search ~1.6x faster on 768-d (benchmarks/index_search.py), for 16 MB of scratch per
 # 1000 queries. Process-wide FAISS state: only the untouched default is raised.
