@@ -53,9 +53,9 @@ INDEX = {
     "pq_nbits": 4,
     "pq_layout": "fastscan",
     "train_size": 20_000,
-    "nprobe": 64,
+    "nprobe": 128,
     "refine": True,
-    "refine_k_factor": 16,
+    "refine_k_factor": 32,
     "device": "cpu",
     "seed": 0,
 }
