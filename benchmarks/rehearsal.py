@@ -381,6 +381,8 @@ NODE_CPU_FACTOR = 16 / 2  # a node's 16 cores against the 2 here
 GPU_TRAIN_FACTOR = 50.0  # heads + in-batch loss at batch 256 on one H100 vs 2 CPU cores
 GPU_EMBED_FACTOR = 50.0
 ON_GPU = {"training": GPU_TRAIN_FACTOR, "embeddings": GPU_EMBED_FACTOR}
+# Outputs whose size does not grow with the reference set (the model and its checkpoint).
+FIXED_DISK = {"training"}
 PARALLEL = {
     "manifests": False,
     "texts": False,
@@ -402,7 +404,7 @@ def projection(inputs: dict, stages: dict, nodes: int) -> dict[str, Any]:
         rows[stage] = {
             "per_item_ms": per_item_s * 1000,
             "bytes_per_item": report["disk"] / inputs["rows"],
-            "mp16_disk_gb": report["disk"] * scale / 1e9,
+            "mp16_disk_gb": report["disk"] * (1 if stage in FIXED_DISK else scale) / 1e9,
             "one_node_h": one / 3600,
             f"{nodes}_nodes_h": n / 3600,
         }
