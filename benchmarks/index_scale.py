@@ -4,9 +4,9 @@ Workload: --rows reference vectors (default 1,000,000) of G3's width (2304 = 3 x
 shard by shard to .npy files in fp16, as the embedding step stores them, never all in memory.
 They are shaped like CLIP image embeddings rather than iid noise, so that a top-10 means
 something: every vector shares a mean direction (CLIP embeddings of photos sit in a narrow
-cone: mean cosine between random pairs ~0.3 here), lies mostly in a 256-d "semantic" subspace
+cone: mean cosine between random pairs ~0.15 here), lies mostly in a 256-d "semantic" subspace
 with a decaying spectrum, and comes from a hierarchy of 2,000 scenes > 50,000 places
-(~20 references each), plus isotropic noise over all 2304 dimensions. Queries are new draws
+(~20 references each at 1M), plus isotropic noise over all 2304 dimensions. Queries are new draws
 from random places (not copies of references), so each has ~20 true near neighbours.
 
 What runs, each in its own child process so its peak RSS is its own:
@@ -22,6 +22,8 @@ What runs, each in its own child process so its peak RSS is its own:
 
 Generated shards are kept in --dir (default: a folder under /tmp) and reused when their spec
 matches; --clean removes them afterwards. Needs ~2 x rows x 4.6 KB of disk (shards + copy).
+On a loaded machine run it with OMP_NUM_THREADS=1 (FAISS's OpenMP barriers stall under
+contention: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ K = 10
 LATENT = 256
 SCENES = 2_000
 PLACES = 50_000
-MEAN_WEIGHT = 0.55  # of the mean direction, against ~1 for the rest: mean pair cosine ~0.3
+MEAN_WEIGHT = 0.55  # of the mean direction, against ~1 for the rest: mean pair cosine ~0.15
 NOISE = 0.5  # isotropic noise norm against the semantic part's ~1
 # Chosen on this workload (docs/performance.md): 512 cells keep the training sample (39 x 512
 # vectors, float32) near one shard; PQ 256x4 fast-scan (128-byte codes); the sweep below shows
