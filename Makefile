@@ -8,7 +8,7 @@ export GEOLOC_ROOT := $(CURDIR)
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo data test lint ui mlflow-ui status bench ablation experiments
+.PHONY: install demo data test lint ui mlflow-ui status bench rehearsal ablation experiments
 
 # The project environment (dagster needs antlr4 4.13) ...
 $(VENV)/.installed: pyproject.toml
@@ -54,6 +54,13 @@ status: install
 # benchmarks/results.json. BENCH_INSTALL=1 also times `make install` in the fresh clone.
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(if $(BENCH_INSTALL),--install)
+
+# The full profile rehearsed at MP16's shapes on this machine (opt-in, not part of `make test`;
+# docs/performance.md): REHEARSAL_ROWS reference rows, then the index at 1M (index_scale.py).
+REHEARSAL_ROWS ?= 100000
+rehearsal: install
+	nice -n 10 $(BIN)/python benchmarks/rehearsal.py --rows $(REHEARSAL_ROWS)
+	nice -n 10 $(BIN)/python benchmarks/index_scale.py --rows 1000000 --clean
 
 # The ablation table (docs/ablation.md): baselines and every variant's stages on the demo's inputs.
 ablation: install

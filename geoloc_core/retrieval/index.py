@@ -2,9 +2,13 @@
 
 `build_index_from_shards` builds any of the three from reference shards that are loaded one at
 a time, so a reference set like MP16 never sits in one process as float32: a shard is
-normalised and added in chunks of ADD_CHUNK_ROWS rows, and IVF-PQ is trained on a seeded sample
-(`index.train_size` vectors) drawn across all shards first. Positions in the index follow the
-concatenation order of the shards; the caller keeps the ids in the same order.
+normalised and added in chunks of at most ADD_CHUNK_BYTES as float32, and IVF-PQ is trained on
+a seeded sample (`index.train_size` vectors) drawn across all shards first. Positions in the
+index follow the concatenation order of the shards; the caller keeps the ids in the same order.
+
+IVF-PQ's refine stage (`index.refine`) keeps its fp16 copy of the vectors in a file beside the
+index, written shard by shard and memory-mapped when searched (refine.py), so building and
+searching hold the PQ codes plus one shard, not 2·d bytes for every reference vector.
 
 `search` never hands on FAISS's -1 "no result" positions: HNSW searches with a beam of at least
 k, and a query that still comes back short (an IVF query whose visited cells hold fewer than k
@@ -18,6 +22,7 @@ FAISS has neither on the GPU.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +33,12 @@ import numpy as np
 from geoloc_core.file_hash import check_sha256, file_sha256
 from geoloc_core.kill_point import kill_point
 from geoloc_core.retrieval.index_settings import MIN_POINTS_PER_CENTROID, IndexSettings
+from geoloc_core.retrieval.refine import RefinedIndex, RefineVectors, RefineWriter
 
-# Rows normalised to float32 at a time while adding a shard (768-d: 200 MB).
+# Rows normalised to float32 at a time while adding a shard: at most 65,536 rows and 16 MiB
+# (2304-d: 1,820 rows), so the float32 copies FAISS makes while adding stay small next to a shard.
 ADD_CHUNK_ROWS = 65_536
+ADD_CHUNK_BYTES = 16 << 20
 # FAISS multiplies queries by blocks of 1024 database rows by default; 4096-row blocks ran the
 # exact search ~1.6x faster on 768-d (benchmarks/index_search.py), for 16 MB of scratch per
 # 1000 queries. Process-wide FAISS state: only the untouched default is raised.
@@ -51,33 +59,56 @@ def build_flat_index(embeddings: np.ndarray) -> faiss.Index:
 
 
 def build_index_from_shards(
-    shards: Sequence[ShardLoader], settings: IndexSettings, log: Log | None = None
-) -> faiss.Index:
-    """The index of `settings.type` over all shards, each loaded once (IVF-PQ: twice)."""
+    shards: Sequence[ShardLoader],
+    settings: IndexSettings,
+    log: Log | None = None,
+    refine_file: Path | None = None,
+) -> faiss.Index | RefinedIndex:
+    """The index of `settings.type` over all shards, each loaded once (IVF-PQ: twice).
+
+    IVF-PQ with `refine` writes its fp16 copy to `refine_file` while it fills (give
+    `refine_building_file(index path)` to save it with save_index), or keeps it in RAM
+    without one.
+    """
     say = log or (lambda _message: None)
     index: faiss.Index | None = None
+    refine: RefineWriter | None = None
     if settings.type == "ivfpq":
-        sample = _training_sample(shards, settings)
+        sample, total = _training_sample(shards, settings)
         index = _empty_index(sample.shape[1], settings)
         say(
             f"index: training IVF-PQ ({settings.ivf_nlist} cells, PQ {settings.pq_m}x"
             f"{settings.pq_nbits} {settings.pq_layout}) on {len(sample)} sampled vectors"
         )
         index.train(sample)
+        say("index: trained")
+        if settings.refine:
+            refine = RefineWriter(refine_file, total, sample.shape[1])
         del sample
     for number, vectors in _shard_arrays(shards):
         if index is None:
             index = _empty_index(vectors.shape[1], settings)
-        for start in range(0, len(vectors), ADD_CHUNK_ROWS):
-            index.add(_as_unit_float32(vectors[start : start + ADD_CHUNK_ROWS]))
+        step = max(1, min(ADD_CHUNK_ROWS, ADD_CHUNK_BYTES // (4 * vectors.shape[1])))
+        for start in range(0, len(vectors), step):
+            unit = _as_unit_float32(vectors[start : start + step])
+            index.add(unit)
+            if refine is not None:
+                refine.append(unit)
         say(f"index: shard {number}: added {len(vectors)} vectors ({index.ntotal} in all)")
+        del vectors  # not held while the next shard loads
     if index is None or index.ntotal == 0:
         raise ValueError(f"the {len(shards)} reference shards hold no vectors: nothing to index")
+    if refine is not None:
+        rows, sha256 = refine.finish()
+        return RefinedIndex(index, rows, settings.refine_k_factor, sha256)
     return index
 
 
 def search(
-    index: faiss.Index, queries: np.ndarray, k: int, settings: IndexSettings | None = None
+    index: faiss.Index | RefinedIndex,
+    queries: np.ndarray,
+    k: int,
+    settings: IndexSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, positions), both (n_queries, k); k is capped by the index size, never padded.
 
@@ -115,7 +146,9 @@ def index_device(settings: IndexSettings) -> str:
     raise ValueError(f"index.device='cuda' but {reason}; set index.device to auto or cpu")
 
 
-def index_for_search(index: faiss.Index, settings: IndexSettings) -> faiss.Index:
+def index_for_search(
+    index: faiss.Index | RefinedIndex, settings: IndexSettings
+) -> faiss.Index | RefinedIndex:
     """The index to search on the device `settings` resolve to: a GPU copy or the index itself.
 
     Flat and IVF-PQ move with faiss.index_cpu_to_gpu (IVF-PQ with fp16 lookup tables: float32
@@ -130,39 +163,90 @@ def index_for_search(index: faiss.Index, settings: IndexSettings) -> faiss.Index
 
 
 def checksum_file(path: Path) -> Path:
-    """The index's SHA-256, written beside it: FAISS reads a damaged file without complaint."""
+    """The index's SHA-256, written beside it: FAISS reads a damaged file without complaint.
+
+    Line 1 is the index file's digest; an IVF-PQ with a refine copy adds the line
+    `refine <digest of the copy> <k_factor>`. The sidecar is replaced last, so it names the
+    index and copy of one build, or the old pair: never a mix.
+    """
     return path.with_name(path.name + ".sha256")
 
 
-def save_index(index: faiss.Index, path: Path) -> None:
+def refine_file_of(path: Path) -> Path:
+    """Where the index saved at `path` keeps its fp16 refine copy (IVF-PQ with refine)."""
+    return path.with_name(path.stem + ".refine.npy")
+
+
+def refine_building_file(path: Path) -> Path:
+    """Where build_index_from_shards writes the copy for save_index(…, path) to move in place."""
+    return path.with_name(path.stem + ".refine.npy.tmp")
+
+
+def save_index(index: faiss.Index | RefinedIndex, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    faiss.write_index(index, str(tmp))
-    digest = file_sha256(tmp)
+    refined = index if isinstance(index, RefinedIndex) else None
+    faiss.write_index(index.base_index if refined else index, str(tmp))
+    lines = [file_sha256(tmp)]
+    refine_tmp = refine_building_file(path)
+    if refined is not None:
+        refine_sha = _refine_copy_at(refined, refine_tmp)
+        lines.append(f"refine {refine_sha} {refined.k_factor:g}")
     sidecar = checksum_file(path)
     sidecar_tmp = sidecar.with_name(sidecar.name + ".tmp")
-    sidecar_tmp.write_text(digest + "\n")
+    sidecar_tmp.write_text("\n".join(lines) + "\n")
     kill_point("index-written")  # complete, not yet in place
     tmp.replace(path)
+    if refined is not None:
+        refine_tmp.replace(refine_file_of(path))  # the open mapping follows the file
+        refined.vectors.path = refine_file_of(path)
     sidecar_tmp.replace(sidecar)
+    if refined is None:
+        refine_file_of(path).unlink(missing_ok=True)  # an earlier build's, no longer named
 
 
-def load_index(path: Path) -> faiss.Index:
-    """The saved index, refused unless its bytes are those save_index wrote."""
+def load_index(path: Path) -> faiss.Index | RefinedIndex:
+    """The saved index, refused unless its bytes (and its refine copy's) are those save_index
+    wrote; the refine copy is memory-mapped, never read whole."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: materialize the retrieval_index asset first")
     sidecar = checksum_file(path)
-    expected = sidecar.read_text().strip() if sidecar.is_file() else None
-    check_sha256(path, expected, "re-materialize retrieval_index")
-    return faiss.read_index(str(path))
+    lines = sidecar.read_text().split("\n") if sidecar.is_file() else []
+    fix = "re-materialize retrieval_index"
+    check_sha256(path, lines[0].strip() if lines else None, fix)
+    index = faiss.read_index(str(path))
+    refine = [line.split() for line in lines[1:] if line.startswith("refine ")]
+    if not refine:
+        return index
+    _, refine_sha, k_factor = refine[0]
+    copy = refine_file_of(path)
+    if not copy.is_file():
+        raise FileNotFoundError(f"{copy}, the index's refine copy, is missing: {fix}")
+    check_sha256(copy, refine_sha, fix)
+    return RefinedIndex(index, RefineVectors.open(copy), float(k_factor), refine_sha)
+
+
+def _refine_copy_at(index: RefinedIndex, target: Path) -> str:
+    """The SHA-256 of the index's refine copy, written to `target` unless already there."""
+    vectors = index.vectors
+    if index.sha256 is not None and vectors.mapped and _same_file(vectors.path, target):
+        return index.sha256
+    writer = RefineWriter(target, len(vectors), index.d)
+    for start in range(0, len(vectors), ADD_CHUNK_ROWS):
+        writer.append(vectors.rows[start : start + ADD_CHUNK_ROWS])
+    return writer.finish()[1] or ""
+
+
+def _same_file(a: Path | None, b: Path) -> bool:
+    return a is not None and a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 def index_memory_bytes_per_vector(settings: IndexSettings, dim: int) -> float:
-    """Estimated bytes per reference vector (fixed costs like IVF centroids left out).
+    """Estimated bytes of RAM per reference vector (fixed costs like IVF centroids left out).
 
     flat: float32 vector; hnsw: float32 vector + 2·M bottom-layer links + the expected upper
-    layers (M/(M-1) links) + level and offset bookkeeping; ivfpq: PQ code + 64-bit id, plus the
-    fp16 refine copy when `refine` is on.
+    layers (M/(M-1) links) + level and offset bookkeeping; ivfpq: PQ code + 64-bit id (the fp16
+    refine copy, 2·d bytes, is on disk: index_disk_bytes_per_vector).
     """
     if settings.type == "flat":
         return 4.0 * dim
@@ -170,7 +254,13 @@ def index_memory_bytes_per_vector(settings: IndexSettings, dim: int) -> float:
         m = settings.hnsw_m
         return 4.0 * dim + 4.0 * 2 * m + 4.0 * m / (m - 1) + 4 + 8
     code = (settings.pq_m * settings.pq_nbits + 7) // 8
-    return float(code + 8 + (2 * dim if settings.refine else 0))
+    return float(code + 8)
+
+
+def index_disk_bytes_per_vector(settings: IndexSettings, dim: int) -> float:
+    """Estimated bytes on disk per reference vector: the index file plus the refine copy."""
+    refine = 2 * dim if settings.type == "ivfpq" and settings.refine else 0
+    return index_memory_bytes_per_vector(settings, dim) + refine
 
 
 def _empty_index(dim: int, settings: IndexSettings) -> faiss.Index:
@@ -183,10 +273,9 @@ def _empty_index(dim: int, settings: IndexSettings) -> faiss.Index:
         index.hnsw.efSearch = settings.hnsw_ef_search
         return index
     _check_pq_m(dim, settings)
-    refine = ",Refine(SQfp16)" if settings.refine else ""
     layout = "fs" if settings.pq_layout == "fastscan" else ""
     pq = f"PQ{settings.pq_m}x{settings.pq_nbits}{layout}"
-    index = faiss.index_factory(dim, f"IVF{settings.ivf_nlist},{pq}{refine}", metric)
+    index = faiss.index_factory(dim, f"IVF{settings.ivf_nlist},{pq}", metric)
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
     ivf.cp.seed = settings.seed
     ivf.pq.cp.seed = settings.seed
@@ -194,8 +283,6 @@ def _empty_index(dim: int, settings: IndexSettings) -> faiss.Index:
         # The factory turns on polysemous training (slow; for Hamming pre-filters, unused here).
         ivf.do_polysemous_training = False
     ivf.nprobe = settings.nprobe
-    if settings.refine:
-        index.k_factor = settings.refine_k_factor
     return index
 
 
@@ -208,34 +295,50 @@ def _check_pq_m(dim: int, settings: IndexSettings) -> None:
         )
 
 
-def _training_sample(shards: Sequence[ShardLoader], settings: IndexSettings) -> np.ndarray:
-    """A uniform sample without replacement of train_size vectors over all shards, seeded.
+def _training_sample(
+    shards: Sequence[ShardLoader], settings: IndexSettings
+) -> tuple[np.ndarray, int]:
+    """A uniform sample without replacement of train_size vectors over all shards, seeded,
+    and the number of vectors in all.
 
     Every vector gets a random key; the sample is the train_size smallest keys, kept while the
-    shards stream by, so only one shard and the sample are in memory.
+    shards stream by. Only one shard and the sample are in memory, and the sample is held in
+    fixed slots as the shards store it (fp16: half of float32): a shard's chosen rows take the
+    slots of rows it pushed out, and the rows are put back in reference order and normalised
+    to float32 once, after the last shard.
     """
     rng = np.random.default_rng(settings.seed)
     size = settings.train_size
-    keys = np.empty(0)
-    sample: np.ndarray | None = None
+    keys = np.full(size, np.inf)
+    order = np.full(size, -1, np.int64)  # each slot's position in the reference set
+    held = np.zeros(size, bool)
+    rows: np.ndarray | None = None
     total = 0
     for _, vectors in _shard_arrays(shards):
-        if sample is None:
+        kind = np.float16 if vectors.dtype == np.float16 else np.float32
+        if rows is None:
             _check_pq_m(vectors.shape[1], settings)
-            sample = np.empty((0, vectors.shape[1]), np.float32)
-        total += len(vectors)
+            rows = np.empty((size, vectors.shape[1]), kind)
+        elif np.dtype(kind).itemsize > rows.dtype.itemsize:
+            rows = rows.astype(kind)
         shard_keys = rng.random(len(vectors))
-        both = np.concatenate([keys, shard_keys])
+        both = np.concatenate([keys[held], shard_keys])
         threshold = np.partition(both, size - 1)[size - 1] if len(both) > size else np.inf
         taken = np.flatnonzero(shard_keys <= threshold)
-        kept = keys <= threshold
-        keys = np.concatenate([keys[kept], shard_keys[taken]])
-        sample = np.concatenate([sample[kept], _as_unit_float32(vectors[taken])])
-    if sample is None:
+        held &= keys <= threshold
+        slots = np.flatnonzero(~held)[: len(taken)]
+        rows[slots] = vectors[taken]
+        keys[slots], order[slots], held[slots] = shard_keys[taken], total + taken, True
+        total += len(vectors)
+        del vectors  # before the next shard loads, and after the last one
+    if rows is None:
         raise ValueError(f"the {len(shards)} reference shards hold no vectors: nothing to index")
-    if len(sample) < settings.min_train_size:
+    slots = np.flatnonzero(held)
+    if len(slots) < settings.min_train_size:
         raise ValueError(_too_few_to_train(settings, total))
-    return sample
+    picked = rows[slots[np.argsort(order[slots])]]
+    del rows
+    return _as_unit_float32(picked, in_place=True), total
 
 
 def _too_few_to_train(settings: IndexSettings, total: int) -> str:
@@ -275,6 +378,7 @@ def _shard_arrays(shards: Sequence[ShardLoader]) -> Iterator[tuple[int, np.ndarr
                 f"has {dim}: all shards must hold the same embedding"
             )
         yield number, vectors
+        del vectors  # the next shard loads without this one held
 
 
 @dataclass(frozen=True)
@@ -290,7 +394,7 @@ class _Knobs:
     @classmethod
     def of(cls, index: faiss.Index, settings: IndexSettings | None, k: int) -> _Knobs:
         base = _base(index)
-        refine = index if isinstance(index, faiss.IndexRefine) else None
+        refine = index if isinstance(index, (faiss.IndexRefine, RefinedIndex)) else None
         nprobe = nlist = ef_search = None
         if hasattr(base, "nprobe") and hasattr(base, "nlist"):
             nlist = int(base.nlist)
@@ -328,8 +432,8 @@ def _replace(knobs: _Knobs, **changes: int) -> _Knobs:
     return _Knobs(**{**knobs.__dict__, **changes})
 
 
-def _base(index: faiss.Index) -> faiss.Index:
-    if isinstance(index, faiss.IndexRefine):
+def _base(index: faiss.Index | RefinedIndex) -> faiss.Index:
+    if isinstance(index, (faiss.IndexRefine, RefinedIndex)):
         return faiss.downcast_index(index.base_index)
     return index
 
@@ -342,8 +446,16 @@ def _is_fastscan(index: faiss.Index) -> bool:
     return isinstance(_base(index), faiss.IndexIVFFastScan)
 
 
-def _moved(index: faiss.Index, move: Callable[[faiss.Index], faiss.Index]) -> faiss.Index:
+def _moved(
+    index: faiss.Index | RefinedIndex, move: Callable[[faiss.Index], faiss.Index]
+) -> faiss.Index | RefinedIndex:
     """`move` applied to the index, or to its IVF-PQ base only when it has a refine stage."""
+    if isinstance(index, RefinedIndex):
+        moved_refined = RefinedIndex(
+            move(index.base_index), index.vectors, index.k_factor, index.sha256
+        )
+        moved_refined.referenced_objects.append(index)
+        return moved_refined
     if not isinstance(index, faiss.IndexRefine):
         return move(index)
     moved = faiss.IndexRefine(move(_base(index)), index.refine_index)
@@ -372,7 +484,9 @@ def _to_gpu(index: faiss.Index) -> faiss.Index:
     return faiss.index_cpu_to_gpu(_gpu_resources(), 0, index, options)
 
 
-def _as_unit_float32(x: np.ndarray) -> np.ndarray:
+def _as_unit_float32(x: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """x as unit float32 rows, refused when a row is zero or not finite; `in_place`: x is the
+    caller's to overwrite (when already float32), so no second copy is made."""
     vectors = np.ascontiguousarray(x, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (n, d), got shape {vectors.shape}")
@@ -381,4 +495,7 @@ def _as_unit_float32(x: np.ndarray) -> np.ndarray:
         raise ValueError(f"{int((norms == 0).sum())} embeddings are all zeros; cannot normalise")
     if not np.all(np.isfinite(norms)):
         raise ValueError(f"{int((~np.isfinite(norms)).sum())} embeddings hold NaN or inf values")
+    if in_place or not np.may_share_memory(vectors, x):
+        vectors /= norms  # a copy of its own (or the caller's to overwrite): divided in place
+        return vectors
     return vectors / norms

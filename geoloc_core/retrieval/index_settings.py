@@ -17,11 +17,15 @@ Memory per reference vector (d = dimension; see `index.index_memory_bytes_per_ve
   centroids per sub-quantizer to train instead of 256) at recall@10 0.952 against 0.963.
   FAISS has fast-scan on CPU only: on a GPU, `pq_layout: standard` (e.g. pq_m 64, pq_nbits 8)
   is what moves there.
-  The refine stage keeps an fp16 copy of every vector (a FAISS scalar quantizer, half of
-  float32) and re-ranks the `refine_k_factor`·k PQ shortlist with exact inner products on it:
-  PQ alone on 768-d embeddings rarely reaches recall@10 0.9, the re-rank does. At d=768 with
-  64-byte codes: 72 bytes without refine, 1,608 bytes with it (52 % of float32). The shortlist
-  decides the recall (benchmarks/index_search.py reports PQ ranking alone, 4·k and 8·k).
+  The refine stage keeps an fp16 copy of every unit vector (half of float32) in a file beside
+  the index (reference.refine.npy), written shard by shard while the index fills and
+  memory-mapped when it is searched, and re-ranks the `refine_k_factor`·k PQ shortlist with
+  exact inner products on the shortlist's rows only (retrieval/refine.py): PQ alone on 768-d
+  embeddings rarely reaches recall@10 0.9, the re-rank does. In RAM: the code + 8 bytes (72 at
+  64-byte codes); on disk 2·d more (MP16 at G3's 2304-d: 4.6 KB a vector, 21 GB, never loaded
+  whole). `refine: false` keeps no copy. The shortlist decides the recall
+  (benchmarks/index_search.py reports PQ ranking alone, 4·k and 8·k; benchmarks/index_scale.py
+  1M x 2304).
 """
 
 from __future__ import annotations
@@ -68,7 +72,8 @@ class IndexSettings(SectionModel):
     )
     nprobe: whole(ge=1) = Field(32, description="ivfpq: cells visited per query")
     refine: FLAG = Field(
-        True, description="ivfpq: exact re-scoring of the shortlist (fp16 copy)"
+        True,
+        description="ivfpq: exact re-scoring of the shortlist (fp16 copy on disk, memory-mapped)",
     )
     refine_k_factor: whole(ge=1) = Field(8, description="ivfpq: shortlist = refine_k_factor x k")
     hnsw_m: whole(ge=2) = Field(

@@ -22,7 +22,7 @@ from geoloc_core.file_hash import check_sha256, file_sha256
 from geoloc_core.kill_point import kill_point
 from geoloc_core.models.variants import retrieval_parts
 from geoloc_core.paths import SHARD_ID_COLUMNS, ProjectPaths
-from geoloc_core.retrieval.index import build_index_from_shards, save_index
+from geoloc_core.retrieval.index import build_index_from_shards, refine_building_file, save_index
 from geoloc_core.retrieval.index_settings import IndexSettings
 from geoloc_core.retrieval.settings import EmbeddingSettings
 from geoloc_core.segmentation.sharding import shard_index, shard_of
@@ -106,7 +106,8 @@ def build_index(
             )
     filled = [key for key, record in zip(shard_keys, records, strict=True) if record["vectors"]]
     loaders = [_vector_loader(paths, key, records[shard_keys.index(key)]) for key in filled]
-    index = build_index_from_shards(loaders, settings, log)
+    refine_file = refine_building_file(paths.index_file)  # IVF-PQ's fp16 copy, on disk
+    index = build_index_from_shards(loaders, settings, log, refine_file)
     save_index(index, paths.index_file)
     ids = [read_manifest(paths.embedding_shard(key)[1]) for key in filled]
     write_manifest(pd.concat(ids, ignore_index=True), paths.index_meta)
