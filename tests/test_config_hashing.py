@@ -34,13 +34,29 @@ def versions(params: dict) -> dict[str, str]:
     ("section", "key", "value", "expected"),
     # the report's row labels read model, embeddings, rerank, verification and lmm too
     [
-        ("evaluation", "thresholds_km", [1, 25, 200, 750], {"metrics", "report", "baselines"}),
-        ("evaluation", "distance", "haversine", {"metrics", "report", "baselines"}),
+        # the confidence radii are calibrated on errors measured as evaluation measures them
+        (
+            "evaluation",
+            "thresholds_km",
+            [1, 25, 200, 750],
+            {"metrics", "report", "baselines", "confidence_calibration"},
+        ),
+        (
+            "evaluation",
+            "distance",
+            "haversine",
+            {"metrics", "report", "baselines", "confidence_calibration"},
+        ),
         # the served model bundles what the predict path reads (not segmentation or text,
         # whose changes reach it through its upstream assets' content)
         ("retrieval", "top_k", 3, {"candidates", "served_model"}),
         ("rerank", "eps_km", 10.0, {"rerank", "report", "served_model"}),
-        ("verification", "method", "top1", {"verification", "report", "served_model"}),
+        (
+            "verification",
+            "method",
+            "top1",
+            {"verification", "report", "served_model", "confidence_calibration"},
+        ),
         ("lmm", "model", "another", {"lmm_diversification", "lmm_reasoning", "report",
                                      "served_model"}),
         ("embeddings", "parts", ["frozen"], {"reference_embeddings", "report"}),
