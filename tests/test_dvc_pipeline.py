@@ -104,7 +104,10 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materi
     stale = {line.split()[1] for line in dagster_view.splitlines() if line.startswith("stale")}
     stages = {stage.name: stage for stage in STAGES}
     below = downstream(readers("rerank"))  # the served model bundles rerank
-    assert below == {"rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"}
+    assert below == {
+        "rerank", "lmm_reasoning", "confidence_calibration", "verification", "metrics", "report",
+        "served_model",
+    }
     assert stale == {
         f"{a}[{b}]" if stages[a].partitioning == "benchmark" else a
         for a in below

@@ -39,6 +39,7 @@ METRIC_KEYS = {
     "mean_km",
     "n",
     "stages",
+    "confidence",  # the confidence radii' observed coverage (geoloc_core/confidence)
 }
 PER_BENCHMARK = {
     "benchmark_manifest",
@@ -195,10 +196,12 @@ def test_whole_graph_materializes_and_is_tracked(project):
 @pytest.mark.slow
 def test_eps_change_reruns_exactly_rerank_and_below(project):
     edit_params(project, "rerank", eps_km=5.0)
-    # the served model bundles the rerank section: it is logged again, nothing else above
+    # the served model bundles the rerank section: it is logged again, nothing else above; the
+    # confidence radii are calibrated again on validation's re-ranked candidates
     expected = stale_partitions_after("rerank", BENCHMARKS)
     assert {asset for asset, _ in expected} == {
-        "rerank", "lmm_reasoning", "verification", "metrics", "report", "served_model"
+        "rerank", "lmm_reasoning", "confidence_calibration", "verification", "metrics",
+        "report", "served_model",
     }
     assert pending(project) == expected
     ran = materialize_stale(project)
@@ -254,7 +257,8 @@ def test_automation_follows_a_changed_asset_downstream(project):
     below = {(a, b) for a in ("lmm_reasoning", "verification", "metrics") for b in BENCHMARKS}
     # what follows the re-rank is requested in the same tick, in order; nothing above it (the
     # served model bundles the rerank section: its code version changed with the edit)
-    assert below <= requested <= below | {("report", None), ("served_model", None)}
+    unpartitioned = {("report", None), ("served_model", None), ("confidence_calibration", None)}
+    assert below <= requested <= below | unpartitioned
 
 
 @pytest.mark.slow
@@ -264,7 +268,9 @@ def test_a_gps_gallery_joins_the_verification_pool(project):
     gallery = project / "gallery.csv"
     gallery.write_text("LAT,LON\n" + "".join(f"{la},{lo}\n" for la, lo in GALLERY))
     edit_params(project, "verification", gallery="gallery.csv", gallery_top=3)
-    assert materialize_stale(project) == ["metrics", "report", "served_model", "verification"]
+    assert materialize_stale(project) == [
+        "confidence_calibration", "metrics", "report", "served_model", "verification"
+    ]
     instance = project_instance(project)
     event = instance.get_latest_materialization_event(dg.AssetKey("verification"))
     metadata = event.asset_materialization.metadata
