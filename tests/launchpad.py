@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -68,6 +72,9 @@ def materialize_from_launchpad(
 
     launched = _wait(driver, outcome, "the run page or an error dialog", shot)
     driver.save_screenshot(str(shot))
+    if launched.error is not None:  # as a user does: OK, then close the launchpad
+        _dialog_button(driver, "OK", shot).click()
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
     return launched
 
 
@@ -99,8 +106,12 @@ def _choose_partition(driver: WebDriver, partition: str, shot: Path) -> None:
     def kept(d: WebDriver) -> bool:
         field = d.find_element(By.CSS_SELECTOR, PARTITION_FIELD)
         if field.get_attribute("value") != partition:
-            field.send_keys(Keys.CONTROL, "a")
-            field.send_keys(partition, Keys.ENTER)
+            try:
+                field.click()
+                field.send_keys(Keys.CONTROL, "a")
+                field.send_keys(partition, Keys.ENTER)
+            except ElementNotInteractableException:
+                pass  # the dialog is still being laid out: try again
             time.sleep(1.0)
             return False
         time.sleep(1.0)  # still there a second later: the launchpad has taken it
@@ -132,7 +143,10 @@ def _dialog_button(driver: WebDriver, text: str, shot: Path):
 def _wait(driver: WebDriver, condition, what: str, shot: Path):
     try:
         return WebDriverWait(
-            driver, WAIT_S, poll_frequency=0.3, ignored_exceptions=[StaleElementReferenceException]
+            driver,
+            WAIT_S,
+            poll_frequency=0.3,
+            ignored_exceptions=[StaleElementReferenceException, ElementNotInteractableException],
         ).until(condition)
     except TimeoutException:
         timeout_shot = shot.with_name(f"{shot.stem}-timeout.png")
