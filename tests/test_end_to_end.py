@@ -60,6 +60,7 @@ ASSETS = {
     "retrieval_index",
     "report",
     "served_model",
+    "confidence_calibration",
     *PER_BENCHMARK,
     *PER_SHARD,
 }
