@@ -77,10 +77,12 @@ def test_selection_strings_parse_with_the_installed_antlr_runtime():
     selected = dg.AssetSelection.from_string("group:evaluation").resolve(graph)
     assert selected == {dg.AssetKey("metrics"), dg.AssetKey("report")}
     downstream = dg.AssetSelection.from_string("key:verification+").resolve(graph)
+    # the served model follows validation's verification (the far-photo threshold)
     assert downstream == {
         dg.AssetKey("verification"),
         dg.AssetKey("metrics"),
         dg.AssetKey("report"),
+        dg.AssetKey("served_model"),
     }
 
 
