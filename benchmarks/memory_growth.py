@@ -262,6 +262,7 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
     )
     from geoloc_core.training.feature_cache import (
         ShardContent,
+        shard_meta,
         spec_fingerprint,
         write_shard,
     )
@@ -313,17 +314,7 @@ def write_training_inputs(root: Path, n: int, seed: int = 0) -> int:
             rng.standard_normal((len(mine), TOKENS, dim), dtype=np.float32).astype(np.float16),
             {},
         )
-        meta = {
-            "spec": spec.__dict__,
-            "fingerprint": fingerprint,
-            "image_size": image_size,
-            "pooled_dim": dim,
-            "token_dim": dim,
-            "tokens": TOKENS,
-            "ids": mine,
-            "shard": index,
-            "n_shards": shards,
-        }
+        meta = shard_meta(spec, fingerprint, image_size, content, index, shards)
         write_shard(ProjectPaths(Path(root)).features_dir, index, shards, content, meta)
     return shards
 

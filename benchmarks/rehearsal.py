@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from index_scale import INDEX as INDEX_SCALE_SETTINGS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -81,18 +82,7 @@ FULL_PROFILE: dict[str, dict[str, Any]] = {
     },
     "train": {"epochs": 1, "batch_size": 256, "device": "cpu", "num_threads": 2},
     # benchmarks/index_scale.py's settings (recall@10 >= 0.9 on CLIP-like 2304-d vectors)
-    "index": {
-        "type": "ivfpq",
-        "ivf_nlist": 512,
-        "pq_m": 256,
-        "pq_nbits": 4,
-        "pq_layout": "fastscan",
-        "train_size": 20_000,
-        "nprobe": 128,
-        "refine": True,
-        "refine_k_factor": 32,
-        "device": "cpu",
-    },
+    "index": dict(INDEX_SCALE_SETTINGS),
     "benchmarks": {"names": ["validation"]},
 }
 
@@ -185,7 +175,12 @@ def write_features(root: Path, ids: list[str], n_shards: int, seed: int) -> dict
     from geoloc_core.paths import ProjectPaths
     from geoloc_core.segmentation.sharding import shard_of
     from geoloc_core.training.backbone_weights import BackboneRecord, write_record
-    from geoloc_core.training.feature_cache import ShardContent, spec_fingerprint, write_shard
+    from geoloc_core.training.feature_cache import (
+        ShardContent,
+        shard_meta,
+        spec_fingerprint,
+        write_shard,
+    )
 
     paths = ProjectPaths(root)
     torch.manual_seed(seed)
@@ -208,17 +203,7 @@ def write_features(root: Path, ids: list[str], n_shards: int, seed: int) -> dict
         pooled = rng.standard_normal((len(mine), dim), dtype=np.float32).astype(np.float16)
         tokens = rng.standard_normal((len(mine), TOKENS, dim), dtype=np.float32)
         content = ShardContent(mine, pooled, tokens.astype(np.float16), {})
-        meta = {
-            "spec": spec.__dict__,
-            "fingerprint": fingerprint,
-            "image_size": image_size,
-            "pooled_dim": dim,
-            "token_dim": dim,
-            "tokens": TOKENS,
-            "ids": mine,
-            "shard": index,
-            "n_shards": n_shards,
-        }
+        meta = shard_meta(spec, fingerprint, image_size, content, index, n_shards)
         write_shard(paths.features_dir, index, n_shards, content, meta)
     return {"pooled_dim": dim, "tokens": TOKENS, "bytes_per_image": (1 + TOKENS) * dim * 2}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,11 @@ import torch
 from PIL import Image
 
 from geoloc_core.data.decode import (
-    DECODE_ERRORS,
     DEFAULT_MAX_PIXELS,
     decode_rgb,
-    describe_failure,
     read_image_bytes,
 )
-from geoloc_core.data.images import ImageFailure
+from geoloc_core.data.images import ImageFailure, decode_batch, normalize_pixels
 
 # OpenAI CLIP's statistics (open_clip's OPENAI_DATASET_MEAN/STD, transformers' OPENAI_CLIP_*).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -98,10 +97,7 @@ class ImageTransform:
 
     def normalize(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (B, size, size, 3) -> float32 (B, 3, size, size), the tower's input."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return normalize_pixels(images, self.mean, self.std)
 
     def load_batch(
         self,
@@ -110,18 +106,7 @@ class ImageTransform:
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
         """Many images: (uint8 stack of the good ones, their positions, ImageFailure each)."""
-        good: list[np.ndarray] = []
-        positions: list[int] = []
-        failures: list[ImageFailure] = []
-        for position, (image_id, location) in enumerate(zip(ids, locations, strict=True)):
-            try:
-                good.append(self.load(location, max_pixels))
-            except DECODE_ERRORS as exc:
-                failures.append(ImageFailure(str(image_id), describe_failure(exc)))
-            else:
-                positions.append(position)
-        empty = np.zeros((0, self.size, self.size, 3), dtype=np.uint8)
-        return (np.stack(good) if good else empty), positions, failures
+        return decode_batch(ids, locations, partial(self.load, max_pixels=max_pixels), self.size)
 
 
 def open_clip_transform(preprocess_cfg: Mapping[str, Any], size: int) -> ImageTransform:

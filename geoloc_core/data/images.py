@@ -7,8 +7,9 @@ CLIP towers' input is CLIP's own transform (clip_preprocess.ImageTransform).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,23 @@ def load_batch(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
     """Decode many images: returns (stack of the good ones, their positions, failures)."""
+    return decode_batch(ids, paths, partial(load_rgb, size=size, max_pixels=max_pixels), size)
+
+
+def decode_batch(
+    ids: Sequence[str],
+    locations: Sequence[str | Path],
+    load: Callable[[str | Path], np.ndarray],
+    size: int,
+) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
+    """Each location through load (uint8 (size, size, 3)): (stack of the good ones, their
+    positions, an ImageFailure per bad one, by id): one bad image never sinks the batch."""
     good: list[np.ndarray] = []
     positions: list[int] = []
     failures: list[ImageFailure] = []
-    for position, (image_id, path) in enumerate(zip(ids, paths, strict=True)):
+    for position, (image_id, location) in enumerate(zip(ids, locations, strict=True)):
         try:
-            good.append(load_rgb(path, size, max_pixels))
+            good.append(load(location))
         except DECODE_ERRORS as exc:
             failures.append(ImageFailure(str(image_id), describe_failure(exc)))
         else:
@@ -69,7 +81,7 @@ def normalize_pixels(
     images: np.ndarray, mean: Sequence[float], std: Sequence[float]
 ) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with the tower's own statistics."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
     mean_t = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean_t) / std_t

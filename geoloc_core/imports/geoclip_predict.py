@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from geoloc_core.data.decode import DECODE_ERRORS, decode_rgb, describe_failure
+from geoloc_core.data.decode import decode_rgb
 from geoloc_core.imports.geoclip_model import GeoClipModel
-from geoloc_core.predict.photos import Photo, exif_position
+from geoloc_core.predict.photos import Photo
 from geoloc_core.predict.ranking import with_errors
 from geoloc_core.predict.results import PhotoResult, Place, RankedCandidate
+from geoloc_core.predict.usable import usable_photos
 from geoloc_core.text.geocoder import GeocoderSettings
 from geoloc_core.text.place_labels import PLACE_PARTS
 
@@ -73,19 +74,8 @@ class GeoClipPredictor:
         }
 
     def predict(self, photos: Sequence[Photo]) -> list[PhotoResult]:
-        results = [PhotoResult(photo.name) for photo in photos]
-        rows, images = [], []
-        for row, photo in enumerate(photos):
-            if photo.problem:
-                results[row].error = photo.problem
-                continue
-            try:
-                images.append(decode_rgb(photo.data))
-            except DECODE_ERRORS as exc:
-                results[row].error = describe_failure(exc)
-                continue
-            rows.append(row)
-            results[row].exif = exif_position(photo.data)
+        usable = usable_photos(photos, lambda _row, photo: decode_rgb(photo.data))
+        results, rows, images = usable.results, usable.rows, usable.images
         if not rows:
             return results
         top = self.model.top_k(images, self.top_k)

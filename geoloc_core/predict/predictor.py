@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_core.confidence.calibration import read_calibration
-from geoloc_core.data.decode import DECODE_ERRORS, describe_failure
 from geoloc_core.data.loader import DecodedBatch
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.inference.decision import Decision, decide, first_answers
@@ -47,11 +46,12 @@ from geoloc_core.predict.embed import (
     frozen_towers,
 )
 from geoloc_core.predict.files import PredictFiles
-from geoloc_core.predict.photos import Photo, exif_position
+from geoloc_core.predict.photos import Photo
 from geoloc_core.predict.places import PlaceNames
 from geoloc_core.predict.ranking import CandidateRanking, Located, decided_by, with_errors
 from geoloc_core.predict.results import Confidence, PhotoResult, RankedCandidate
 from geoloc_core.predict.settings import PredictSettings
+from geoloc_core.predict.usable import usable_photos
 from geoloc_core.retrieval.index import index_for_search, load_index
 from geoloc_core.retrieval.index_record import index_record
 from geoloc_core.verification.gallery import read_gallery
@@ -130,22 +130,13 @@ class Predictor:
     ) -> list[PhotoResult]:
         """One result per photo, in order; a photo that cannot be used gets its reason.
         decoded: the photos' pixels, already decoded by worker processes (command.py)."""
-        results = [PhotoResult(photo.name) for photo in photos]
-        rows, images = [], []
-        for row, photo in enumerate(photos):
-            if photo.problem:
-                results[row].error = photo.problem
-                continue
-            try:
-                if decoded is None:
-                    images.append(decode_photo(photo.data, self.towers.transform))
-                else:
-                    images.append(decoded.image_at(row))
-            except DECODE_ERRORS as exc:
-                results[row].error = describe_failure(exc)
-                continue
-            rows.append(row)
-            results[row].exif = exif_position(photo.data)
+        def decode(row: int, photo: Photo) -> np.ndarray:
+            if decoded is None:
+                return decode_photo(photo.data, self.towers.transform)
+            return decoded.image_at(row)
+
+        usable = usable_photos(photos, decode)
+        results, rows, images = usable.results, usable.rows, usable.images
         if not rows:
             return results
         stack = np.stack(images)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 import mmap
-import os
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from geoloc_core.npy_rows import RowFile
 
 ROW_DTYPE = np.dtype("<f2")
 FIX = "re-materialize retrieval_index"
@@ -39,37 +40,29 @@ class RefineVectors:
         self.rows = rows
         self.path = path  # the file the rows are mapped from; None in RAM
         self._mapping = mapping
-        self._offset = 0  # of the first row in the file
+        self._file: RowFile | None = None  # the rows' reader, when they are in a file
 
     @classmethod
     def open(cls, path: Path) -> RefineVectors:
         """The rows of an .npy file written by RefineWriter, mapped read-only, never loaded."""
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
+        rows_file = RowFile.open(path, FIX)
+        if rows_file.dtype != ROW_DTYPE or len(rows_file.shape) != 2:
+            raise ValueError(
+                f"{path} is not a refine copy (float16 rows, C order): got {rows_file.dtype} "
+                f"{rows_file.shape}; {FIX}"
             )
-            shape, fortran, dtype = read_header(handle)
-            offset = handle.tell()
-            if fortran or dtype != ROW_DTYPE or len(shape) != 2:
-                raise ValueError(
-                    f"{path} is not a refine copy (float16 rows, C order): got {dtype} {shape}; "
-                    "re-materialize retrieval_index"
-                )
-            expected = offset + shape[0] * shape[1] * ROW_DTYPE.itemsize
-            size = path.stat().st_size
-            if size != expected:
-                raise ValueError(
-                    f"{path} holds {size} bytes, its header promises {expected} (truncated?): "
-                    "re-materialize retrieval_index"
-                )
+        expected = rows_file.offset + rows_file.data_bytes
+        size = path.stat().st_size
+        if size != expected:
+            raise ValueError(
+                f"{path} holds {size} bytes, its header promises {expected} (truncated?): {FIX}"
+            )
+        with open(path, "rb") as handle:
             mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         mapping.madvise(mmap.MADV_RANDOM)  # rows are read at random: no read-ahead
-        rows = np.ndarray(shape, ROW_DTYPE, buffer=mapping, offset=offset)
+        rows = np.ndarray(rows_file.shape, ROW_DTYPE, buffer=mapping, offset=rows_file.offset)
         vectors = cls(rows, mapping, path)
-        vectors._offset = offset
+        vectors._file = rows_file
         return vectors
 
     @property
@@ -87,17 +80,9 @@ class RefineVectors:
         raised the process's peak by 340 MB), a read goes through the page cache and leaves
         nothing resident in the process.
         """
-        if self.path is None or self._mapping is None:
+        if self._file is None:
             return self.rows[positions].astype(np.float32)
-        width = self.rows.shape[1] * ROW_DTYPE.itemsize
-        buffer = bytearray(len(positions) * width)
-        view = memoryview(buffer)
-        with open(self.path, "rb", buffering=0) as handle:
-            for i, position in enumerate(positions.tolist()):
-                row = view[i * width : (i + 1) * width]
-                if os.preadv(handle.fileno(), [row], self._offset + position * width) != width:
-                    raise ValueError(f"{self.path} ends before row {position}: {FIX}")
-        return np.frombuffer(buffer, ROW_DTYPE).reshape(len(positions), -1).astype(np.float32)
+        return self._file.read(positions).astype(np.float32)
 
 
 class RefineWriter:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from geoloc_core.encoders.backbone import FeatureSpec
 from geoloc_core.kill_point import kill_point
+from geoloc_core.npy_rows import RowFile
 from geoloc_core.segmentation.sharding import shard_of, single_layout
 
 FORMAT = "geoloc-features/1"
@@ -37,6 +37,9 @@ DTYPES = {"fp16": np.float16, "fp32": np.float32}
 def stored_dtype(spec: dict[str, Any]) -> type[np.floating]:
     """The dtype a shard's arrays are stored in, from its spec record (fp16 when unsaid)."""
     return DTYPES[spec.get("precision", "fp16")]
+
+
+SHARD_FIX = "re-materialize its shard"
 
 
 class FeatureCacheError(ValueError):
@@ -68,6 +71,28 @@ class ShardContent:
         h.update(np.ascontiguousarray(self.tokens).tobytes())
         h.update(json.dumps(self.failures, sort_keys=True).encode())
         return h.hexdigest()
+
+
+def shard_meta(
+    spec: FeatureSpec,
+    fingerprint: str,
+    image_size: int,
+    content: ShardContent,
+    shard: int,
+    n_shards: int,
+) -> dict[str, Any]:
+    """A shard's meta.json (failures and the content digest are added by write_shard)."""
+    return {
+        "spec": spec.to_record(),
+        "fingerprint": fingerprint,
+        "image_size": image_size,
+        "pooled_dim": int(content.pooled.shape[1]),
+        "token_dim": int(content.tokens.shape[2]),
+        "tokens": int(content.tokens.shape[1]),
+        "ids": content.ids,
+        "shard": shard,
+        "n_shards": n_shards,
+    }
 
 
 def write_shard(
@@ -115,56 +140,6 @@ def shard_problem(shard: Path) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _RowFile:
-    """An .npy array of fixed-size rows read by row number with pread (see the module doc)."""
-
-    path: Path
-    offset: int  # where the data starts, after the .npy header
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @classmethod
-    def open(cls, path: Path) -> _RowFile:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(handle)
-            if fortran:
-                raise FeatureCacheError(f"{path} is Fortran-ordered: re-materialize its shard")
-            return cls(Path(path), handle.tell(), tuple(shape), np.dtype(dtype))
-
-    @property
-    def row_bytes(self) -> int:
-        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-
-    def read(self, rows: np.ndarray) -> np.ndarray:
-        """The rows (ascending row numbers), as one array; runs of consecutive rows are one read."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        if len(rows) == 0:
-            return out
-        flat = out.reshape(len(rows), -1).view(np.uint8).reshape(len(rows), -1)
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        starts = np.concatenate([[0], breaks])
-        ends = np.concatenate([breaks, [len(rows)]])
-        size = self.row_bytes
-        with open(self.path, "rb", buffering=0) as handle:
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                want = (b - a) * size
-                data = os.pread(handle.fileno(), want, self.offset + int(rows[a]) * size)
-                if len(data) != want:
-                    raise FeatureCacheError(
-                        f"{self.path} is shorter than its header says: re-materialize its shard"
-                    )
-                flat[a:b] = np.frombuffer(data, dtype=np.uint8).reshape(b - a, size)
-        return out
-
-
 @dataclass
 class _Shard:
     ids: np.ndarray
@@ -185,7 +160,7 @@ class FeatureCache:
         self.directory = Path(directory)
         self._paths, self._n_shards = _scan(self.directory)
         self._open: dict[int, _Shard] = {}
-        self._files: dict[int, tuple[_RowFile, _RowFile]] = {}
+        self._files: dict[int, tuple[RowFile, RowFile]] = {}
         self._meta = self._common_meta()
 
     @property
@@ -239,7 +214,10 @@ class FeatureCache:
                 f"materialize backbone_features partition {index:03d}"
             )
         if index not in self._files:
-            self._files[index] = (_RowFile.open(shard / POOLED), _RowFile.open(shard / TOKENS))
+            self._files[index] = (
+                RowFile.open(shard / POOLED, SHARD_FIX, FeatureCacheError),
+                RowFile.open(shard / TOKENS, SHARD_FIX, FeatureCacheError),
+            )
         order = np.argsort(rows, kind="stable")
         pooled, tokens = (f.read(rows[order]) for f in self._files[index])
         back = np.empty_like(order)

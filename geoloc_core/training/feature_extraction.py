@@ -30,6 +30,7 @@ from geoloc_core.training.feature_cache import (
     ShardContent,
     read_meta,
     shard_dir_name,
+    shard_meta,
     shard_problem,
     spec_fingerprint,
     write_shard,
@@ -164,17 +165,7 @@ def compute_feature_shard(
         towers, items, spec.token_grid, batch_size, progress=True, precision=spec.precision,
         loader=loader,
     )
-    meta = {
-        "spec": spec.to_record(),
-        "fingerprint": fingerprint,
-        "image_size": image_size,
-        "pooled_dim": int(content.pooled.shape[1]),
-        "token_dim": int(content.tokens.shape[2]),
-        "tokens": int(content.tokens.shape[1]),
-        "ids": content.ids,
-        "shard": shard,
-        "n_shards": n_shards,
-    }
+    meta = shard_meta(spec, fingerprint, image_size, content, shard, n_shards)
     path = write_shard(directory, shard, n_shards, content, meta)
     return ShardOutcome(
         path,
