@@ -5,7 +5,7 @@ The command itself (`geoloc predict --json PHOTO`, the console script's code pat
 demo`; default: this checkout); the row reports the median wall time against the issue's goal
 (at most 4 s). A probe, run as many times in fresh processes too, times the same path in
 phases — settings and the artifacts check, the libraries (torch, FAISS, pandas), the artifacts
-(open_clip, the towers, the index, the place names), the first photo (scikit-learn's DBSCAN
+(the towers, the index, the place names), the first photo (scikit-learn's DBSCAN
 included), the output — and the median of each phase is the breakdown. `--map` is timed once
 for context. The load average is recorded around the runs: on a shared machine the neighbours'
 work lengthens every phase.
@@ -58,7 +58,7 @@ mark("settings and artifacts check")
 from geoloc_core.predict.predictor import Predictor
 mark("libraries (torch, FAISS, pandas)")
 predictor = Predictor(files, settings, ProjectPaths(root))
-mark("artifacts (open_clip, towers, index, place names)")
+mark("artifacts (towers, index, place names)")
 results = predictor.predict([read_photo(Photo(str(photo), path=photo))])
 mark("first photo (scikit-learn's DBSCAN included)")
 text = json.dumps([r.as_dict(5) for r in results])
@@ -66,7 +66,8 @@ mark("output")
 phases = {b[0]: b[1] - a[1] for a, b in zip(marks, marks[1:])}
 print("PHASES " + json.dumps(phases), file=sys.stderr)
 print("MODULES " + json.dumps(sorted(
-    m for m in ("transformers", "timm", "huggingface_hub", "matplotlib", "dagster", "mlflow")
+    m for m in ("open_clip", "torchvision", "transformers", "timm", "huggingface_hub",
+                "matplotlib", "dagster", "mlflow")
     if m in sys.modules)), file=sys.stderr)
 """
 

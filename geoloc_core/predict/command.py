@@ -100,7 +100,7 @@ def run_predict(
         predictor = GeoClipPredictor(request.model, settings.geocoder, request.top_k)
     else:
         files = PredictFiles.of_project(root, settings)  # refuses at once when nothing is built
-        from geoloc_core.predict.predictor import Predictor  # torch, open_clip, FAISS: only now
+        from geoloc_core.predict.predictor import Predictor  # torch and FAISS: only now
 
         predictor = Predictor(files, settings, ProjectPaths(root))
         if predictor.calibration is None:

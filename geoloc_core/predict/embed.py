@@ -11,6 +11,7 @@ rather than answering without its segmentation view.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,16 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from geoloc_core.data.clip_preprocess import ImageTransform
+from geoloc_core.data.clip_preprocess import ImageTransform, open_clip_transform
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_towers, freeze
+from geoloc_core.encoders.vit_tower import PlainVisionTower, VisionOnly, plain_vision_tower
 from geoloc_core.models.inputs import AlignmentBatch
 from geoloc_core.models.persistence import TrainedModel
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.predict.files import TAG_PREFIX
 
 BATCH_SIZE = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
     the digest the model recorded, unless it names an open_clip tag, whose weights a bundle
     exports to a file; a transformers checkpoint is a directory); None: the tag itself, which
     open_clip (or the hub) resolves. Built lean: a predict process builds no other towers, so
-    open_clip loads without what these do not use."""
+    open_clip loads without what these do not use. An open_clip ViT from a weights file is
+    rebuilt without open_clip (vit_tower.py: the same outputs, seconds less to start), with
+    the transform open_clip gives a weights file (its defaults at the tower's size)."""
     from geoloc_core.training.backbone_weights import weights_digest
 
     if weights is None:
@@ -63,7 +68,21 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
             f"{weights} is not the backbone the model was trained on (its SHA-256 differs): "
             "re-materialize backbone_weights and everything downstream"
         )
+    if spec.implementation == "open_clip":
+        plain = plain_vision_tower(spec.architecture, Path(weights))
+        if isinstance(plain, PlainVisionTower):
+            return ClipTowers(
+                VisionOnly(plain),
+                _no_text_tower,
+                plain.output_dim,
+                open_clip_transform({}, plain.image_size[0]),
+            )
+        log.debug("building the towers with open_clip: %s", plain)
     return freeze(build_towers(local, lean=True))
+
+
+def _no_text_tower(texts: list[str]) -> torch.Tensor:
+    raise RuntimeError("these towers embed photos only; build_towers gives the text tower as well")
 
 
 def cache_rounding(precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
