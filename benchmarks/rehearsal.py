@@ -21,8 +21,8 @@ projects MP16 (4.65M images) on one GPU node and on N nodes. Stages:
 - index: `build_index` with IVF-PQ (refine copy on disk), params below.
 - retrieval: `build_candidates` for the validation benchmark (top-k and dissimilar-k).
 
-The training step is called as `train_model` is on this branch; streaming training (memory-
-mapped shards) and worker-process decoding change what runs inside the steps, not these calls.
+Training streams the features shard by shard (train.order: shards, memory-mapped), as the full
+profile does; the manifests stage decodes in the calling process (its JPEGs are 32x32).
 
     python benchmarks/rehearsal.py [--rows 100000] [--root DIR] [--nodes 8] [--keep]
 
@@ -80,7 +80,10 @@ FULL_PROFILE: dict[str, dict[str, Any]] = {
         "fusion_dim": 512,
         "fusion_heads": 8,
     },
-    "train": {"epochs": 1, "batch_size": 256, "device": "cpu", "num_threads": 2},
+    # streamed shard by shard, as profiles/full.yaml trains (its bf16 is for CUDA)
+    "train": {
+        "epochs": 1, "batch_size": 256, "device": "cpu", "num_threads": 2, "order": "shards",
+    },
     # benchmarks/index_scale.py's settings (recall@10 >= 0.9 on CLIP-like 2304-d vectors)
     "index": dict(INDEX_SCALE_SETTINGS),
     "benchmarks": {"names": ["validation"]},
