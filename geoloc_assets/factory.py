@@ -136,7 +136,7 @@ def step_asset(
         code_version=version,
         automation_condition=AUTOMATION,
         pool=GPU_POOL if uses_gpu else None,
-        op_tags=gpu_step_tags(uses_gpu),
+        op_tags=gpu_step_tags(stage.gpus(params)),
         check_specs=[
             dg.AssetCheckSpec(
                 c.name, asset=stage.name, description=c.description, blocking=c.blocking

@@ -41,9 +41,19 @@ GPU_STEP_TAGS: dict[str, Any] = {
 }
 
 
-def gpu_step_tags(uses_gpu: bool = True) -> dict[str, Any]:
-    """The op tags that ask a cluster for one GPU for the step (none when it uses no GPU)."""
-    return dict(GPU_STEP_TAGS) if uses_gpu else {}
+def gpu_step_tags(gpus: int = 1) -> dict[str, Any]:
+    """The op tags that ask a cluster for the step's GPUs: one for most steps, train.devices
+    for training under torchrun (one pod, one process a GPU); none when it uses no GPU."""
+    if gpus < 1:
+        return {}
+    count = str(gpus)
+    k8s = {
+        **GPU_STEP_TAGS[K8S_CONFIG_TAG],
+        "container_config": {
+            "resources": {"requests": {GPU_RESOURCE: count}, "limits": {GPU_RESOURCE: count}}
+        },
+    }
+    return {K8S_CONFIG_TAG: k8s, RAY_CONFIG_TAG: {"num_gpus": gpus}}
 
 
 def configured_benchmarks(names: Sequence[str]) -> dg.StaticPartitionsDefinition:

@@ -4,6 +4,7 @@ against it, the GPU steps' pods ask Kubernetes for a GPU, and a DVC remote round
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shutil
@@ -22,7 +23,8 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from geoloc_assets.partitions import GPU_POOL, GPU_RESOURCE
+from geoloc_assets.factory import build_assets
+from geoloc_assets.partitions import GPU_POOL, GPU_RESOURCE, RAY_CONFIG_TAG
 from tests.conftest import REPO
 from tests.test_tooling import dvc_executable, dvc_git_env
 
@@ -100,6 +102,31 @@ def test_gpu_steps_pods_ask_for_one_gpu_and_the_others_for_none(
         else:
             assert GPU_RESOURCE not in limits, key
     assert {"backbone_features", "alignment_model", "reference_embeddings"} <= seen
+
+
+def test_training_on_several_devices_asks_one_pod_for_that_many_gpus():
+    """train.devices > 1 trains under torchrun, one process a GPU, in the step's one pod: that
+    pod asks for train.devices GPUs (Ray: as many), every other GPU step for one."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["devices"] = 4
+    built = build_assets(params)
+    steps = [a for a in built if isinstance(a, dg.AssetsDefinition) and a.is_materializable]
+    asked = {}
+    for step in steps:
+        op = step.op
+        key = op.name
+        if op.pool == GPU_POOL:
+            pod, container = step_container(op.tags)
+            assert container.resources.requests[GPU_RESOURCE] == container.resources.limits[
+                GPU_RESOURCE
+            ], key
+            assert any(t.key == GPU_RESOURCE for t in pod.tolerations or []), key
+            asked[key] = (
+                container.resources.limits[GPU_RESOURCE],
+                json.loads(op.tags[RAY_CONFIG_TAG])["num_gpus"],
+            )
+    assert asked.pop("alignment_model") == ("4", 4)
+    assert asked and set(asked.values()) == {("1", 1)}
 
 
 def test_dvc_push_and_pull_round_trip_through_a_local_remote(tmp_path: Path):

@@ -26,6 +26,11 @@ def _segments_with_a_model(params: Mapping[str, Any]) -> bool:
     return params["segmentation"]["provider"] in MODEL_PROVIDERS
 
 
+def _training_devices(params: Mapping[str, Any]) -> int:
+    """Training runs one process per device under torchrun, all in one pod (train.devices)."""
+    return int(params["train"]["devices"])
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="reference_manifest",
@@ -139,7 +144,7 @@ STAGES: tuple[Stage, ...] = (
             Upstream("backbone_features", True),
         ),
         outputs=(Output("artifacts/model"),),
-        gpu=True,
+        gpu=_training_devices,
     ),
     Stage(
         name="reference_embeddings",

@@ -60,10 +60,10 @@ class Stage:
     from this: name (the asset), group (the DVC stage and the UI group), sections (the params
     it reads: its Config and its code version), run ('module:function' in geoloc_core), the
     steps it reads, how it is cut, what it writes (provides: the finer paths a downstream DVC
-    stage depends on, when they differ from outputs), whether it takes a GPU slot (a bool, or
-    a function of the params), its checks, a line for the UI, and the params sections it adds
-    to the settings tree: (section name, 'module:Model'), the model a SectionModel, usually in
-    the step's own module."""
+    stage depends on, when they differ from outputs), whether it takes a GPU slot and how many
+    GPUs a run of it uses (a bool or a count, or a function of the params), its checks, a line
+    for the UI, and the params sections it adds to the settings tree: (section name,
+    'module:Model'), the model a SectionModel, usually in the step's own module."""
 
     name: str
     group: str
@@ -75,7 +75,7 @@ class Stage:
     partitioning: Partitioning = None
     outputs: tuple[Output, ...] = ()
     provides: tuple[str, ...] = ()
-    gpu: bool | Callable[[Mapping[str, Any]], bool] = False
+    gpu: bool | int | Callable[[Mapping[str, Any]], bool | int] = False
     checks: tuple[Check, ...] = ()
     new_sections: tuple[tuple[str, str], ...] = ()
 
@@ -91,8 +91,14 @@ class Stage:
     def step(self) -> Callable[[StepContext], StepOutcome]:
         return resolve(self.run)
 
+    def gpus(self, params: Mapping[str, Any]) -> int:
+        """How many GPUs one run of the step uses (True: one; training under torchrun: as many
+        as train.devices), what a cluster's pod for it asks for."""
+        wanted = self.gpu(params) if callable(self.gpu) else self.gpu
+        return int(wanted)
+
     def uses_gpu(self, params: Mapping[str, Any]) -> bool:
-        return self.gpu(params) if callable(self.gpu) else self.gpu
+        return self.gpus(params) > 0
 
     @property
     def dependency_paths(self) -> tuple[str, ...]:
