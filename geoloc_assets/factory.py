@@ -122,7 +122,7 @@ def step_asset(
     """The step's asset, and its checks that run on their own."""
     config_class = asset_config(stage.name, stage.sections, params)
     version = code_version(stage.name, params)
-    uses_gpu = stage.uses_gpu(params)
+    gpus = stage.gpus(params)
     emitted = [check for check in stage.checks if check.evaluate is None]
 
     @dg.asset(
@@ -135,8 +135,8 @@ def step_asset(
         partitions_def=partitions_def,
         code_version=version,
         automation_condition=AUTOMATION,
-        pool=GPU_POOL if uses_gpu else None,
-        op_tags=gpu_step_tags(stage.gpus(params)),
+        pool=GPU_POOL if gpus else None,
+        op_tags=gpu_step_tags(gpus),
         check_specs=[
             dg.AssetCheckSpec(
                 c.name, asset=stage.name, description=c.description, blocking=c.blocking

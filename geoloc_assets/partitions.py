@@ -27,18 +27,8 @@ GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 RAY_CONFIG_TAG = "dagster-ray/config"
 GPU_RESOURCE = "nvidia.com/gpu"
-# One GPU per step pod, on nodes that keep GPUs for pods that ask (the usual taint of GPU pools).
-GPU_STEP_TAGS: dict[str, Any] = {
-    K8S_CONFIG_TAG: {
-        "container_config": {
-            "resources": {"requests": {GPU_RESOURCE: "1"}, "limits": {GPU_RESOURCE: "1"}}
-        },
-        "pod_spec_config": {
-            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-        },
-    },
-    RAY_CONFIG_TAG: {"num_gpus": 1},
-}
+# GPU node pools usually carry this taint, so that only pods that ask for GPUs land there.
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
 def gpu_step_tags(gpus: int = 1) -> dict[str, Any]:
@@ -48,10 +38,10 @@ def gpu_step_tags(gpus: int = 1) -> dict[str, Any]:
         return {}
     count = str(gpus)
     k8s = {
-        **GPU_STEP_TAGS[K8S_CONFIG_TAG],
         "container_config": {
             "resources": {"requests": {GPU_RESOURCE: count}, "limits": {GPU_RESOURCE: count}}
         },
+        "pod_spec_config": {"tolerations": [GPU_TOLERATION]},
     }
     return {K8S_CONFIG_TAG: k8s, RAY_CONFIG_TAG: {"num_gpus": gpus}}
 

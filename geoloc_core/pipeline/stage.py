@@ -97,9 +97,6 @@ class Stage:
         wanted = self.gpu(params) if callable(self.gpu) else self.gpu
         return int(wanted)
 
-    def uses_gpu(self, params: Mapping[str, Any]) -> bool:
-        return self.gpus(params) > 0
-
     @property
     def dependency_paths(self) -> tuple[str, ...]:
         """What a downstream DVC stage lists as its dependency on this step."""
