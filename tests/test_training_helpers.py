@@ -64,6 +64,8 @@ TINY_BACKBONE = {
     "pretrain_batch_size": 32,
     "pretrain_lr": 1e-3,
     "pretrain_weight_decay": 0.1,
+    "pretrain_augment": 0.0,
+    "pretrain_views_weight": 2.0,
     "seed": 0,
     "num_threads": 2,
 }

@@ -54,6 +54,16 @@ class BackboneConfig(SectionModel):
     pretrain_batch_size: whole(ge=1) = Field(128, description="pretraining batch size")
     pretrain_lr: real(ge=0) = Field(1e-3, description="pretraining learning rate")
     pretrain_weight_decay: real(ge=0) = Field(0.1, description="pretraining weight decay")
+    pretrain_views_weight: real(ge=0) = Field(
+        2.0,
+        description="weight of the image-image term between views of one place (equal "
+        "coordinates), paired in each batch; 0: the caption loss alone",
+    )
+    pretrain_augment: real(ge=0, le=1) = Field(
+        0.0,
+        description="strength of the generic perturbations of each training image (crop, "
+        "flip, light, colour, haze, blur, noise), 0 (none) to 1",
+    )
     seed: whole(ge=0) = Field(0, description="seeds the pretraining")
     num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
 

@@ -19,6 +19,8 @@ from geoloc_core.params import canonical_json
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.segmentation.sharding import shard_index
 from geoloc_core.training.backbone_pretrain import (
+    Recipe,
+    TrainingImages,
     caption_top1,
     captioned_split,
     clip_loss,
@@ -77,10 +79,11 @@ def build_backbone_weights(
     def validate() -> dict[str, float]:
         return {"caption_top1": caption_top1(towers, validation)} if len(validation) else {}
 
+    recipe = Recipe(cfg.pretrain_augment, cfg.pretrain_views_weight, cfg.seed)
     history = train(
         towers.model,
-        reference,
-        lambda batch: clip_loss(towers, batch),
+        TrainingImages(reference, recipe),
+        lambda batch: clip_loss(towers, batch, recipe.views_weight),
         LoopConfig(
             seed=cfg.seed,
             epochs=cfg.pretrain_epochs,

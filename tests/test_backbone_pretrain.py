@@ -1,0 +1,131 @@
+"""The demo backbone's pretraining recipe: views of a place paired in each batch, the
+image-image term over them, and the seeded perturbations of the training images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from geoloc_core.data.clip_preprocess import ImageTransform
+from geoloc_core.encoders.settings import BackboneConfig
+from geoloc_core.training.backbone_pretrain import (
+    CaptionedImages,
+    Recipe,
+    TrainingImages,
+    augment,
+    batch_generator,
+    paired_order,
+    places_of,
+    views_loss,
+)
+
+
+def test_places_of_gives_equal_coordinates_one_id():
+    ids = places_of(np.array([10.0, 20.0, 10.0, 10.0]), np.array([5.0, 5.0, 5.0, 6.0]))
+    assert ids[0] == ids[2]
+    assert len({ids[0], ids[1], ids[3]}) == 3
+
+
+def test_paired_order_puts_views_of_a_place_side_by_side():
+    places = np.repeat(np.arange(7), [6, 5, 1, 2, 3, 6, 4])  # odd counts leave one alone
+    order = paired_order(places, torch.Generator().manual_seed(3))
+    assert sorted(order.tolist()) == list(range(len(places)))
+    expected_pairs = sum(np.bincount(places) // 2)
+    # walk the order: a pair is two adjacent samples of one place starting a new group
+    pairs, i = 0, 0
+    while i < len(order) - 1:
+        if places[order[i]] == places[order[i + 1]]:
+            pairs, i = pairs + 1, i + 2
+        else:
+            i += 1
+    assert pairs == expected_pairs
+    again = paired_order(places, torch.Generator().manual_seed(3))
+    other = paired_order(places, torch.Generator().manual_seed(4))
+    assert np.array_equal(order, again)
+    assert not np.array_equal(order, other)
+
+
+def test_views_loss_matches_a_hand_computed_value():
+    logits = torch.tensor(
+        [
+            [9.0, 2.0, 0.5, 1.0],
+            [2.0, 9.0, 0.0, 3.0],
+            [0.5, 0.0, 9.0, 1.5],
+            [1.0, 3.0, 1.5, 9.0],
+        ]
+    )
+    places = torch.tensor([0, 0, 1, 2])  # only rows 0 and 1 have another view
+    expected = (
+        -(
+            F.log_softmax(torch.tensor([2.0, 0.5, 1.0]), 0)[0]
+            + F.log_softmax(torch.tensor([2.0, 0.0, 3.0]), 0)[0]
+        )
+        / 2
+    )
+    assert torch.allclose(views_loss(logits, places), expected)
+
+
+def test_views_loss_without_any_pair_is_zero_and_keeps_a_gradient():
+    logits = torch.randn(3, 3, requires_grad=True)
+    loss = views_loss(logits, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and logits.grad is not None
+
+
+def test_augment_is_seeded_by_the_batch_and_stays_in_range():
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    positions = np.array([5, 1, 9, 2])
+    first = augment(images, 1.0, batch_generator(0, positions))
+    again = augment(images, 1.0, batch_generator(0, positions))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, augment(images, 1.0, batch_generator(1, positions)))
+    assert not torch.equal(first, augment(images, 1.0, batch_generator(0, positions[::-1])))
+    assert first.shape == images.shape and 0.0 <= float(first.min()) <= float(first.max()) <= 1.0
+    assert not torch.allclose(first, images, atol=0.05)
+
+
+def test_augment_at_strength_zero_only_flips():
+    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    out = augment(images, 0.0, torch.Generator().manual_seed(2))
+    for got, image in zip(out, images, strict=True):
+        assert torch.allclose(got, image, atol=1e-5) or torch.allclose(
+            got, image.flip(-1), atol=1e-5
+        )
+
+
+def _captioned(n: int = 12) -> CaptionedImages:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    places = np.arange(n) // 4  # even view counts: every view has a partner
+    tokens = torch.arange(4 * 5).view(4, 5)
+    return CaptionedImages(images, places.copy(), tokens, ImageTransform(size=8), places)
+
+
+def test_training_images_with_the_recipe_off_are_the_plain_batches_in_the_plain_order():
+    data = _captioned()
+    shown = TrainingImages(data, Recipe(augment=0.0, views_weight=0.0))
+    order = shown.epoch_order(torch.Generator().manual_seed(7))
+    assert np.array_equal(order, torch.randperm(12, generator=torch.Generator().manual_seed(7)))
+    batch, plain = shown.batch(order[:5]), data.batch(order[:5])
+    assert torch.equal(batch.pixels, plain.pixels) and batch.place_ids is None
+
+
+def test_training_images_pair_views_and_perturb_them_the_same_way_twice():
+    data = _captioned()
+    shown = TrainingImages(data, Recipe(augment=1.0, views_weight=1.0, seed=0))
+    order = shown.epoch_order(torch.Generator().manual_seed(7))
+    assert all(data.place_index[order[i]] == data.place_index[order[i + 1]] for i in (0, 2))
+    batch = shown.batch(order[:6])
+    assert torch.equal(batch.place_ids, torch.from_numpy(data.place_index[order[:6]]))
+    assert torch.equal(batch.pixels, shown.batch(order[:6]).pixels)
+    assert not torch.allclose(batch.pixels, data.batch(order[:6]).pixels, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("pretrain_augment", 1.5), ("pretrain_views_weight", -1.0)]
+)
+def test_bad_recipe_settings_are_refused_naming_the_key(key, value):
+    with pytest.raises(ValueError, match=key):
+        BackboneConfig(pretrained=None, pretrain_epochs=1, **{key: value})
