@@ -1,5 +1,6 @@
 """The demo backbone's pretraining recipe: views of a place paired in each batch, the
-image-image term over them, and the seeded perturbations of the training images."""
+image-image term over them, the seeded perturbations of the training images, and the generic
+non-photos shown beside them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from geoloc_core.training.backbone_pretrain import (
     paired_order,
     places_of,
     views_loss,
+    with_generic_images,
 )
+from geoloc_core.training.generic_images import KINDS, generic_images
 
 
 def test_places_of_gives_equal_coordinates_one_id():
@@ -124,8 +127,52 @@ def test_training_images_pair_views_and_perturb_them_the_same_way_twice():
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("pretrain_augment", 1.5), ("pretrain_views_weight", -1.0)]
+    ("key", "value"),
+    [("pretrain_augment", 1.5), ("pretrain_views_weight", -1.0), ("pretrain_generic_share", 1.5)],
 )
 def test_bad_recipe_settings_are_refused_naming_the_key(key, value):
     with pytest.raises(ValueError, match=key):
         BackboneConfig(pretrained=None, pretrain_epochs=1, **{key: value})
+
+
+def test_generic_images_come_from_the_seed_in_turn_of_their_kinds():
+    images, captions = generic_images(24, 32, seed=5)
+    again, _ = generic_images(24, 32, seed=5)
+    other, _ = generic_images(24, 32, seed=6)
+    assert images.shape == (24, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(images, again) and not np.array_equal(images, other)
+    assert captions == [caption for _, caption in KINDS] * 4
+    kind = dict(zip([name for name, _ in KINDS], range(len(KINDS)), strict=True))
+    per_kind = {name: images[i :: len(KINDS)].astype(np.float64) for name, i in kind.items()}
+    # static varies from pixel to pixel, a flat colour hardly at all
+    assert all(img.std(axis=(0, 1)).min() > 30 for img in per_kind["noise"])
+    assert all(np.ptp(img, axis=2).max() == 0 for img in per_kind["grey_noise"])
+    assert all(img.std(axis=(0, 1)).max() < 10 for img in per_kind["flat"])
+    for name in ("stripes", "checks"):  # two colours, each covering part of the picture
+        assert all(len(np.unique(img.reshape(-1, 3), axis=0)) <= 2 for img in per_kind[name])
+
+
+def test_generic_images_join_the_reference_as_captioned_places_of_their_own():
+    data = _captioned()
+
+    def tokenizer(texts: list[str]) -> torch.Tensor:
+        return torch.tensor([[len(t), ord(t[-1]), 0, 0, 0] for t in texts])
+
+    assert with_generic_images(data, 0, 0, tokenizer) is data
+    joined = with_generic_images(data, 9, 0, tokenizer)
+    images, captions = generic_images(9, 8, 0)
+    kinds = sorted(set(captions))
+    assert len(joined) == 21
+    assert np.array_equal(joined.images[:12], data.images)
+    assert np.array_equal(joined.images[12:], images)
+    assert torch.equal(joined.caption_tokens[:4], data.caption_tokens)
+    assert torch.equal(joined.caption_tokens[4:], tokenizer(kinds))
+    assert [kinds[i - 4] for i in joined.caption_index[12:]] == captions
+    assert np.array_equal(joined.place_index[:12], data.place_index)
+    new_places = joined.place_index[12:]
+    assert len(set(new_places)) == 9 and new_places.min() > data.place_index.max()
+    # no view pairs among them: the pairing leaves every generic image alone
+    order = TrainingImages(joined, Recipe(views_weight=1.0)).epoch_order(
+        torch.Generator().manual_seed(1)
+    )
+    assert sorted(order.tolist()) == list(range(21))

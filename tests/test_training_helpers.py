@@ -66,6 +66,7 @@ TINY_BACKBONE = {
     "pretrain_weight_decay": 0.1,
     "pretrain_augment": 0.0,
     "pretrain_views_weight": 2.0,
+    "pretrain_generic_share": 0.0,
     "seed": 0,
     "num_threads": 2,
 }

@@ -64,6 +64,12 @@ class BackboneConfig(SectionModel):
         description="strength of the generic perturbations of each training image (crop, "
         "flip, light, colour, haze, blur, noise), 0 (none) to 1",
     )
+    pretrain_generic_share: real(ge=0, le=1) = Field(
+        0.0,
+        description="procedurally drawn non-photos (noise, flat colours, gradients, stripes, "
+        "checks) captioned with their kind, added to the pretraining, as a share of the "
+        "reference images, so that such a picture is not mapped onto a street; 0: none",
+    )
     seed: whole(ge=0) = Field(0, description="seeds the pretraining")
     num_threads: whole(ge=1) = Field(2, description="torch CPU threads")
 

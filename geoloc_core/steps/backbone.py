@@ -24,6 +24,7 @@ from geoloc_core.training.backbone_pretrain import (
     caption_top1,
     captioned_split,
     clip_loss,
+    with_generic_images,
 )
 from geoloc_core.training.backbone_weights import (
     BackboneRecord,
@@ -80,9 +81,13 @@ def build_backbone_weights(
         return {"caption_top1": caption_top1(towers, validation)} if len(validation) else {}
 
     recipe = Recipe(cfg.pretrain_augment, cfg.pretrain_views_weight, cfg.seed)
+    generic = round(cfg.pretrain_generic_share * len(reference))
     history = train(
         towers.model,
-        TrainingImages(reference, recipe),
+        TrainingImages(
+            with_generic_images(reference, generic, cfg.seed, towers.tokenizer),
+            recipe,
+        ),
         lambda batch: clip_loss(towers, batch, recipe.views_weight),
         LoopConfig(
             seed=cfg.seed,
@@ -119,6 +124,7 @@ def build_backbone_weights(
         "train_loss": last.train_loss,
         "reference_images": len(reference),
         "validation_images": len(validation),
+        "generic_images": generic,
         "failed_images": ref_failed + val_failed,
         **{f"val_{k}": v for k, v in last.validation.items()},
     }

@@ -18,12 +18,17 @@ within 25 km on validation). The pretraining has two generic means against that:
   repeats it (`augment`; in 20 epochs it cost the tiny tower more than it gave, so the demo
   keeps it off).
 Both off (0), the pretraining is the caption loss alone, image for image as before.
+
+A stand-in that has seen only streets maps anything, static or a grey card, onto some street.
+`generic_images` adds procedurally drawn non-photos with captions of their kind
+(training/generic_images.py), so such pictures land apart, as with CLIP.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +47,7 @@ from geoloc_core.models.losses import (
 )
 from geoloc_core.paths import ProjectPaths
 from geoloc_core.training.captions import caption_index, captions_for
+from geoloc_core.training.generic_images import generic_images
 
 MAX_PRETRAIN_IMAGES = 200_000  # the images are decoded into memory once
 
@@ -271,3 +277,28 @@ def captioned_split(
     places = places_of(kept["lat"].to_numpy(), kept["lon"].to_numpy())
     data = CaptionedImages(images, index, towers.tokenizer(distinct), towers.transform, places)
     return data, len(failures)
+
+
+def with_generic_images(
+    data: CaptionedImages, count: int, seed: int, tokenizer: Callable[[list[str]], torch.Tensor]
+) -> CaptionedImages:
+    """The reference images plus `count` generic non-photos at their size; each non-photo is a
+    place of its own (no view pairs) and its caption one of the kinds' (new distinct captions
+    after the reference's)."""
+    if count == 0:
+        return data
+    size = data.images.shape[1:3]
+    if size[0] != size[1]:
+        raise ValueError(f"the towers' images are {size[0]} x {size[1]}; generic images are square")
+    images, captions = generic_images(count, size[0], seed)
+    kinds = sorted(set(captions))
+    caption_rows = len(data.caption_tokens) + np.array([kinds.index(c) for c in captions])
+    places = data.place_index if data.place_index is not None else np.arange(len(data))
+    first_new_place = int(places.max()) + 1 if len(places) else 0
+    return CaptionedImages(
+        np.concatenate([data.images, images]),
+        np.concatenate([data.caption_index, caption_rows]).astype(np.int64),
+        torch.cat([data.caption_tokens, tokenizer(kinds)]),
+        data.transform,
+        np.concatenate([places, first_new_place + np.arange(count)]).astype(np.int64),
+    )
