@@ -141,8 +141,10 @@ def test_a_folder_of_real_photos_prints_ranked_candidates_with_places(project, t
     captured = capsys.readouterr()
     assert "predict: 100%" in captured.err and "notes.txt" in captured.err
     blocks = captured.out.strip().split("\n\n")
-    assert [b.splitlines()[0] for b in blocks[:2]] == [str(folder / "china.jpg"),
-                                                        str(folder / "flower.jpg")]
+    assert [b.splitlines()[0] for b in blocks[:2]] == [
+        str(folder / "china.jpg"),
+        str(folder / "flower.jpg"),
+    ]
     for block in blocks[:2]:
         ranked = [m for line in block.splitlines() if (m := RANKED_LINE.match(line))]
         assert [int(m["rank"]) for m in ranked] == [1, 2, 3]
@@ -202,7 +204,7 @@ def test_map_shows_the_candidates_on_coastlines(project, tmp_path, capsys):
         width, height = picture.size
         pixels = np.asarray(picture.convert("RGB"))
     assert width > 1500 and height > 400
-    colours = {tuple(c) for c in pixels.reshape(-1, 3)[:: 97]}
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)[::97]}
     assert (228, 238, 247) in colours and (241, 237, 227) in colours  # sea and land drawn
 
 
@@ -216,8 +218,12 @@ def test_the_lmm_and_the_gallery_join_the_pool(project, tmp_path, capsys, monkey
     photo = str(SAMPLES / "flower.jpg")
     with LmmStubServer() as server:
         edit = {
-            "lmm": {"provider": "openai", "base_url": server.base_url, "n": 2,
-                    "g3_rag_sizes": [0, 5]},
+            "lmm": {
+                "provider": "openai",
+                "base_url": server.base_url,
+                "n": 2,
+                "g3_rag_sizes": [0, 5],
+            },
             "verification": {"gallery": "gallery.csv", "gallery_top": 2},
         }
         write_params(root, edit)
@@ -302,8 +308,10 @@ def test_views_of_one_site_are_listed_once_with_their_count(project, capsys):
     for by_place, by_view in zip(grouped["images"], every["images"], strict=True):
         assert (by_place["lat"], by_place["lon"]) == (by_view["lat"], by_view["lon"])
         assert by_place["candidates"][0]["decision"] and by_place["candidates"][0]["rank"] == 1
-        assert by_place["candidates_total"] == by_view["candidates_total"] == len(
-            by_view["candidates"]
+        assert (
+            by_place["candidates_total"]
+            == by_view["candidates_total"]
+            == len(by_view["candidates"])
         )
         assert by_place["places_total"] == len(by_place["candidates"]) == by_view["places_total"]
         assert sum(c["views"] for c in by_place["candidates"]) == by_view["candidates_total"]
@@ -314,8 +322,11 @@ def test_views_of_one_site_are_listed_once_with_their_count(project, capsys):
         assert len(points) == len(set(points))  # the demo's views of a site share coordinates
         assert all(c["views"] == 1 for c in by_view["candidates"])
         for place in by_place["candidates"]:
-            views = [c for c in by_view["candidates"] if (c["lat"], c["lon"]) == (place["lat"],
-                                                                                 place["lon"])]
+            views = [
+                c
+                for c in by_view["candidates"]
+                if (c["lat"], c["lon"]) == (place["lat"], place["lon"])
+            ]
             assert len(views) == place["views"]
             assert place["ref_id"] == views[0]["ref_id"]  # the best-ranked view stands for it
             collapsed += place["views"] > 1
@@ -337,8 +348,9 @@ def noise_photo(folder: Path) -> Path:
 
 
 def test_a_photo_far_from_everything_gets_a_warning(project, tmp_path, capsys):
-    """The threshold comes from validation's decisions (their scores and the metrics' errors);
-    random noise is below it and warned about, a well-matched validation photo is not."""
+    """The score test's threshold comes from validation's decisions (their scores and the
+    metrics' errors); the non-photo test compares the photo with drawn non-photos. Random noise
+    is warned about by one or the other, a well-matched validation photo by neither."""
     paths = ProjectPaths(project)
     far = calibrate(paths.predictions("validation"), paths.errors("validation"))
     assert far is not None and far.wrong_only  # the tiny demo has wrong answers to learn from
@@ -350,24 +362,44 @@ def test_a_photo_far_from_everything_gets_a_warning(project, tmp_path, capsys):
     code, document = predict_json(project, capsys, noise, familiar)
     assert code == 0
     far_one, known = document["images"]
-    assert far_one["score"] < far.threshold and known["score"] >= far.threshold
+    assert known["score"] >= far.threshold and known["warning"] is None
     assert far_one["warning"].startswith("far from everything the model knows")
-    assert f"{far.threshold:.4f}" in far_one["warning"]
-    assert known["warning"] is None
+    assert_warned_for_its_reason(far_one, far.threshold)
     assert geoloc(project, noise) == 0
     assert "  warning: far from everything the model knows" in capsys.readouterr().out
     unseen = pd.read_csv(paths.benchmark_manifest("demo-unseen"))
     _, document = predict_json(project, capsys, *[str(project / p) for p in unseen["image"]])
-    for found in document["images"]:  # places in no reference: warned exactly when below
-        assert (found["warning"] is not None) == (found["score"] < far.threshold)
+    for found in document["images"]:  # places in no reference: warned below the threshold
+        if found["score"] < far.threshold or found["warning"] is not None:
+            assert_warned_for_its_reason(found, far.threshold)
 
 
-def test_without_validation_results_no_warning_is_given(project, tmp_path, capsys):
+NON_PHOTO = re.compile(
+    r"drawn non-photo \((.+), cosine ([0-9.]+)\) than to any reference photo \(best ([0-9.]+)\)"
+)
+
+
+def assert_warned_for_its_reason(found: dict, threshold: float) -> None:
+    """Below the threshold the score test's warning; else the non-photo test's, whose drawn
+    non-photo is closer than the nearest reference image."""
+    if found["score"] < threshold:
+        assert f"{threshold:.4f}" in found["warning"]
+        return
+    match = NON_PHOTO.search(found["warning"])
+    assert match is not None, found["warning"]
+    assert float(match[2]) > float(match[3])
+
+
+def test_without_validation_results_only_the_non_photo_test_warns(project, tmp_path, capsys):
+    """No threshold to compare the score with; the non-photo test needs none."""
     root = tmp_path / "project"
     shutil.copytree(project, root, ignore=shutil.ignore_patterns("mlruns", ".dagster"))
     ProjectPaths(root).errors("validation").unlink()
     code, document = predict_json(root, capsys, str(noise_photo(tmp_path)))
-    assert code == 0 and document["images"][0]["warning"] is None
+    warning = document["images"][0]["warning"]
+    assert code == 0 and "percentile" not in warning
+    match = NON_PHOTO.search(warning)
+    assert match is not None and float(match[2]) > float(match[3])
 
 
 def test_two_views_of_one_site_are_one_place_with_views_2():
@@ -376,8 +408,17 @@ def test_two_views_of_one_site_are_one_place_with_views_2():
     from geoloc_core.predict.same_place import one_per_place
 
     def view(rank: int, lat: float, ref_id: str | None, source: str = "re-rank"):
-        return RankedCandidate(rank, lat, 10.0, 1 - rank / 10, source, "rerank", UNKNOWN_PLACE,
-                               rank == 1, ref_id=ref_id)
+        return RankedCandidate(
+            rank,
+            lat,
+            10.0,
+            1 - rank / 10,
+            source,
+            "rerank",
+            UNKNOWN_PLACE,
+            rank == 1,
+            ref_id=ref_id,
+        )
 
     km = 1 / 111.2  # one degree of latitude is about 111.2 km
     candidates = [
@@ -389,6 +430,9 @@ def test_two_views_of_one_site_are_one_place_with_views_2():
     ]
     places = one_per_place(candidates)
     assert [(p.ref_id, p.views, p.rank) for p in places] == [
-        ("a-0", 2, 1), ("b-0", 1, 2), ("c-0", 1, 3), (None, 1, 4)
+        ("a-0", 2, 1),
+        ("b-0", 1, 2),
+        ("c-0", 1, 3),
+        (None, 1, 4),
     ]
     assert places[0].decision and places[0].lat == 45.0

@@ -46,6 +46,7 @@ from geoloc_core.predict.embed import (
     frozen_towers,
 )
 from geoloc_core.predict.files import PredictFiles
+from geoloc_core.predict.non_photo import non_photo_exemplars
 from geoloc_core.predict.photos import Photo
 from geoloc_core.predict.places import PlaceNames
 from geoloc_core.predict.ranking import CandidateRanking, Located, decided_by, with_errors
@@ -83,10 +84,13 @@ class Predictor:
         )
         self.calibration = None if files.confidence is None else read_calibration(files.confidence)
         self.segmenter = None
+        self.non_photo = None
         if self.trained.model.spec.uses_segmentation:
             self.segmenter = PhotoSegmenter(
                 project, settings.sections["segmentation"], self.trained.model.config.variant
             )
+        else:
+            self.non_photo = non_photo_exemplars(self._retrieval_of, self.trained.image_size)
 
     @classmethod
     def of_project(cls, root: Path, settings: PredictSettings) -> Predictor:
@@ -130,6 +134,7 @@ class Predictor:
     ) -> list[PhotoResult]:
         """One result per photo, in order; a photo that cannot be used gets its reason.
         decoded: the photos' pixels, already decoded by worker processes (command.py)."""
+
         def decode(row: int, photo: Photo) -> np.ndarray:
             if decoded is None:
                 return decode_photo(photo.data, self.towers.transform)
@@ -153,8 +158,12 @@ class Predictor:
             if not rows:
                 return results
         embeddings = embed_photos(self.trained, self.towers, stack, label_maps, self.parts)
-        located = self._locate([photos[r] for r in rows], embeddings)
-        for row, (candidates, neighbours, how, sure) in zip(rows, located, strict=True):
+        located, nearest = self._locate([photos[r] for r in rows], embeddings)
+        non_photo = [None] * len(rows)
+        if self.non_photo is not None:
+            non_photo = self.non_photo.warnings(embeddings.retrieval, nearest)
+        for local, row in enumerate(rows):
+            candidates, neighbours, how, sure = located[local]
             truth = results[row].exif
             if truth is not None and truth.known:
                 candidates = with_errors(candidates, truth.lat, truth.lon)
@@ -164,13 +173,18 @@ class Predictor:
             results[row].confidence = sure
             if self.files.far is not None and candidates:
                 results[row].warning = self.files.far.warning(candidates[0].score)
+            if results[row].warning is None and candidates:
+                results[row].warning = non_photo[local]
         return results
+
+    def _retrieval_of(self, images: np.ndarray) -> np.ndarray:
+        return embed_photos(self.trained, self.towers, images, None, self.parts).retrieval
 
     def _locate(
         self, photos: Sequence[Photo], embeddings: PhotoEmbeddings
-    ) -> list[tuple[list[RankedCandidate], list[str], str, Confidence | None]]:
+    ) -> tuple[list[tuple[list[RankedCandidate], list[str], str, Confidence | None]], np.ndarray]:
         """The chain: search -> rerank -> LMM -> pool -> decision, then the ranking and the
-        decision's confidence."""
+        decision's confidence; with each photo's best retrieval score."""
         settings = self.settings
         found = search_neighbours(
             self.index, embeddings.retrieval, settings.retrieval, settings.index
@@ -213,7 +227,8 @@ class Predictor:
         neighbours = [self.reference_ids[row].tolist() for row in found.similar.positions]
         how = [decided_by(located, row) for row in range(len(photos))]
         sure = self._confidence(pool, decision)
-        return list(zip(ranked, neighbours, how, sure, strict=True))
+        located_rows = list(zip(ranked, neighbours, how, sure, strict=True))
+        return located_rows, found.similar.scores[:, 0]
 
     def _confidence(self, pool: CandidatePool, decision: Decision) -> list[Confidence | None]:
         """Each decision's confidence radii (the calibration's whole model: a new photo is no

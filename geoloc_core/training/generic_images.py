@@ -38,6 +38,14 @@ def generic_images(count: int, size: int, seed: int) -> tuple[np.ndarray, list[s
     return images, captions
 
 
+def grey_ladder(levels: int, size: int) -> tuple[np.ndarray, list[str]]:
+    """(levels, size, size, 3) flat greys from black to white, with the flat colour's caption:
+    random flat colours seldom come near grey, the commonest blank picture."""
+    values = np.linspace(0, 255, levels).round().astype(np.uint8)
+    images = np.broadcast_to(values[:, None, None, None], (levels, size, size, 3)).copy()
+    return images, [dict(KINDS)["flat"]] * levels
+
+
 def _draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "noise":
         return _blocky(rng.integers(0, 256, (*_cells(size, rng), 3)), size)
@@ -73,9 +81,7 @@ def _blocky(cells: np.ndarray, size: int) -> np.ndarray:
     return np.repeat(rows, math.ceil(size / cells.shape[1]), axis=1)[:, :size].astype(np.uint8)
 
 
-def _direction(
-    size: int, rng: np.random.Generator, along_angle: float | None = None
-) -> np.ndarray:
+def _direction(size: int, rng: np.random.Generator, along_angle: float | None = None) -> np.ndarray:
     """(size, size) pixel positions projected on a random direction."""
     angle = rng.uniform(0.0, math.pi) if along_angle is None else along_angle
     y, x = np.mgrid[0:size, 0:size].astype(np.float64)
