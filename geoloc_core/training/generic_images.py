@@ -81,8 +81,8 @@ def _blocky(cells: np.ndarray, size: int) -> np.ndarray:
     return np.repeat(rows, math.ceil(size / cells.shape[1]), axis=1)[:, :size].astype(np.uint8)
 
 
-def _direction(size: int, rng: np.random.Generator, along_angle: float | None = None) -> np.ndarray:
+def _direction(size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, size) pixel positions projected on a random direction."""
-    angle = rng.uniform(0.0, math.pi) if along_angle is None else along_angle
+    angle = rng.uniform(0.0, math.pi)
     y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     return x * math.cos(angle) + y * math.sin(angle)
