@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from geoloc_assets.executor import LOCAL_EXECUTOR
 from geoloc_assets.factory import build_assets
 from geoloc_assets.resources import MlflowTracker, ProjectResource
 from geoloc_core.params import PARAMS_FILE, ParamsError, find_root, load_params
@@ -18,8 +19,11 @@ AUTOMATION_SENSOR = "geoloc_automation"
 AUTOMATION_INTERVAL_S = 10
 
 
-def build_definitions(root: Path) -> dg.Definitions:
-    """Definitions for the project at root (the tests build them for a temp project)."""
+def build_definitions(
+    root: Path, executor: dg.ExecutorDefinition = LOCAL_EXECUTOR
+) -> dg.Definitions:
+    """Definitions for the project at root (the tests build them for a temp project), run by
+    executor (a deployment passes its own)."""
     root = Path(root).resolve()
     params = load_params(root)
     validate_params(params)
@@ -31,6 +35,7 @@ def build_definitions(root: Path) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
+        executor=executor,
         sensors=[
             # Evaluates the assets' automation conditions; on by default, so `make ui`
             # (dagster dev, with its daemon) follows a changed asset all the way down.
@@ -64,11 +69,11 @@ def _default_root() -> Path:
         return find_root(Path(__file__).resolve().parent.parent)
 
 
-def _load(root: Path) -> dg.Definitions:
+def _load(root: Path, executor: dg.ExecutorDefinition = LOCAL_EXECUTOR) -> dg.Definitions:
     """The code location; a bad setting surfaces as its one line, without the stack of the
     parsers that found it (the UI shows it as the location's load error)."""
     try:
-        return build_definitions(root)
+        return build_definitions(root, executor)
     except ParamsError as exc:
         raise ParamsError(str(exc)).with_traceback(None) from None
 
@@ -80,6 +85,11 @@ def _params_bytes(root: Path) -> bytes:
 _LOCATION_ROOT = _default_root().resolve()
 _LOCATION_PARAMS = _params_bytes(_LOCATION_ROOT)
 defs = _load(_LOCATION_ROOT)
+
+
+def location_definitions(executor: dg.ExecutorDefinition) -> dg.Definitions:
+    """The code location's definitions run by another executor: what a deployment serves."""
+    return _load(_LOCATION_ROOT, executor)
 
 
 def definitions_for(root: Path) -> dg.Definitions:

@@ -12,7 +12,7 @@ import dagster as dg
 import yaml
 from dagster_k8s import k8s_job_executor
 
-from geoloc_assets.definitions import defs as project_definitions
+from geoloc_assets.definitions import location_definitions
 
 EXECUTOR_CONFIG = Path(__file__).with_name("executor.yaml")
 
@@ -21,4 +21,4 @@ def pod_per_step_executor(config_file: Path = EXECUTOR_CONFIG) -> dg.ExecutorDef
     return k8s_job_executor.configured(yaml.safe_load(config_file.read_text()))
 
 
-defs = dg.Definitions.merge(project_definitions, dg.Definitions(executor=pod_per_step_executor()))
+defs = location_definitions(executor=pod_per_step_executor())

@@ -8,7 +8,7 @@ import dagster as dg
 import yaml
 from dagster_ray import ray_executor
 
-from geoloc_assets.definitions import defs as project_definitions
+from geoloc_assets.definitions import location_definitions
 
 EXECUTOR_CONFIG = Path(__file__).with_name("executor.yaml")
 
@@ -17,6 +17,4 @@ def ray_job_per_step_executor(config_file: Path = EXECUTOR_CONFIG) -> dg.Executo
     return ray_executor.configured(yaml.safe_load(config_file.read_text()))
 
 
-defs = dg.Definitions.merge(
-    project_definitions, dg.Definitions(executor=ray_job_per_step_executor())
-)
+defs = location_definitions(executor=ray_job_per_step_executor())

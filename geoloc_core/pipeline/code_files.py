@@ -29,12 +29,21 @@ def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
     return None
 
 
-def _imports(path: Path, package_dir: Path) -> list[str]:
+def _imports(path: Path, package_dir: Path) -> tuple[str, ...]:
     """Every module named by an import anywhere in the file (lazy imports in functions too)."""
     relative = path.relative_to(package_dir.parent).with_suffix("").parts
     package = relative[:-1]  # a module's package; an __init__'s own package
+    return _imported_names(path.read_text(), package, str(path))
+
+
+@cache
+def _imported_names(source: str, package: tuple[str, ...], filename: str) -> tuple[str, ...]:
+    """The import names of one source text. Cached by the text itself: each step's walk reaches
+    the same shared modules, and parsing them again for every step made loading the code
+    location (each `geoloc` command, run and step process) seconds slower; an edited file is
+    a new text, so it is parsed again."""
     names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -43,7 +52,7 @@ def _imports(path: Path, package_dir: Path) -> list[str]:
                 anchor = package[: len(package) - node.level + 1]
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
             names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
-    return names
+    return tuple(names)
 
 
 @cache
