@@ -82,6 +82,11 @@ def normalize_pixels(
 ) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with the tower's own statistics."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean_t) / std_t
+    return standardize(x, mean, std)
+
+
+def standardize(unit: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """float (B, 3, H, W) in [0, 1] -> normalised with the tower's own statistics."""
+    mean_t = torch.tensor(mean, dtype=unit.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=unit.dtype).view(1, 3, 1, 1)
+    return (unit - mean_t) / std_t

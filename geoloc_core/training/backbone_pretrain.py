@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from geoloc_core.data.clip_preprocess import ImageTransform
+from geoloc_core.data.images import standardize
 from geoloc_core.encoders.clip_towers import ClipTowers
 from geoloc_core.models.losses import (
     MAX_LOGIT_SCALE,
@@ -116,7 +117,10 @@ class TrainingImages:
         if self.recipe.augment > 0:
             generator = batch_generator(self.recipe.seed, positions)
             unit = torch.from_numpy(self.data.images[positions]).permute(0, 3, 1, 2) / 255.0
-            pixels = _normalise(augment(unit, self.recipe.augment, generator), self.data.transform)
+            transform = self.data.transform
+            pixels = standardize(
+                augment(unit, self.recipe.augment, generator), transform.mean, transform.std
+            )
         places = None
         if self.recipe.pairs_views and self.data.place_index is not None:
             places = torch.from_numpy(self.data.place_index[positions])
@@ -195,12 +199,6 @@ def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     rows = padded[..., :-2, :] + 2 * padded[..., 1:-1, :] + padded[..., 2:, :]
     return (rows[..., :-2] + 2 * rows[..., 1:-1] + rows[..., 2:]) / 16
-
-
-def _normalise(unit: torch.Tensor, transform: ImageTransform) -> torch.Tensor:
-    mean = torch.tensor(transform.mean).view(1, 3, 1, 1)
-    std = torch.tensor(transform.std).view(1, 3, 1, 1)
-    return ((unit - mean) / std).float()
 
 
 def clip_loss(towers: ClipTowers, batch: CaptionBatch, views_weight: float = 0.0) -> LossOutput:
@@ -291,8 +289,8 @@ def with_generic_images(
     if size[0] != size[1]:
         raise ValueError(f"the towers' images are {size[0]} x {size[1]}; generic images are square")
     images, captions = generic_images(count, size[0], seed)
-    kinds = sorted(set(captions))
-    caption_rows = len(data.caption_tokens) + np.array([kinds.index(c) for c in captions])
+    kinds, kind_rows = caption_index(captions)
+    caption_rows = len(data.caption_tokens) + kind_rows
     places = data.place_index if data.place_index is not None else np.arange(len(data))
     first_new_place = int(places.max()) + 1 if len(places) else 0
     return CaptionedImages(
