@@ -95,10 +95,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("X-Error-Code", code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self._record(0)  # before the client can have the whole answer
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-            self._record(0)
 
         def _send_file(self, data: bytes, extra: dict[str, str], key: str,
                        content_type: str = "application/octet-stream") -> None:
@@ -111,8 +111,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{len(data)}")
                     self.send_header("Content-Length", "0")
-                    self.end_headers()
                     self._record(0)
+                    self.end_headers()
                     return
             body = data[start:]
             self.send_response(206 if match else 200)
@@ -123,10 +123,11 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             if match:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.end_headers()
             if self.command == "HEAD":
                 self._record(0)
+                self.end_headers()
                 return
+            self.end_headers()
             if key in hub.cut_once and self.command == "GET":
                 hub.cut_once.discard(key)
                 half = body[: len(body) // 2]
@@ -136,8 +137,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            self._record(len(body))  # a test may look as soon as its client has read the body
             self.wfile.write(body)
-            self._record(len(body))
 
         def _resolve(self, match: re.Match[str]) -> None:
             kind = "dataset" if match["ds"] else "model"
@@ -173,9 +174,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self._record(0)
             self.end_headers()
             self.wfile.write(body)
-            self._record(0)
 
         def _dispatch(self) -> None:
             path = urlparse(self.path).path
