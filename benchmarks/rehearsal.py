@@ -266,9 +266,11 @@ def child(stage: str, root: Path) -> None:
 
     Path("/proc/self/clear_refs").write_text("5")
     base = status("VmRSS")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     summary = run_stage(stage, root)
     report = {"s": time.perf_counter() - start, "peak_rss": status("VmHWM"), "base_rss": base}
+    # CPU seconds of all the stage's threads: the cost when the machine was shared
+    report["cpu_s"] = time.process_time() - cpu_start
     report["summary"] = summary
     (root / f"stage-{stage}.json").write_text(json.dumps(report, default=str))
 
@@ -298,7 +300,8 @@ def measure(stage: str, root: Path) -> dict[str, Any]:
     report["disk"] = sum(disk_bytes(root / name) for name in OUTPUTS[stage])
     (root / f"stage-{stage}.json").write_text(json.dumps(report, default=str))
     print(
-        f"   {report['s']:.1f} s, peak RSS {report['peak_rss'] >> 20} MiB, disk "
+        f"   {report['s']:.1f} s ({report['cpu_s']:.1f} s CPU), "
+        f"peak RSS {report['peak_rss'] >> 20} MiB, disk "
         f"{report['disk'] >> 20} MiB: {json.dumps(report['summary'], default=str)[:300]}"
     )
     return report
@@ -399,17 +402,22 @@ def projection(inputs: dict, stages: dict, nodes: int) -> dict[str, Any]:
     return rows
 
 
+def cpu_seconds(report: dict[str, Any]) -> str:
+    """The stage's CPU time, or a dash for a report from before it was recorded."""
+    return f"{report['cpu_s']:.1f}" if "cpu_s" in report else "-"
+
+
 def table(inputs: dict, stages: dict, projected: dict, nodes: int) -> str:
     rows = inputs["rows"]
     lines = [
-        f"| stage | s at {rows:,} | ms/item | peak RSS MiB (base) | disk MiB | B/item | "
+        f"| stage | s at {rows:,} | CPU s | ms/item | peak RSS MiB (base) | disk MiB | B/item | "
         f"MP16 disk GB | MP16 1 node h | MP16 {nodes} nodes h |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for stage, report in stages.items():
         p = projected[stage]
         lines.append(
-            f"| {stage} | {report['s']:.1f} | {p['per_item_ms']:.3f} | "
+            f"| {stage} | {report['s']:.1f} | {cpu_seconds(report)} | {p['per_item_ms']:.3f} | "
             f"{report['peak_rss'] / 2**20:,.0f} ({report['base_rss'] / 2**20:,.0f}) | "
             f"{report['disk'] / 2**20:,.1f} | {p['bytes_per_item']:,.0f} | "
             f"{p['mp16_disk_gb']:,.1f} | {p['one_node_h']:.2f} | {p[f'{nodes}_nodes_h']:.2f} |"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from geoloc_core.pipeline.registry import STAGES, downstream, readers
 from tests.conftest import make_tiny_project
@@ -96,8 +97,12 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materi
     assert ran_stages(run(dvc, "repro")) == set()
 
     params = root / "params.yaml"
-    # 5000 km merges sites across a continent, so the re-ranked order (and what follows) changes
-    params.write_text(params.read_text().replace("eps_km: 50.0", "eps_km: 5000.0"))
+    # params.yaml keeps the retrieval order; DualGeo's re-rank at 5000 km merges sites across a
+    # continent, so the re-ranked order (and what follows) changes
+    settings = yaml.safe_load(params.read_text())
+    assert settings["rerank"]["method"] == "none"
+    settings["rerank"].update(method="dbscan", eps_km=5000.0)
+    params.write_text(yaml.safe_dump(settings, sort_keys=False))
     changed = run(dvc, "status")
     assert "rerank:" in changed and "model:" not in changed and "retrieval:" not in changed
     dagster_view = run("geoloc", "status")

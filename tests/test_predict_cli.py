@@ -138,6 +138,8 @@ def test_a_folder_of_real_photos_prints_ranked_candidates_with_places(project, t
         shutil.copy(SAMPLES / name, folder / name)
     (folder / "notes.txt").write_text("not a photo, skipped by name")
     assert main(["--root", str(project), "predict", str(folder), "--top-k", "3"]) == 0
+    pool_size = yaml.safe_load((project / "params.yaml").read_text())["verification"]["pool_size"]
+    shown = min(3, pool_size)  # the pool's candidates, at most --top-k of them
     captured = capsys.readouterr()
     assert "predict: 100%" in captured.err and "notes.txt" in captured.err
     blocks = captured.out.strip().split("\n\n")
@@ -147,8 +149,8 @@ def test_a_folder_of_real_photos_prints_ranked_candidates_with_places(project, t
     ]
     for block in blocks[:2]:
         ranked = [m for line in block.splitlines() if (m := RANKED_LINE.match(line))]
-        assert [int(m["rank"]) for m in ranked] == [1, 2, 3]
-        assert [m["mark"] for m in ranked] == ["*", " ", " "]  # the decision is marked
+        assert [int(m["rank"]) for m in ranked] == list(range(1, shown + 1))
+        assert [m["mark"] for m in ranked] == ["*"] + [" "] * (shown - 1)  # the decision
         for m in ranked:
             assert -90 <= float(m["lat"]) <= 90 and -180 <= float(m["lon"]) <= 180
             assert m["source"] in ("retrieval", "re-rank")
@@ -231,12 +233,16 @@ def test_the_lmm_and_the_gallery_join_the_pool(project, tmp_path, capsys, monkey
         assert code == 0
         [found] = document["images"]
         stages = [c["stage"] for c in found["candidates"]]
-        assert found["candidates_total"] == 20 + 2 * 2 + 2
+        settings = yaml.safe_load((root / "params.yaml").read_text())
+        pool_size = settings["verification"]["pool_size"]
+        assert found["candidates_total"] == pool_size + 2 * 2 + 2
+        # the pool's retrieved candidates are named by the last step that ordered them
+        retrieved = "retrieval" if settings["rerank"]["method"] == "none" else "re-rank"
         assert stages.count("lmm-zero-shot") == 2 and stages.count("lmm-rag-5") == 2
         assert stages.count("gallery") == 2
         for candidate in found["candidates"]:
             expected = {"lmm-zero-shot": "lmm", "lmm-rag-5": "lmm", "gallery": "gallery"}
-            assert candidate["source"] == expected.get(candidate["stage"], "re-rank")
+            assert candidate["source"] == expected.get(candidate["stage"], retrieved)
             assert candidate["place_name"] or candidate["source"] == "lmm"
         gallery = {(c["lat"], c["lon"]) for c in found["candidates"] if c["source"] == "gallery"}
         assert gallery <= {(48.85, 2.35), (-33.87, 151.21), (35.68, 139.69)}

@@ -339,7 +339,7 @@ def test_the_lmm_key_comes_from_the_serving_environment_only(project, client, mo
         [found] = model.predict(rows, params={"top_k": 100})
     stages = [c["stage"] for c in found["candidates"]]
     assert stages.count("lmm-zero-shot") == 2 and stages.count("lmm-rag-5") == 2
-    assert found["candidates_total"] == 20 + 4
+    assert found["candidates_total"] == sections["verification"]["pool_size"] + 4
 
 
 def test_the_served_model_hashes_the_predict_sections_but_upstream_ones():

@@ -62,9 +62,9 @@ POLL_S = 1.0
 # The test instance's run queue is read every second (Dagster's default is every 5 s): a follow
 # goes through four waves of queued runs, each waiting for the queue's next pass.
 DEQUEUE_INTERVAL_S = 1
-OVERRIDE_KM = 20.0  # the launchpad's override of one partition
+OVERRIDE_KM = 20.0  # the launchpad turns the re-rank on (DBSCAN at 20 km) for one partition
 OVERRIDE_PARTITION = "validation"
-NEW_EPS_KM = 5.0  # other than the tiny project's 50: the re-ranked order changes
+NEW_EPS_KM = 5.0  # the params.yaml edit turns DBSCAN on at 5 km: the re-ranked order changes
 def make_command(target: str, **variables: object) -> list[str]:
     """The Makefile's recipe for target, run in the current directory's project."""
     assigned = [f"{name}={value}" for name, value in variables.items()]
@@ -263,7 +263,8 @@ def test_make_ui_follows_a_launchpad_override_and_a_params_edit_without_a_click(
 
         # an override of one partition: the daemon follows it down, nothing else runs
         launched = materialize_from_launchpad(
-            driver, url, "rerank", "validation", {"rerank": {"eps_km": OVERRIDE_KM}},
+            driver, url, "rerank", "validation",
+            {"rerank": {"method": "dbscan", "eps_km": OVERRIDE_KM}},
             shots / "launchpad-override.png",
         )
         assert launched.run_id is not None, launched
@@ -296,7 +297,7 @@ def test_make_ui_follows_a_launchpad_override_and_a_params_edit_without_a_click(
     # params.yaml edited with the UI open: no click, no reload by hand
     params_file = ui_project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["rerank"]["eps_km"] = NEW_EPS_KM
+    params["rerank"].update(method="dbscan", eps_km=NEW_EPS_KM)  # params.yaml says none
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     expected = stale_partitions_after("rerank", BENCHMARKS)
     assert {asset for asset, _ in expected} >= {
