@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from geoloc_core.demo_world.places import haversine_km, load_places
 from geoloc_core.demo_world.raster import Camera
 from geoloc_core.demo_world.render import render_view
 from geoloc_core.demo_world.sites import Site
+from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 
 TINY = DemoWorldConfig(
     seed=7, image_size=32, reference_sites=12, reference_views=2, validation_views=1,
@@ -220,3 +225,52 @@ def test_too_many_sites_for_the_places_available_is_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="reference_sites"):
         generate_demo_world(tmp_path / "world", config, progress=False)
     assert not (tmp_path / "world" / "manifest.csv").exists()
+
+
+def spawned_workers() -> list[int]:
+    """Pids of this process's children started by multiprocessing's spawn."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
+        if int(parent.split()[1]) == os.getpid() and b"spawn_main" in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_render_worker_that_dies_fails_the_world_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """multiprocessing.Pool waits for ever on the chunk of a dead worker (seen once in CI): the
+    generator must stop the other worker and raise, saying what to do, with no manifest."""
+    marker = tmp_path / "a-worker-reached-its-first-chunk"
+    monkeypatch.setenv(POINT_ENV, "demo-world-chunk:1")
+    monkeypatch.setenv(MARKER_ENV, str(marker))
+    out = tmp_path / "world"
+    with ThreadPoolExecutor(1) as runner:
+        generating = runner.submit(
+            generate_demo_world, out, TINY.model_copy(update={"workers": 2}), False
+        )
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert not generating.done(), generating.exception()
+            assert time.monotonic() < deadline, "no render worker reached its first chunk"
+            time.sleep(0.05)
+        workers = spawned_workers()
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        with pytest.raises(RuntimeError) as caught:
+            generating.result(timeout=120)
+    assert "demo-world render process died" in str(caught.value)
+    assert "run `geoloc demo-world` again" in str(caught.value)
+    assert not (out / "manifest.csv").exists()
+    deadline = time.monotonic() + 30
+    while spawned_workers():  # the surviving worker is stopped, not left waiting
+        assert time.monotonic() < deadline, spawned_workers()
+        time.sleep(0.1)

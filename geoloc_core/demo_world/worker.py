@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from geoloc_core.demo_world.output import write_png
 from geoloc_core.demo_world.render import render_view
 from geoloc_core.demo_world.scene import Scene
+from geoloc_core.kill_point import kill_point
 
 if TYPE_CHECKING:  # plan pulls in pandas via sites; workers never need it
     from geoloc_core.demo_world.plan import ViewJob
@@ -26,6 +27,7 @@ def init_worker(scenes: dict[int, Scene], out_dir: Path, image_size: int) -> Non
 
 
 def render_chunk(jobs: list[ViewJob]) -> int:
+    kill_point("demo-world-chunk")  # a fault-injection test stops a worker here
     out_dir = _settings["out_dir"]
     size = _settings["image_size"]
     assert isinstance(out_dir, Path) and isinstance(size, int)
