@@ -80,9 +80,15 @@ FULL_PROFILE: dict[str, dict[str, Any]] = {
         "fusion_dim": 512,
         "fusion_heads": 8,
     },
-    # streamed shard by shard, as profiles/full.yaml trains (its bf16 is for CUDA)
+    # streamed shard by shard, as profiles/full.yaml trains (its bf16 is for CUDA); a
+    # checkpoint every 500 steps (10-20 min here), so a killed training stage resumes there
     "train": {
-        "epochs": 1, "batch_size": 256, "device": "cpu", "num_threads": 2, "order": "shards",
+        "epochs": 1,
+        "batch_size": 256,
+        "device": "cpu",
+        "num_threads": 2,
+        "order": "shards",
+        "checkpoint_every_steps": 500,
     },
     # benchmarks/index_scale.py's settings (recall@10 >= 0.9 on CLIP-like 2304-d vectors)
     "index": dict(INDEX_SCALE_SETTINGS),
@@ -239,9 +245,18 @@ def run_stage(stage: str, root: Path) -> dict[str, Any]:
         from geoloc_core.steps.training import train_model
 
         thresholds = tuple(params["evaluation"]["thresholds_km"])
-        return train_model(
-            paths, params["model"], params["train"], thresholds, "rehearsal", progress=False
-        )
+        seen = {"first": 0, "last": 0}  # the steps this run trained: after a resume, the rest
+
+        def note(step: int, metrics: dict[str, float]) -> None:
+            seen["first"], seen["last"] = seen["first"] or step, step
+
+        summary = train_model(
+            paths, params["model"], params["train"], thresholds, "rehearsal", on_step=note,
+            progress=False,
+        )  # fmt: skip
+        # resumed from a step checkpoint: the stage's time covers only the steps after it
+        ran = seen["last"] - seen["first"] + 1 if seen["first"] else 0
+        return {**summary, "resumed_from_step": max(seen["first"] - 1, 0), "steps_run": ran}
     if stage == "embeddings":
         from geoloc_core.steps.indexing import embed_reference_shard
 

@@ -45,8 +45,8 @@ def test_a_checkpoint_we_wrote_loads_with_its_state(tmp_path):
     scheduler.step()
     _save(checkpoint, model, optimizer, scheduler, generator, 1, [], "f")
     fresh = _training_objects()
-    epochs, history = _resume(checkpoint, "f", *fresh)
-    assert (epochs, history) == (1, [])
+    epochs, history, part = _resume(checkpoint, "f", *fresh)
+    assert (epochs, history, part) == (1, [], None)  # an epoch's end: no part of the next
     assert torch.equal(fresh[0].weight, model.weight)
     assert fresh[2].last_epoch == scheduler.last_epoch == 1
-    assert _resume(checkpoint, "other settings", *_training_objects()) == (0, [])
+    assert _resume(checkpoint, "other settings", *_training_objects()) == (0, [], None)

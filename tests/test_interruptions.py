@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from geoloc_core.geo.metrics import DEFAULT_THRESHOLDS_KM
 from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
@@ -211,6 +212,43 @@ def test_killed_training_resumes_from_its_last_epoch_and_equals_a_straight_run(
         progress=False,
     )
     assert epochs_run == [2] and summary["epochs"] == 2
+    template = ProjectPaths(materialized_template)
+    assert project.model_weights.read_bytes() == template.model_weights.read_bytes()
+    history = project.model_dir / "history.csv"
+    assert history.read_bytes() == (template.model_dir / "history.csv").read_bytes()
+
+
+def test_training_killed_within_an_epoch_resumes_at_its_next_batch_and_equals_a_straight_run(
+    project, materialized_template, tmp_path
+):
+    """train.checkpoint_every_steps: 1, killed while the 5th step checkpoint is written (epoch
+    2's second batch): the one in place is epoch 2's first batch, and the resumed run trains
+    the rest of epoch 2 only, to the template's weights (trained with no step checkpoints)."""
+    params = load_params(project.root)
+    params["train"]["checkpoint_every_steps"] = 1
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.rmtree(project.model_dir)
+    folder = project.checkpoints("alignment")
+    shutil.rmtree(folder, ignore_errors=True)
+    kill_at(project, "training", "step-checkpoint-written:5", tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == [CHECKPOINT_NAME, "last.tmp"]
+    state = torch.load(folder / CHECKPOINT_NAME, weights_only=True, map_location="cpu")
+    part = state["epoch_part"]
+    assert state["epoch"] == 1 and part["batches_done"] == part["count"] == 1
+    steps_run: list[int] = []
+    epochs_run: list[int] = []
+    summary = train_model(
+        project,
+        params["model"],
+        params["train"],
+        DEFAULT_THRESHOLDS_KM,
+        "kill-test",
+        on_step=lambda step, metrics: steps_run.append(step),
+        on_epoch=lambda r: epochs_run.append(r.epoch),
+        progress=False,
+    )
+    assert epochs_run == [2] and summary["epochs"] == 2
+    assert steps_run[0] == part["step"] + 1  # epoch 2's first batch was not trained again
     template = ProjectPaths(materialized_template)
     assert project.model_weights.read_bytes() == template.model_weights.read_bytes()
     history = project.model_dir / "history.csv"

@@ -35,6 +35,8 @@ BAD = [
     ("benchmarks", "names", ["im2gps"], "benchmarks.names=['im2gps']: must be a non-empty list"),
     ("evaluation", "distance", "vincenty", "evaluation.distance='vincenty': must be one of"),
     ("rerank", "eps", 10, "unknown ['eps']"),
+    ("train", "checkpoint_every_steps", -1, "train.checkpoint_every_steps=-1: must be an int >= 0"),
+    ("train", "checkpoint_every_steps", 0.5, "train.checkpoint_every_steps=0.5: must be an int"),
 ]
 
 

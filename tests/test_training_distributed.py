@@ -1,10 +1,14 @@
 """Training on 2 processes (gloo, CPU) equals training on 1 on the same global batches: one
 step's loss and gradients, and the weights after 3 steps (the last batch split 4 + 3, so the
 padding of an uneven share is exercised). Same-place positives and shared captions occur
-across the two shares, so the gathered masks and logit scales are what is being tested."""
+across the two shares, so the gathered masks and logit scales are what is being tested. Stopped
+within an epoch (train.checkpoint_every_steps), both processes resume from process 0's one file
+and end with a straight two-process run's weights."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +140,56 @@ def test_two_processes_train_as_one_on_the_same_global_batch(tmp_path) -> None:
         moved = max(moved, float((weight - model().state_dict()[name]).abs().max()))
     assert moved > 1e-3  # three steps changed the weights, so the comparison means something
     assert (tmp_path / "checkpoints" / "last.pt").is_file()  # process 0 wrote the checkpoint
+
+
+class Stop(Exception):
+    """Raised from on_step on every process at the same step: the run ends there."""
+
+
+def resume_rank_main(rank: int, folder: Path) -> None:
+    """Two epochs of 3 steps with a step checkpoint after every step: one run straight, one
+    stopped after step 5 (its last checkpoint: epoch 2's first step) and started again."""
+    dist.init_process_group(
+        "gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=2
+    )
+    torch.set_num_threads(1)
+    team, data = ProcessTeam(), RankShare(dataset(folder), rank, 2)
+    loop = replace(LOOP, epochs=2, checkpoint_every_steps=1)
+    weights, steps = {}, []
+
+    def stop_after(last: int):
+        def on_step(step: int, metrics: dict[str, float]) -> None:
+            steps.append(step)
+            if step == last:
+                raise Stop
+
+        return on_step
+
+    for name, stop in (("straight", None), ("stopped", 5), ("resumed", None)):
+        net = model()
+        folder_of_run = folder / ("straight" if name == "straight" else "broken")
+        with contextlib.suppress(Stop):
+            train(
+                net, data, lambda share, net=net: gathered_loss(net, share, SAME_PLACE_KM),
+                loop, folder_of_run, "f", progress=False, team=team,
+                on_step=stop_after(stop or 0),
+            )  # fmt: skip
+        weights[name] = net.state_dict()
+    torch.save({"weights": weights, "steps": steps}, folder / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_processes_stopped_within_an_epoch_resume_from_one_file_as_a_straight_run(
+    tmp_path,
+) -> None:
+    write_inputs(tmp_path)
+    mp.start_processes(resume_rank_main, args=(tmp_path,), nprocs=2, join=True, start_method="fork")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [p.name for p in (tmp_path / "broken").iterdir()] == ["last.pt"]  # process 0's
+    for saved in ranks:
+        # straight: steps 1-6; stopped: 1-5; resumed from step 4's checkpoint: 5 and 6 only
+        assert saved["steps"] == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 5, 6]
+        straight, resumed = saved["weights"]["straight"], saved["weights"]["resumed"]
+        for name in straight:
+            assert torch.equal(straight[name], resumed[name]), name
+            assert torch.equal(resumed[name], ranks[0]["weights"]["resumed"][name]), name

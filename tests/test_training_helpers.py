@@ -55,6 +55,7 @@ TINY_TRAIN = {
     "order": "global",
     "amp": "off",
     "devices": 1,
+    "checkpoint_every_steps": 0,
 }
 TINY_BACKBONE = {
     "implementation": "open_clip",

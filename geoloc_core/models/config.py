@@ -135,6 +135,12 @@ class TrainConfig(SectionModel):
         description="processes (one device each): > 1 trains under torchrun with in-batch "
         "negatives gathered across them (gloo on cpu, nccl on cuda)",
     )
+    checkpoint_every_steps: whole(ge=0) = Field(
+        0,
+        description="0: a checkpoint at the end of each epoch only | N > 0: also one every N "
+        "optimiser steps within an epoch, from which an interrupted run goes on at the next "
+        "batch (an MP16 epoch is long)",
+    )
 
     @model_validator(mode="after")
     def _amp_fits_device(self) -> TrainConfig:

@@ -151,6 +151,7 @@ def train_model(
             num_threads=train_cfg.num_threads,
             device=str(device),
             amp=train_cfg.amp,
+            checkpoint_every_steps=train_cfg.checkpoint_every_steps,
         ),
         paths.checkpoints("alignment"),
         digest(

@@ -1,9 +1,13 @@
-"""Seeded, resumable contrastive training with a checkpoint every epoch.
+"""Seeded, resumable contrastive training with a checkpoint every epoch (and, if asked, every
+N steps within one).
 
 One loop serves every trainer (the alignment variants and the demo backbone's pretraining): it
 sees a module, a batch source and a loss function. A run resumed from epoch k's checkpoint
 continues with the same weights, optimiser, scheduler and random state, so it reaches the same
-final weights as an uninterrupted run.
+final weights as an uninterrupted run. A checkpoint written within an epoch also holds the
+epoch-order generator as it was before that epoch's order was drawn (the resumed run draws the
+same order), the batches done and the epoch's running loss sums: the resumed run skips those
+batches without computing them and ends the epoch with the same weights and the same mean.
 """
 
 from __future__ import annotations
@@ -62,6 +66,20 @@ class LoopConfig:
     num_threads: int
     device: str = "cpu"
     amp: str = "off"  # off | fp16 | bf16 (training/precision.py)
+    checkpoint_every_steps: int = 0  # > 0: also a checkpoint every N steps within an epoch
+
+
+@dataclass
+class EpochPart:
+    """How far a checkpoint written within an epoch got: what the resumed run needs to go on at
+    the next batch as if it had never stopped."""
+
+    batches_done: int  # batch slots of the epoch consumed (the next one starts there)
+    step: int  # the run's step counter after them
+    sums: dict[str, float]  # the running sums of the step metrics, for the epoch's means
+    count: int  # steps taken in this epoch
+    temperatures: dict[str, float]  # the last step's (the epoch's record takes the last ones)
+    order_generator: torch.Tensor  # the epoch-order generator before this epoch's order
 
 
 @dataclass
@@ -118,6 +136,8 @@ def train(
     loss_fn are the rank's (training/distributed.py): gradients are averaged across the team
     before each optimiser step and only the writer saves the checkpoint. max_steps_per_epoch
     shortens every epoch to its first steps (benchmarks and rehearsals at scale only).
+    config.checkpoint_every_steps > 0 also saves every that many steps within an epoch, and a
+    run resumed from such a checkpoint goes on at the epoch's next batch (module doc).
     """
     if len(data) < 2:
         raise ValueError(f"contrastive training needs at least 2 samples, got {len(data)}")
@@ -128,20 +148,32 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     precision = Precision(config.amp, config.device)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
-    start_epoch, history = _resume(
+    start_epoch, history, part = _resume(
         checkpoint_path, fingerprint, model, optimizer, scheduler, generator, precision
     )
     steps_per_epoch = (len(data) + config.batch_size - 1) // config.batch_size
-    step = start_epoch * steps_per_epoch
+    step = part.step if part else start_epoch * steps_per_epoch
+    every = config.checkpoint_every_steps
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        before_order = generator.get_state()  # a checkpoint within the epoch redraws from here
         order = epoch_order(data, len(data), generator)
-        sums: dict[str, float] = {}
-        count = 0
-        last: LossOutput | None = None
+        sums: dict[str, float] = dict(part.sums) if part else {}
+        count = part.count if part else 0
+        temperatures = dict(part.temperatures) if part else {}
+        done = part.batches_done if part else 0
+        part = None  # only the first epoch of a resumed run starts within itself
         batches = range(0, len(order), config.batch_size)[:max_steps_per_epoch]
         label = f"epoch {epoch + 1}/{config.epochs}"
-        for start in tqdm(batches, desc=label, disable=None if progress else True):
+        bar = tqdm(
+            range(done, len(batches)),
+            desc=label,
+            total=len(batches),
+            initial=done,
+            disable=None if progress else True,
+        )
+        for index in bar:
+            start = batches[index]
             positions = order[start : start + config.batch_size]
             if len(positions) < 2:
                 continue
@@ -157,8 +189,28 @@ def train(
             metrics = step_metrics(last)
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
+            temperatures = dict(last.temperatures)
             if on_step:
                 on_step(step, metrics)
+            if every and count % every == 0 and index + 1 < len(batches):
+                if team is None or team.writes:
+                    progress_made = EpochPart(
+                        index + 1, step, dict(sums), count, temperatures, before_order
+                    )
+                    _save(
+                        checkpoint_path,
+                        model,
+                        optimizer,
+                        scheduler,
+                        generator,
+                        epoch,
+                        history,
+                        fingerprint,
+                        precision,
+                        part=progress_made,
+                    )
+                if team is not None:
+                    team.barrier()  # as at an epoch's end: the checkpoint is in place first
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         means = {k: v / max(count, 1) for k, v in sums.items()}
@@ -167,7 +219,7 @@ def train(
             means.get("train_loss", float("nan")),
             lr,
             terms={k[5:]: v for k, v in means.items() if k.startswith("loss_")},
-            temperatures=dict(last.temperatures) if last else {},
+            temperatures=temperatures,
         )
         if validator is not None:
             model.eval()
@@ -198,10 +250,11 @@ def train(
 
 def _resume(
     path, fingerprint, model, optimizer, scheduler, generator, precision=None
-) -> tuple[int, list[EpochResult]]:
-    """Load a matching checkpoint into the objects: (epochs done, their results); else (0, [])."""
+) -> tuple[int, list[EpochResult], EpochPart | None]:
+    """Load a matching checkpoint into the objects: (epochs done, their results, how far the
+    next epoch got when the checkpoint was written within it); else (0, [], None)."""
     if not path.is_file():
-        return 0, []
+        return 0, [], None
     try:
         # tensors and plain data only: a replaced checkpoint file must not be able to run code
         state = torch.load(path, weights_only=True, map_location="cpu")
@@ -211,7 +264,7 @@ def _resume(
             f"({str(exc).splitlines()[0]}); delete it to train from the start"
         ) from None
     if state.get("fingerprint") != fingerprint:
-        return 0, []
+        return 0, [], None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -219,18 +272,35 @@ def _resume(
     torch.set_rng_state(state["torch_rng"])
     if precision is not None:
         precision.load_state_dict(state.get("scaler"))
-    return int(state["epoch"]), [EpochResult(**record) for record in state["history"]]
+    history = [EpochResult(**record) for record in state["history"]]
+    part = state.get("epoch_part")
+    if part is not None:  # the generator goes back to before the epoch's order: it is redrawn
+        part = EpochPart(**part)
+        generator.set_state(part.order_generator)
+    return int(state["epoch"]), history, part
 
 
 def _save(
-    path, model, optimizer, scheduler, generator, epoch, history, fingerprint, precision=None
+    path,
+    model,
+    optimizer,
+    scheduler,
+    generator,
+    epoch,
+    history,
+    fingerprint,
+    precision=None,
+    part: EpochPart | None = None,
 ) -> None:
+    """Write the checkpoint atomically (a temp file, then a rename). epoch: the epochs done;
+    part: how far the next one got, for a checkpoint written within it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     scaler = precision.state_dict() if precision is not None else None
     torch.save(
         {
             **({"scaler": scaler} if scaler is not None else {}),
+            **({"epoch_part": asdict(part)} if part is not None else {}),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -242,5 +312,6 @@ def _save(
         },
         tmp,
     )
-    kill_point("epoch-checkpoint-written")  # complete, not yet in place
+    # complete, not yet in place
+    kill_point("step-checkpoint-written" if part else "epoch-checkpoint-written")
     tmp.replace(path)
