@@ -40,9 +40,14 @@ demo: data
 	dvc status
 	dvc metrics show
 
+# Two pytest-xdist workers, each taking whole files (a module's fixtures are built once), the
+# files with slow tests first (tests/conftest.py): the suite waits on subprocesses (dvc repro,
+# Dagster daemons, servers, Chromium) for much of its time, so a second worker fills the other
+# core. PYTEST_PARALLEL= (empty) runs it in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest --durations=30  # the slow cases and how long each takes
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=30  # the slow cases and how long each takes
 
 lint: install
 	$(BIN)/ruff check .

@@ -25,6 +25,21 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[name] = SUITE_SECRET
 
 
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker (`make test` runs two), False in a plain run."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files holding slow tests first. Each worker takes whole files in
+    this order (--dist loadfile --no-loadscope-reorder), so the longest files start at once
+    and the short ones fill in around them, instead of a long file running alone at the end."""
+    if not is_xdist_worker(config):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept
+
+
 def files_holding(folders: list[Path], needle: bytes) -> list[Path]:
     """Every regular file under folders (or a file itself) whose bytes contain needle."""
     found = []
@@ -43,7 +58,10 @@ def files_holding(folders: list[Path], needle: bytes) -> list[Path]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if the suite's fake key was written anywhere: the temp folders of every
     test (MLflow stores and artifacts, Dagster instances and compute logs, DVC files,
-    reports, served models) and the checkout's own outputs."""
+    reports, served models) and the checkout's own outputs. Under pytest-xdist the controller
+    sweeps once: its base temp folder holds every worker's."""
+    if is_xdist_worker(session.config):
+        return
     factory = getattr(session.config, "_tmp_path_factory", None)
     folders = [REPO / name for name in REPO_OUTPUTS]
     if factory is not None:
@@ -53,6 +71,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         listing = "\n  ".join(str(p) for p in leaked[:20])
         print(f"\nthe suite's fake API key was written into {len(leaked)} files:\n  {listing}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 TINY_OVERRIDES = {
     "demo_world": {
@@ -160,13 +179,31 @@ def materialize_all(root: Path):
     return defs, instance, materialize_selection(defs, instance, keys, BENCHMARKS)
 
 
-@pytest.fixture(scope="session")
-def materialized_template(tmp_path_factory) -> Path:
-    """The tiny project with the whole graph materialized once (its Dagster instance in
-    <root>/.dagster, its MLflow store in <root>/mlruns). Shared: never write into it; copy it."""
-    root = make_tiny_project(tmp_path_factory.mktemp("e2e") / "project")
+def build_materialized_template(root: Path) -> Path:
+    make_tiny_project(root)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(root / ".dagster"))
         _, _, outcomes = materialize_all(root)
     assert all(o.success for o in outcomes), outcomes
     return root
+
+
+@pytest.fixture(scope="session")
+def materialized_template(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """The tiny project with the whole graph materialized once (its Dagster instance in
+    <root>/.dagster, its MLflow store in <root>/mlruns). Shared: never write into it; copy it.
+    Under pytest-xdist the first worker to need it builds it and the others wait for it and
+    reuse it (a lock in the run's base temp folder, which holds every worker's): a second build
+    would cost a core for as long as the first."""
+    if not is_xdist_worker(request.config):
+        return build_materialized_template(tmp_path_factory.mktemp("e2e") / "project")
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the controller's, above gw0, gw1, ...
+    built = shared / "materialized-template.path"  # written once the build succeeded
+    with FileLock(shared / "materialized-template.lock"):
+        if built.is_file():
+            return Path(built.read_text())
+        root = build_materialized_template(tmp_path_factory.mktemp("e2e") / "project")
+        built.write_text(str(root))
+        return root
