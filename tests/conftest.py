@@ -30,6 +30,17 @@ def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In an xdist worker, open_clip is imported whole before any test, as the first tower
+    builder of a one-process run does: a lean import first (preflight and predict hide the hub
+    libraries they do not need) would leave timm unimportable for the tower tests that follow in
+    that process, depending on which files the worker got."""
+    if is_xdist_worker(session.config):
+        from geoloc_core.encoders.clip_towers import _open_clip
+
+        _open_clip()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the files holding slow tests first. Each worker takes whole files in
     this order (--dist loadfile --no-loadscope-reorder), so the longest files start at once

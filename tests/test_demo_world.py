@@ -254,6 +254,11 @@ def test_a_render_worker_that_dies_fails_the_world_instead_of_hanging(
     monkeypatch.setenv(POINT_ENV, "demo-world-chunk:1")
     monkeypatch.setenv(MARKER_ENV, str(marker))
     out = tmp_path / "world"
+    before = set(spawned_workers())  # another test's leftovers are not this pool's
+
+    def pool_workers() -> list[int]:
+        return [pid for pid in spawned_workers() if pid not in before]
+
     runner = ThreadPoolExecutor(1)
     generating = runner.submit(
         generate_demo_world, out, TINY.model_copy(update={"workers": 2}), False
@@ -264,13 +269,13 @@ def test_a_render_worker_that_dies_fails_the_world_instead_of_hanging(
             assert not generating.done(), generating.exception()
             assert time.monotonic() < deadline, "no render worker reached its first chunk"
             time.sleep(0.05)
-        workers = spawned_workers()
+        workers = pool_workers()
         assert workers, "a worker reached its first chunk, so one is running"
         os.kill(workers[0], signal.SIGKILL)
         with pytest.raises(RuntimeError) as caught:
             generating.result(timeout=120)
     except BaseException:  # a failure above must not leave a worker waiting at the kill point
-        for pid in spawned_workers():
+        for pid in pool_workers():
             os.kill(pid, signal.SIGKILL)
         raise
     finally:
@@ -279,6 +284,6 @@ def test_a_render_worker_that_dies_fails_the_world_instead_of_hanging(
     assert "run `geoloc demo-world` again" in str(caught.value)
     assert not (out / "manifest.csv").exists()
     deadline = time.monotonic() + 30
-    while spawned_workers():  # the surviving worker is stopped, not left waiting
-        assert time.monotonic() < deadline, spawned_workers()
+    while pool_workers():  # the surviving worker is stopped, not left waiting
+        assert time.monotonic() < deadline, pool_workers()
         time.sleep(0.1)
