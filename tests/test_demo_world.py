@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +27,6 @@ from geoloc_core.demo_world.places import haversine_km, load_places
 from geoloc_core.demo_world.raster import Camera
 from geoloc_core.demo_world.render import render_view
 from geoloc_core.demo_world.sites import Site
-from geoloc_core.kill_point import MARKER_ENV, POINT_ENV
 
 TINY = DemoWorldConfig(
     seed=7, image_size=32, reference_sites=12, reference_views=2, validation_views=1,
@@ -226,64 +221,3 @@ def test_too_many_sites_for_the_places_available_is_refused(tmp_path: Path) -> N
         generate_demo_world(tmp_path / "world", config, progress=False)
     assert not (tmp_path / "world" / "manifest.csv").exists()
 
-
-def spawned_workers() -> list[int]:
-    """Pids of this process's children started by multiprocessing's spawn."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
-        if int(parent.split()[1]) == os.getpid() and b"spawn_main" in command:
-            pids.append(int(entry.name))
-    return pids
-
-
-def test_a_render_worker_that_dies_fails_the_world_instead_of_hanging(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """multiprocessing.Pool waits for ever on the chunk of a dead worker (seen once in CI): the
-    generator must stop the other worker and raise, saying what to do, with no manifest. The
-    executor spawns its workers as chunks wait, so one or two may exist when the first stops."""
-    marker = tmp_path / "a-worker-reached-its-first-chunk"
-    monkeypatch.setenv(POINT_ENV, "demo-world-chunk:1")
-    monkeypatch.setenv(MARKER_ENV, str(marker))
-    out = tmp_path / "world"
-    before = set(spawned_workers())  # another test's leftovers are not this pool's
-
-    def pool_workers() -> list[int]:
-        return [pid for pid in spawned_workers() if pid not in before]
-
-    runner = ThreadPoolExecutor(1)
-    generating = runner.submit(
-        generate_demo_world, out, TINY.model_copy(update={"workers": 2}), False
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert not generating.done(), generating.exception()
-            assert time.monotonic() < deadline, "no render worker reached its first chunk"
-            time.sleep(0.05)
-        workers = pool_workers()
-        assert workers, "a worker reached its first chunk, so one is running"
-        os.kill(workers[0], signal.SIGKILL)
-        with pytest.raises(RuntimeError) as caught:
-            generating.result(timeout=120)
-    except BaseException:  # a failure above must not leave a worker waiting at the kill point
-        for pid in pool_workers():
-            os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
-        runner.shutdown(wait=False)
-    assert "demo-world render process died" in str(caught.value)
-    assert "run `geoloc demo-world` again" in str(caught.value)
-    assert not (out / "manifest.csv").exists()
-    deadline = time.monotonic() + 30
-    while pool_workers():  # the surviving worker is stopped, not left waiting
-        assert time.monotonic() < deadline, pool_workers()
-        time.sleep(0.1)
