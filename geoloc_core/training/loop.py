@@ -154,6 +154,22 @@ def train(
     steps_per_epoch = (len(data) + config.batch_size - 1) // config.batch_size
     step = part.step if part else start_epoch * steps_per_epoch
     every = config.checkpoint_every_steps
+
+    def save(epochs_done: int, part: EpochPart | None = None) -> None:
+        """This run's checkpoint: everything but how far it got is the same objects."""
+        _save(
+            checkpoint_path,
+            model,
+            optimizer,
+            scheduler,
+            generator,
+            epochs_done,
+            history,
+            fingerprint,
+            precision,
+            part=part,
+        )
+
     for epoch in range(start_epoch, config.epochs):
         model.train()
         before_order = generator.get_state()  # a checkpoint within the epoch redraws from here
@@ -197,18 +213,7 @@ def train(
                     progress_made = EpochPart(
                         index + 1, step, dict(sums), count, temperatures, before_order
                     )
-                    _save(
-                        checkpoint_path,
-                        model,
-                        optimizer,
-                        scheduler,
-                        generator,
-                        epoch,
-                        history,
-                        fingerprint,
-                        precision,
-                        part=progress_made,
-                    )
+                    save(epoch, progress_made)
                 if team is not None:
                     team.barrier()  # as at an epoch's end: the checkpoint is in place first
         lr = optimizer.param_groups[0]["lr"]
@@ -227,17 +232,7 @@ def train(
             model.train()
         history.append(result)
         if team is None or team.writes:
-            _save(
-                checkpoint_path,
-                model,
-                optimizer,
-                scheduler,
-                generator,
-                epoch + 1,
-                history,
-                fingerprint,
-                precision,
-            )
+            save(epoch + 1)
         if team is not None:
             team.barrier()  # the checkpoint is in place before any process goes on
         if on_epoch:
