@@ -1,6 +1,7 @@
 """The Dagster code location: every asset, check and resource, built from params.yaml."""
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -36,19 +37,7 @@ def build_definitions(
         assets=assets,
         asset_checks=checks,
         executor=executor,
-        sensors=[
-            # Evaluates the assets' automation conditions; on by default, so `make ui`
-            # (dagster dev, with its daemon) follows a changed asset all the way down.
-            dg.AutomationConditionSensorDefinition(
-                AUTOMATION_SENSOR,
-                target=dg.AssetSelection.all(),
-                default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=AUTOMATION_INTERVAL_S,
-                # a run per partition at once; as a backfill they would wait for the backfill
-                # daemon's next pass (every 30 s), twice on the way to the report
-                emit_backfills=False,
-            )
-        ],
+        sensors=[automation_sensor()],
         resources={
             "project": ProjectResource(root=str(root)),
             "mlflow_tracker": MlflowTracker(
@@ -59,6 +48,27 @@ def build_definitions(
             ),
         },
     )
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the assets' automation conditions; on by default, so `make ui` (dagster dev,
+    with its daemon) follows a changed asset all the way down."""
+    with warnings.catch_warnings():
+        # use_user_code_server is Dagster's beta; the gate needs it (below), said once here
+        # rather than warned on every load of the definitions
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.AutomationConditionSensorDefinition(
+            AUTOMATION_SENSOR,
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+            # a run per partition at once; as a backfill they would wait for the backfill
+            # daemon's next pass (every 30 s), twice on the way to the report
+            emit_backfills=False,
+            # evaluated in the code location: the conditions hold a Python class of ours
+            # (upstream_settled.UpstreamSettled) that Dagster's daemon cannot load
+            use_user_code_server=True,
+        )
 
 
 def _default_root() -> Path:

@@ -19,6 +19,7 @@ from geoloc_assets.lineage import full_asset_graph
 from geoloc_assets.partitions import GPU_POOL, configured_benchmarks, gpu_step_tags
 from geoloc_assets.recorded import Record, RecordedSettings, recorded_metadata
 from geoloc_assets.resources import MlflowTracker, ProjectResource, TrackedRun
+from geoloc_assets.upstream_settled import UpstreamSettled
 from geoloc_core.file_hash import content_digest
 from geoloc_core.pipeline.manifests import raw_data_version
 from geoloc_core.pipeline.outcome import CheckOutcome, Meta, StepContext, StepOutcome
@@ -37,7 +38,9 @@ from geoloc_core.segmentation.sharding import shard_keys
 # the asset's own code version changed since the previous tick, i.e. when a params.yaml edit (or
 # a code edit) reached the reloaded code location; what follows then comes through the updated
 # dependency. A first tick has no previous code version, so a fresh instance requests nothing,
-# and since_last_handled() requests each change once (no loop).
+# and since_last_handled() requests each change once (no loop). UpstreamSettled: not while
+# anything upstream runs, or is requested this tick in another run (Dagster orders steps within
+# a run only); the trigger waits meanwhile (since_last_handled).
 AUTOMATION = (
     dg.AutomationCondition.in_latest_time_window()
     & (
@@ -48,7 +51,8 @@ AUTOMATION = (
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("eager, or its code version changed")
+    & UpstreamSettled()
+).with_label("eager, or its code version changed, once upstream has settled")
 EVERY_PARTITION = dg.AllPartitionMapping()
 RAW_DATA_GROUP = "data"
 # Dagster's UI asks for an asset's staleness without a partition, which Dagster answers "fresh"

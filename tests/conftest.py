@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,21 @@ def files_holding(folders: list[Path], needle: bytes) -> list[Path]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def no_secret_left_in_tmp_path(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A passed test's tmp_path is removed when it ends (tmp_path_retention_policy), before
+    the session's sweep below could read it: so it is swept here first."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    folder = request.getfixturevalue("tmp_path")  # torn down after this fixture
+    yield
+    leaked = files_holding([folder], SUITE_SECRET.encode())
+    listing = "\n  ".join(str(p) for p in leaked[:20])
+    assert not leaked, f"the suite's fake API key was written into:\n  {listing}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own removes a passed run's base temp folder
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if the suite's fake key was written anywhere: the temp folders of every
     test (MLflow stores and artifacts, Dagster instances and compute logs, DVC files,
@@ -215,6 +231,10 @@ def materialized_template(request: pytest.FixtureRequest, tmp_path_factory) -> P
     with FileLock(shared / "materialized-template.lock"):
         if built.is_file():
             return Path(built.read_text())
-        root = build_materialized_template(tmp_path_factory.mktemp("e2e") / "project")
+        # in the controller's folder, not this worker's: a worker that passed removes its own
+        # when it ends (tmp_path_retention_policy), while the other may still copy this
+        folder = shared / "e2e-template"
+        shutil.rmtree(folder, ignore_errors=True)  # a build that failed part-way
+        root = build_materialized_template(folder / "project")
         built.write_text(str(root))
         return root
