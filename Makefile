@@ -22,13 +22,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # ... and DVC in its own environment (its hydra/omegaconf pin antlr4 4.9), linked into .venv/bin.
-$(DVC_VENV)/.installed: dvc-requirements.txt $(VENV)/.installed
+$(DVC_VENV)/.installed: dvc-requirements.txt
 	$(PYTHON) -m venv $(DVC_VENV)
 	$(DVC_VENV)/bin/pip install -r dvc-requirements.txt
-	ln -sf $(CURDIR)/$(DVC_VENV)/bin/dvc $(BIN)/dvc
 	touch $@
 
-install: $(VENV)/.installed $(DVC_VENV)/.installed
+# The two environments install side by side (half a minute less on a fresh machine), each
+# line of output whole.
+install:
+	@$(MAKE) --no-print-directory -j2 --output-sync=line $(VENV)/.installed $(DVC_VENV)/.installed
+	@ln -sf $(CURDIR)/$(DVC_VENV)/bin/dvc $(BIN)/dvc
 
 # Raw data: the demo world is generated deterministically, so it matches data.dvc byte for byte.
 data: install

@@ -41,7 +41,7 @@ def compare_outputs(one: Path, other: Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materialized_template):
+def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, request):
     dvc = dvc_executable()
     root = make_tiny_project(tmp_path / "project", with_code=True)
     env = dvc_git_env(
@@ -84,8 +84,11 @@ def test_dvc_repro_then_eps_change_reruns_only_rerank_and_below(tmp_path, materi
         metrics = json.loads((root / "metrics" / f"{benchmark}.json").read_text())
         assert {"acc_1km", "acc_2500km", "median_km", "n"} <= set(metrics)
     # Determinism: this run from scratch (DVC stage by stage) and the session's template (one
-    # Dagster pass) have the same params and seed, so they wrote the same bytes.
-    same, different = compare_outputs(root, materialized_template)
+    # Dagster pass) have the same params and seed, so they wrote the same bytes. The template
+    # is asked for only now: under xdist another worker builds it meanwhile, where this one
+    # would otherwise wait for it before starting its own run from scratch.
+    template = request.getfixturevalue("materialized_template")
+    same, different = compare_outputs(root, template)
     print(f"byte-identical in both runs from scratch ({len(same)}): {same}")
     print(f"different ({len(different)}): {different}")
     for benchmark in BENCHMARKS:
