@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -233,9 +233,13 @@ def stored_runs(store, experiment_id: str, asset_key: str) -> list[StoredRun]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str, shot: Path):
-    """An explicit wait whose timeout names what never appeared and leaves a screenshot."""
+    """An explicit wait whose timeout names what never appeared and leaves a screenshot. An
+    element the page re-rendered between finding and reading it (a menu closing) is looked
+    for again at the next poll."""
     try:
-        return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(condition)
+        return WebDriverWait(
+            driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
     except TimeoutException:
         timeout_shot = shot.with_name(f"{shot.stem}-timeout.png")
         driver.save_screenshot(str(timeout_shot))
@@ -311,12 +315,14 @@ def expand_all_graph_groups(driver: WebDriver, shot: Path) -> None:
     """Expand all groups from the graph's own menu (the gear at its lower right, the page's
     last gear button); the menu then offers the opposite, and a second click on the gear
     closes it."""
-    gear = driver.find_elements(By.XPATH, "//button[.//*[@aria-label='settings']]")[-1]
-    gear.click()
+    def gear() -> WebElement:  # found again each time: the graph re-renders in between
+        return driver.find_elements(By.XPATH, "//button[.//*[@aria-label='settings']]")[-1]
+
+    gear().click()
     expand = wait_for(driver, menu_item("Expand all groups"), "'Expand all groups'", shot)
     expand.click()
     wait_for(driver, menu_item("Collapse all groups"), "'Collapse all groups' after it", shot)
-    gear.click()
+    gear().click()
     wait_for(driver, lambda d: not menu_item("Collapse all groups")(d), "the menu closing", shot)
 
 
