@@ -67,6 +67,11 @@ def files_holding(folders: list[Path], needle: bytes) -> list[Path]:
     return found
 
 
+def listing(paths: list[Path]) -> str:
+    """The first 20 paths, one per line."""
+    return "\n  ".join(str(path) for path in paths[:20])
+
+
 @pytest.fixture(autouse=True)
 def no_secret_left_in_tmp_path(request: pytest.FixtureRequest) -> Iterator[None]:
     """A passed test's tmp_path is removed when it ends (tmp_path_retention_policy), before
@@ -77,8 +82,7 @@ def no_secret_left_in_tmp_path(request: pytest.FixtureRequest) -> Iterator[None]
     folder = request.getfixturevalue("tmp_path")  # torn down after this fixture
     yield
     leaked = files_holding([folder], SUITE_SECRET.encode())
-    listing = "\n  ".join(str(p) for p in leaked[:20])
-    assert not leaked, f"the suite's fake API key was written into:\n  {listing}"
+    assert not leaked, f"the suite's fake API key was written into:\n  {listing(leaked)}"
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own removes a passed run's base temp folder
@@ -95,8 +99,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         folders.append(factory.getbasetemp())
     leaked = files_holding(folders, SUITE_SECRET.encode())
     if leaked:
-        listing = "\n  ".join(str(p) for p in leaked[:20])
-        print(f"\nthe suite's fake API key was written into {len(leaked)} files:\n  {listing}")
+        print(f"\nthe suite's fake API key was written into {len(leaked)} files:")
+        print(f"  {listing(leaked)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

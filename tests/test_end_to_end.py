@@ -27,6 +27,7 @@ from geoloc_assets.staleness import asset_states
 from geoloc_core.lmm.stub_server import LmmStubServer
 from geoloc_core.paths import STAGE_COLUMNS, ProjectPaths
 from tests.asset_sets import BELOW_LMM, BELOW_MODEL, stale_partitions_after
+from tests.automation_ticks import ticks_until_quiet
 from tests.conftest import BENCHMARKS, SUITE_SECRET, files_holding, launchpad_run
 
 METRIC_KEYS = {
@@ -251,18 +252,7 @@ def test_automation_follows_a_changed_asset_downstream(project):
     defs = build_definitions(project)
     outcomes = materialize_selection(defs, instance, [dg.AssetKey("rerank")], BENCHMARKS)
     assert all(o.success for o in outcomes)
-    ticks, cursor = [], first.cursor
-    while not ticks or ticks[-1]:
-        assert len(ticks) < 8, f"still requesting after {len(ticks)} ticks: {ticks}"
-        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-        cursor = tick.cursor
-        ticks.append(
-            {
-                (key.to_user_string(), partition)
-                for key in defs.resolve_asset_graph().get_all_asset_keys()
-                for partition in tick.get_requested_partitions(key)
-            }
-        )
+    ticks = ticks_until_quiet(defs, instance, first.cursor)
     # first the LMM reasoning (in each benchmark's run); the confidence radii read it through
     # another run, verification reads those: each waits for a later tick
     assert ticks[0] == {("lmm_reasoning", b) for b in BENCHMARKS}

@@ -39,6 +39,7 @@ from geoloc_core.paths import ProjectPaths
 from geoloc_core.pipeline.registry import downstream
 from geoloc_core.processes import alive, descendants
 from tests.asset_sets import stale_partitions_after
+from tests.automation_ticks import ticks_until_quiet
 from tests.browser import (
     REQUIRE_BROWSER_ENV,
     ServerFailed,
@@ -362,16 +363,6 @@ def test_make_ui_follows_a_launchpad_override_and_a_params_edit_without_a_click(
     assert stop_and_count_survivors(process, signal.SIGINT) == []
 
 
-def requested_on(
-    tick: dg.EvaluateAutomationConditionsResult, defs: dg.Definitions
-) -> set[tuple[str, str | None]]:
-    return {
-        (key.to_user_string(), partition)
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-        for partition in tick.get_requested_partitions(key)
-    }
-
-
 @pytest.mark.slow
 def test_automation_requests_what_a_params_edit_changed_in_waves_then_nothing(ui_project):
     """Dagster's own evaluation of the automation condition, tick by tick, no run launched in
@@ -388,12 +379,7 @@ def test_automation_requests_what_a_params_edit_changed_in_waves_then_nothing(ui
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     defs = build_definitions(ui_project)
     graph = defs.resolve_asset_graph()
-    ticks, cursor = [], first.cursor
-    while not ticks or ticks[-1]:
-        assert len(ticks) < 8, f"still requesting after {len(ticks)} ticks: {ticks}"
-        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-        cursor = tick.cursor
-        ticks.append(requested_on(tick, defs))
+    ticks = ticks_until_quiet(defs, instance, first.cursor)
     assert {("rerank", b) for b in BENCHMARKS} <= ticks[0]
     assert not {asset for asset, _ in ticks[0]} & {"verification", "report", "served_model"}
     for number, wave in enumerate(ticks):

@@ -10,6 +10,7 @@ import pytest
 
 from geoloc_assets.factory import AUTOMATION
 from geoloc_assets.upstream_settled import upstream
+from tests.automation_ticks import requested_pairs
 
 PARTS = dg.StaticPartitionsDefinition(["p", "q"])
 
@@ -35,14 +36,6 @@ def toy_definitions(b_version: str = "1", d_version: str = "1") -> dg.Definition
     def e() -> None: ...
 
     return dg.Definitions(assets=[a, b, c, d, e])
-
-
-def requested(tick: dg.EvaluateAutomationConditionsResult, defs: dg.Definitions) -> set:
-    return {
-        (key.to_user_string(), partition)
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-        for partition in tick.get_requested_partitions(key)
-    }
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_a_step_below_another_run_waits_for_a_later_tick(materialized):
     for _ in range(5):
         tick = dg.evaluate_automation_conditions(defs=changed, instance=instance, cursor=cursor)
         cursor = tick.cursor
-        ticks.append(requested(tick, changed))
+        ticks.append(requested_pairs(tick, changed))
     # b first; d (with e in d's run) not beside it: b reaches d through c, another run
     assert ticks[0] == {("b", "p"), ("b", "q")}
     # with nothing run in between (no update of b reaches c), d and e go on their own tick
@@ -97,8 +90,8 @@ def test_nothing_below_a_step_in_progress_is_requested(materialized):
     )
     changed = toy_definitions(d_version="2")
     tick = dg.evaluate_automation_conditions(defs=changed, instance=instance, cursor=first.cursor)
-    assert requested(tick, changed) == set()  # d's code changed, but b[p] is planned above it
+    assert requested_pairs(tick, changed) == set()  # d's code changed, but b[p] is planned above it
     instance.report_run_canceled(planned)
     tick = dg.evaluate_automation_conditions(defs=changed, instance=instance, cursor=tick.cursor)
     # the trigger waited; e runs in d's runs
-    assert requested(tick, changed) == {("d", "p"), ("d", "q"), ("e", "p"), ("e", "q")}
+    assert requested_pairs(tick, changed) == {("d", "p"), ("d", "q"), ("e", "p"), ("e", "q")}
