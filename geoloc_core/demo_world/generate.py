@@ -3,9 +3,6 @@ view (optionally in a process pool) and write sites.csv, world.json and, last, m
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from geoloc_core.demo_world.output import write_csv_atomic, write_json_atomic
 from geoloc_core.demo_world.places import load_places
 from geoloc_core.demo_world.plan import ViewJob, plan_views
 from geoloc_core.demo_world.render import MIN_IMAGE_SIZE
+from geoloc_core.demo_world.render_pool import RenderProcessDied, render_in_processes
 from geoloc_core.demo_world.scene import Scene
 from geoloc_core.demo_world.sites import Site, select_sites
 from geoloc_core.demo_world.worker import init_worker, render_chunk
@@ -108,23 +106,15 @@ def _render_all(jobs: list[ViewJob], scenes: dict[int, Scene], out_dir: Path,
             for chunk in chunks:
                 bar.update(render_chunk(chunk))
             return
-        # spawn, not fork: callers (Dagster, pytest) may have threads running. An executor, not
-        # multiprocessing.Pool: a Pool waits for ever on the chunk of a worker that died, where
-        # the executor stops the others and raises.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            config.workers, mp_context=context, initializer=init_worker, initargs=initargs
-        ) as pool:
-            try:
-                for done in pool.map(render_chunk, chunks):
-                    bar.update(done)
-            except BrokenProcessPool as error:
-                raise RuntimeError(
-                    f"a demo-world render process died after {bar.n} of {len(jobs)} views "
-                    f"(killed, or out of memory?); run `geoloc demo-world` again (the world has no "
-                    f"manifest until every view is written, and comes out the same), or set "
-                    f"demo_world.workers: 1 to render in this process"
-                ) from error
+        try:
+            render_in_processes(chunks, config.workers, initargs, bar.update)
+        except RenderProcessDied as error:
+            raise RuntimeError(
+                f"a demo-world render process died after {bar.n} of {len(jobs)} views "
+                f"({error}: killed, or out of memory?); run `geoloc demo-world` again (the world "
+                f"has no manifest until every view is written, and comes out the same), or set "
+                f"demo_world.workers: 1 to render in this process"
+            ) from error
 
 
 def generate_demo_world(out_dir: Path, config: DemoWorldConfig, progress: bool = True) -> Path:
