@@ -15,6 +15,7 @@ import multiprocessing
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from geoloc_core.demo_world.worker import init_worker, render_chunk
@@ -54,7 +55,7 @@ def render_in_processes(
     Dagster or pytest may have threads running), calling on_done(views) per finished chunk.
     Raises RenderProcessDied or RenderFailed; either way no worker is left running."""
     context = multiprocessing.get_context("spawn")
-    processes: list[Any] = []
+    processes: list[BaseProcess] = []
     pipes: list[Connection] = []
     finished = False
     try:
@@ -99,7 +100,7 @@ def render_in_processes(
         _stop(processes, pipes, gracefully=finished)
 
 
-def _stop(processes: list[Any], pipes: list[Connection], gracefully: bool) -> None:
+def _stop(processes: list[BaseProcess], pipes: list[Connection], gracefully: bool) -> None:
     """Ends every worker: asked to stop after a full run, killed after a failure (a killed
     sibling may have left nothing to ask)."""
     for pipe, process in zip(pipes, processes, strict=True):
