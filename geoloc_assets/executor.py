@@ -5,9 +5,10 @@ imports Dagster, torch, MLflow and the project again and rebuilds the definition
 step on 2 cores, far more than the step itself for most of the graph (a re-rank, a verification,
 the metrics), and a run that follows an edit down has several such steps. Here the default start
 method is forkserver, as for `geoloc materialize --parallel`: one process per run loads the code
-location once, and each step is forked from it. The config schema is Dagster's own, so any run
-config that chooses a start method, or `in_process`, still applies. A deployment replaces this
-executor with its own (deploy/k8s, deploy/ray).
+location once (step_preload.py, named explicitly: Dagster preloads nothing of the project when
+the config names no module), and each step is forked from it. The config schema is Dagster's
+own, so any run config that chooses a start method, or `in_process`, still applies. A
+deployment replaces this executor with its own (deploy/k8s, deploy/ray).
 """
 
 from collections.abc import Mapping
@@ -15,7 +16,8 @@ from typing import Any
 
 import dagster as dg
 
-FORKSERVER = {"forkserver": {}}
+# Dagster's own module goes first in any case (its multiprocess executor adds it)
+FORKSERVER = {"forkserver": {"preload_modules": ["geoloc_assets.step_preload"]}}
 
 
 def forkserver_unless_chosen(config: Mapping[str, Any]) -> dict[str, Any]:

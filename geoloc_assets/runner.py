@@ -24,6 +24,7 @@ import dagster as dg
 import yaml
 from filelock import FileLock
 
+from geoloc_assets.executor import FORKSERVER
 from geoloc_assets.partitions import GPU_POOL, is_benchmark_partitioning
 from geoloc_assets.run_gate import RUN_COORDINATOR_CONFIG
 from geoloc_core.params import ROOT_ENV
@@ -40,7 +41,7 @@ CODE_LOCATION = ("geoloc_assets.definitions", "defs", "geoloc")  # module, attri
 # step starts in a fraction of a second instead of importing the project again.
 PARALLEL_RUN_CONFIG = {
     **QUIET_CONSOLE,
-    "execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}},
+    "execution": {"config": {"multiprocess": {"start_method": FORKSERVER}}},
 }
 POLL_SECONDS = 1.0
 # a backfill daemon that beat this recently (`make ui`) would process the backfill too
