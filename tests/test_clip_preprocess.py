@@ -9,8 +9,11 @@ measured and bounded here (docs/profiles.md, "CLIP's preprocessing").
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import torch
 from matplotlib import cbook
 from PIL import Image
 from sklearn.datasets import load_sample_image
@@ -106,3 +109,56 @@ def test_unsupported_processor_settings_are_refused() -> None:
         processor_transform(OPENAI_L14, 336)
     with pytest.raises(ValueError, match="resize_mode 'longest'"):
         ImageTransform(224, resize_mode="longest")
+
+
+def _street_like(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(30, 220, (2, 16, 16, 3), dtype=np.uint8)
+
+
+def test_per_image_standardisation_takes_out_light_and_tint() -> None:
+    """A darker, tinted copy of a view (each channel scaled) reaches the tower as nearly the
+    same input with per_image, and as a very different one without it."""
+    views = _street_like(0)
+    dimmed = (views.astype(np.float64) * np.array([0.45, 0.5, 0.7])).round().astype(np.uint8)
+    plain, per_image = ImageTransform(16), ImageTransform(16, per_image=True)
+    gap_plain = float((plain.normalize(views) - plain.normalize(dimmed)).abs().mean())
+    gap_per_image = float((per_image.normalize(views) - per_image.normalize(dimmed)).abs().mean())
+    assert gap_per_image < 0.05 < 0.5 < gap_plain, (gap_per_image, gap_plain)
+    out = per_image.normalize(views)
+    assert torch.allclose(out.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
+    assert float(out.std(dim=(2, 3)).max()) < 1.0  # the floor keeps it at or below unit spread
+
+
+def test_per_image_keeps_a_flat_image_flat() -> None:
+    flat = np.full((1, 8, 8, 3), 128, np.uint8)
+    out = ImageTransform(8, per_image=True).normalize(flat)
+    assert bool(torch.isfinite(out).all()) and float(out.abs().max()) < 1e-5
+
+
+def test_per_image_of_uint8_and_of_unit_pixels_agree() -> None:
+    """The pretraining's perturbed copies (floats in [0, 1]) go through the same steps."""
+    views = _street_like(1)
+    transform = ImageTransform(16, per_image=True)
+    unit = torch.from_numpy(views).permute(0, 3, 1, 2).float() / 255.0
+    torch.testing.assert_close(transform.normalize_unit(unit), transform.normalize(views))
+
+
+def test_per_image_travels_in_the_processor_config(tmp_path) -> None:
+    from geoloc_core.data.clip_preprocess import PER_IMAGE_KEY
+    from geoloc_core.encoders.hf_clip import write_processor_config
+
+    for per_image in (False, True):
+        transform = ImageTransform(64, per_image=per_image)
+        config = json.loads(write_processor_config(tmp_path, transform).read_text())
+        assert (PER_IMAGE_KEY in config) is per_image
+        assert processor_transform(config, 64) == transform
+    with pytest.raises(ValueError, match=f"{PER_IMAGE_KEY} must be true or false"):
+        processor_transform({**OPENAI_L14, PER_IMAGE_KEY: "yes"}, 224)
+
+
+def test_only_the_stand_in_architecture_standardises_per_image() -> None:
+    from geoloc_core.encoders.clip_towers import TowerSpec, build_clip
+
+    assert build_clip(TowerSpec("geoloc-demo-vit-tiny", None)).transform.per_image
+    assert not build_clip(TowerSpec("ViT-B-32", None)).transform.per_image

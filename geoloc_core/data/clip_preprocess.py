@@ -9,6 +9,12 @@ resized to the input size (bicubic, Pillow's filter), a centred crop of size x s
 rounded down, as transformers does), scaled to [0, 1] and normalised with the weights' mean and
 std. `resize_mode: squash` (a few open_clip tags) resizes straight to size x size instead. On a
 square image of the input size both are the identity, so the demo's 64 px images are unchanged.
+
+The demo's own stand-in architecture adds one step, `per_image`: each normalised image is then
+standardised per channel by its own mean and spread, so a darker, hazier or tinted view of a
+place reaches the tower as nearly the same input. CLIP learnt that invariance from millions of
+photos; a tower pretrained on 1,800 cannot (clip_towers.PER_IMAGE_ARCHITECTURES says which
+architectures have it; an exported checkpoint records it in its preprocessor config).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from geoloc_core.data.decode import (
     decode_rgb,
     read_image_bytes,
 )
-from geoloc_core.data.images import ImageFailure, decode_batch, normalize_pixels
+from geoloc_core.data.images import ImageFailure, decode_batch, normalize_pixels, standardize
 
 # OpenAI CLIP's statistics (open_clip's OPENAI_DATASET_MEAN/STD, transformers' OPENAI_CLIP_*).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -37,6 +43,11 @@ RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.
 RESIZE_MODES = ("shortest", "squash")
 # transformers' resample codes (PILImageResampling) for the two filters above.
 _PIL_CODES = {3: "bicubic", 2: "bilinear"}
+# per_image: the floor added to an image's spread, in normalised units, so that a flat image
+# (one colour) is not blown up into noise
+PER_IMAGE_FLOOR = 0.05
+# the key an exported checkpoint's preprocessor_config.json carries for per_image
+PER_IMAGE_KEY = "geoloc_per_image_standardize"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class ImageTransform:
     std: tuple[float, float, float] = OPENAI_STD
     interpolation: str = "bicubic"
     resize_mode: str = "shortest"
+    per_image: bool = False  # then standardised per image and channel (module docstring)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -97,7 +109,19 @@ class ImageTransform:
 
     def normalize(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (B, size, size, 3) -> float32 (B, 3, size, size), the tower's input."""
-        return normalize_pixels(images, self.mean, self.std)
+        return self._per_image(normalize_pixels(images, self.mean, self.std))
+
+    def normalize_unit(self, unit: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, size, size) in [0, 1] -> the tower's input (the pretraining's
+        perturbed copies, which are no longer uint8)."""
+        return self._per_image(standardize(unit, self.mean, self.std))
+
+    def _per_image(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.per_image:
+            return x
+        centre = x.mean(dim=(2, 3), keepdim=True)
+        spread = x.std(dim=(2, 3), keepdim=True)
+        return (x - centre) / (spread + PER_IMAGE_FLOOR)
 
     def load_batch(
         self,
@@ -109,15 +133,19 @@ class ImageTransform:
         return decode_batch(ids, locations, partial(self.load, max_pixels=max_pixels), self.size)
 
 
-def open_clip_transform(preprocess_cfg: Mapping[str, Any], size: int) -> ImageTransform:
+def open_clip_transform(
+    preprocess_cfg: Mapping[str, Any], size: int, per_image: bool = False
+) -> ImageTransform:
     """The transform an open_clip model declares (its visual.preprocess_cfg: mean, std,
-    interpolation, resize_mode from the weights' tag), at the tower's input size."""
+    interpolation, resize_mode from the weights' tag), at the tower's input size; per_image
+    for the project's stand-in architectures."""
     return ImageTransform(
         size=int(size),
         mean=tuple(float(v) for v in preprocess_cfg.get("mean", OPENAI_MEAN)),
         std=tuple(float(v) for v in preprocess_cfg.get("std", OPENAI_STD)),
         interpolation=str(preprocess_cfg.get("interpolation", "bicubic")),
         resize_mode=str(preprocess_cfg.get("resize_mode", "shortest")),
+        per_image=per_image,
     )
 
 
@@ -160,4 +188,11 @@ def processor_transform(config: Mapping[str, Any], image_size: int) -> ImageTran
         std=tuple(float(v) for v in config.get("image_std", OPENAI_STD)),
         interpolation=_PIL_CODES[resample],
         resize_mode=mode,
+        per_image=_per_image_flag(config.get(PER_IMAGE_KEY, False), where),
     )
+
+
+def _per_image_flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {PER_IMAGE_KEY} must be true or false, got {value!r}")
+    return value

@@ -34,6 +34,9 @@ from geoloc_core.encoders.settings import IMPLEMENTATIONS
 # time, paid by every `geoloc predict` of a model whose towers come from a weights file.
 HUB_LIBRARIES = ("transformers", "timm", "huggingface_hub")
 _imported: dict[str, frozenset[str]] = {}  # "hidden": the libraries open_clip was loaded without
+# The project's stand-in architectures, whose transform standardises each image by its own
+# statistics (data/clip_preprocess.py, per_image). Real CLIP weights keep CLIP's preprocessing.
+PER_IMAGE_ARCHITECTURES = frozenset({"geoloc-demo-vit-tiny"})
 
 
 def _libraries_needed(architecture: str, pretrained: str | None) -> frozenset[str]:
@@ -223,7 +226,9 @@ def build_clip(
     preprocess = dict(getattr(visual, "preprocess_cfg", {}) or {})
     if random_weights and is_tag(pretrained):
         preprocess.update(_open_clip().get_pretrained_cfg(spec.architecture, str(pretrained)))
-    transform = open_clip_transform(preprocess, image_size)
+    transform = open_clip_transform(
+        preprocess, image_size, spec.architecture in PER_IMAGE_ARCHITECTURES
+    )
     tokenizer = _open_clip().get_tokenizer(spec.architecture)
     return ClipTowers(model, tokenizer, int(visual.output_dim), transform)
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geoloc_core.data.clip_preprocess import ImageTransform, processor_transform
+from geoloc_core.data.clip_preprocess import PER_IMAGE_KEY, ImageTransform, processor_transform
 from geoloc_core.encoders.clip_towers import ClipTowers, clip_tokenizer
 
 CONFIG, WEIGHTS, PROCESSOR = "config.json", "model.safetensors", "preprocessor_config.json"
@@ -175,6 +175,8 @@ def write_processor_config(directory: Path, transform: ImageTransform) -> Path:
         "image_std": list(transform.std),
         "do_convert_rgb": True,
     }
+    if transform.per_image:  # geoloc reads it back; transformers' own processor ignores it
+        config[PER_IMAGE_KEY] = True
     file = Path(directory) / PROCESSOR
     file.write_text(json.dumps(config, indent=2) + "\n")
     return file

@@ -61,8 +61,13 @@ class BackboneConfig(SectionModel):
     )
     pretrain_augment: real(ge=0, le=1) = Field(
         0.0,
-        description="strength of the generic perturbations of each training image (crop, "
-        "flip, light, colour, haze, blur, noise), 0 (none) to 1",
+        description="strength of the generic perturbations of a training image (zoom, light, "
+        "colour, haze, blur, noise), 0 (none) to 1",
+    )
+    pretrain_augment_share: real(ge=0, le=1) = Field(
+        1.0,
+        description="share of the training images perturbed each time they are shown; the "
+        "others are shown as they are",
     )
     pretrain_generic_share: real(ge=0, le=1) = Field(
         0.0,

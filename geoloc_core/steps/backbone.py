@@ -80,7 +80,9 @@ def build_backbone_weights(
     def validate() -> dict[str, float]:
         return {"caption_top1": caption_top1(towers, validation)} if len(validation) else {}
 
-    recipe = Recipe(cfg.pretrain_augment, cfg.pretrain_views_weight, cfg.seed)
+    recipe = Recipe(
+        cfg.pretrain_augment, cfg.pretrain_augment_share, cfg.pretrain_views_weight, cfg.seed
+    )
     generic = round(cfg.pretrain_generic_share * len(reference))
     history = train(
         towers.model,
