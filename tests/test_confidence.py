@@ -159,3 +159,14 @@ def test_metrics_and_reliability_count_the_truths_within_their_radius(tmp_path):
     found = reliability(paths, "demo-street")
     assert found["stated"].tolist() == [0.5, 0.7, 0.9]
     assert found["observed"].tolist() == [0.75, 0.75, 1.0]
+
+
+def test_reliability_labels_of_levels_with_nearly_equal_coverage_do_not_overlap():
+    """demo-street's 50 % and 90 % radii covered 28.0 % and 31.0 %: their labels once sat on
+    top of each other. A label near an earlier one goes above it, or further below near the top."""
+    from geoloc_core.report.reliability import _label_drop
+
+    assert _label_drop(28.0, []) == -26
+    assert _label_drop(31.0, [28.0]) == 12
+    assert _label_drop(94.7, [93.7]) == -56
+    assert _label_drop(90.0, [50.0]) == -26

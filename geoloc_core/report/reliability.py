@@ -66,6 +66,7 @@ def plot_reliability(
     ax.plot(line * 100, line * 100, color="0.45", lw=1, ls="--", label="perfect calibration")
     ax.plot(table["stated"] * 100, table["observed"] * 100, marker="o", ms=4, color="#1f4e9c",
             lw=1.6, label=f"observed (n={n})")
+    labelled: list[float] = []  # observed % of the labels placed so far
     for level in stated_levels:
         row = table[np.isclose(table["stated"], level)]
         if row.empty:
@@ -76,12 +77,23 @@ def plot_reliability(
                    edgecolors="black", linewidths=0.6)
         right = level > 0.6  # the label on the side with room
         ax.annotate(f"{level * 100:g}% radius: {observed:.1f}% covered\n(median {radius:,.0f} km)",
-                    (level * 100, observed), xytext=(-10 if right else 10, -26),
+                    (level * 100, observed),
+                    xytext=(-10 if right else 10, _label_drop(observed, labelled)),
                     textcoords="offset points", ha="right" if right else "left", fontsize=8)
+        labelled.append(observed)
     ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="stated coverage of the radius, %",
            ylabel="observed: % of truths within the radius")
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=10)
     ax.grid(True, color="0.92")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where the curve leaves room
     return save_figure(fig, out)
+
+
+def _label_drop(observed: float, labelled: Sequence[float]) -> float:
+    """Vertical offset (points) of a level's label: below its marker, unless an earlier label
+    sits at nearly the same height (two levels with nearly the same coverage), then above it,
+    or further below where above is the top of the plot."""
+    if not any(abs(observed - other) < 15 for other in labelled):
+        return -26
+    return 12 if observed < 75 else -56
