@@ -20,9 +20,10 @@ within 25 km on validation). The pretraining has two generic means against that:
   are, so the tower learns the places and, from the perturbed copies, that light and weather
   are not the place. Perturbing every image, or cropping up to 45 % with flips, cost the tiny
   tower more than it gave in 20 epochs (validation 1-NN 11-26 %); half of them with a 16-pixel
-  patch (4 x 4 tokens, so 40 epochs take the time 20 took at 8 pixels) and the inputs
-  standardised per image (data/clip_preprocess.py) gave 92.3 % on validation and 26.7 % on
-  demo-street, against 75.7 % and 10.3 % without.
+  patch (4 x 4 tokens: an epoch costs three quarters of one at 8 pixels) and the inputs
+  standardised per image (data/clip_preprocess.py) gave 91.7 % on validation and 26.7 % on
+  demo-street in the demo's 30 epochs (92.3 % and 26.7 % in 40), against 75.7 % and 10.3 %
+  without.
 Both off (0), the pretraining is the caption loss alone, image for image as before.
 
 A stand-in that has seen only streets maps anything, static or a grey card, onto some street.
