@@ -66,6 +66,7 @@ TINY_BACKBONE = {
     "pretrain_lr": 1e-3,
     "pretrain_weight_decay": 0.1,
     "pretrain_augment": 0.0,
+    "pretrain_augment_share": 1.0,
     "pretrain_views_weight": 2.0,
     "pretrain_generic_share": 0.0,
     "seed": 0,
