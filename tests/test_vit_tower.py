@@ -153,3 +153,25 @@ def test_the_plain_tower_imports_neither_open_clip_nor_torchvision(tmp_path: Pat
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_photo_path_prepares_pixels_as_the_pipeline_does(tmp_path: Path) -> None:
+    """`geoloc predict` builds the demo tower without open_clip; its transform must be the one
+    the features were cached with, the stand-in's per-image standardisation included (without
+    it, a new photo's embedding is not the cached one's, and the references look far)."""
+    from geoloc_core.encoders.backbone import FeatureSpec
+    from geoloc_core.predict.embed import frozen_towers
+    from geoloc_core.training.backbone_weights import weights_digest
+
+    towers = build_clip(TowerSpec(TINY), random_weights=True)
+    weights = tmp_path / "towers.pt"
+    perturbed_weights(towers.model, weights, seed=3)
+    pipeline = freeze(build_clip(TowerSpec(TINY, str(weights))))
+    spec = FeatureSpec(TINY, str(weights), 4, weights_digest(TowerSpec(TINY, str(weights))))
+    photo_path = frozen_towers(spec, weights)
+    assert isinstance(photo_path.model.visual, PlainVisionTower)  # the path without open_clip
+    assert photo_path.transform == pipeline.transform
+    assert photo_path.transform.per_image
+    images = torch.randint(0, 256, (2, 64, 64, 3), generator=torch.Generator().manual_seed(4))
+    pixels = images.to(torch.uint8).numpy()
+    assert torch.equal(photo_path.transform.normalize(pixels), pipeline.transform.normalize(pixels))

@@ -24,7 +24,13 @@ import torch
 from geoloc_core.data.clip_preprocess import ImageTransform, open_clip_transform
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
-from geoloc_core.encoders.clip_towers import ClipTowers, TowerSpec, build_towers, freeze
+from geoloc_core.encoders.clip_towers import (
+    PER_IMAGE_ARCHITECTURES,
+    ClipTowers,
+    TowerSpec,
+    build_towers,
+    freeze,
+)
 from geoloc_core.encoders.vit_tower import PlainVisionTower, VisionOnly, plain_vision_tower
 from geoloc_core.models.inputs import AlignmentBatch
 from geoloc_core.models.persistence import TrainedModel
@@ -53,7 +59,8 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
     open_clip (or the hub) resolves. Built lean: a predict process builds no other towers, so
     open_clip loads without what these do not use. An open_clip ViT from a weights file is
     rebuilt without open_clip (vit_tower.py: the same outputs, seconds less to start), with
-    the transform open_clip gives a weights file (its defaults at the tower's size)."""
+    the transform open_clip gives a weights file (its defaults at the tower's size, and the
+    per-image step of the project's stand-in architectures, as build_clip gives them)."""
     from geoloc_core.training.backbone_weights import weights_digest
 
     if weights is None:
@@ -75,7 +82,9 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
                 VisionOnly(plain),
                 _no_text_tower,
                 plain.output_dim,
-                open_clip_transform({}, plain.image_size[0]),
+                open_clip_transform(
+                    {}, plain.image_size[0], spec.architecture in PER_IMAGE_ARCHITECTURES
+                ),
             )
         log.debug("building the towers with open_clip: %s", plain)
     return freeze(build_towers(local, lean=True))
