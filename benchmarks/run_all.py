@@ -133,6 +133,14 @@ BENCHES = (
         "features of 96 with the demo tower",
         default=False,
     ),
+    Bench(
+        "ui",
+        "ui_follow.py",
+        (),
+        (),
+        "`make ui` on a copy of the demo project, one eps edit followed to a fresh graph",
+        default=False,
+    ),
 )
 
 
