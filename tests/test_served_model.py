@@ -60,15 +60,23 @@ def client(project) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-@pytest.fixture(scope="module")
-def cli_answers(project) -> dict[str, dict]:
-    """`geoloc predict --json` on the sample photos: what the served model must answer."""
+def cli_predict(project: Path, paths: list[Path]) -> dict[str, dict]:
+    """`geoloc predict --json` on these files, in one call: each answer by file name."""
     out = io.StringIO()
-    paths = [str(SAMPLES / name) for name in PHOTOS]
     with contextlib.redirect_stdout(out):
-        assert main(["--root", str(project), "predict", "--json", "--no-progress", *paths]) == 0
+        command = ["--root", str(project), "predict", "--json", "--no-progress"]
+        assert main([*command, *map(str, paths)]) == 0
     images = json.loads(out.getvalue())["images"]
     return {Path(i["image"]).name: i for i in images}
+
+
+@pytest.fixture(scope="module")
+def cli_answers(project, tmp_path_factory) -> dict[str, dict]:
+    """`geoloc predict --json` on the sample photos and the noise photo, the batch the scoring
+    server is sent (its broken record is no photo): what the served model must answer."""
+    noise = tmp_path_factory.mktemp("noise") / "noise.png"
+    noise.write_bytes(base64.b64decode(noise_png()))
+    return cli_predict(project, [*(SAMPLES / name for name in PHOTOS), noise])
 
 
 def encoded(name: str) -> str:
@@ -76,7 +84,9 @@ def encoded(name: str) -> str:
 
 
 def assert_same_answer(served: dict, cli: dict) -> None:
-    """Equal but for the photo's name; floats to 1e-6 (another process, same arithmetic)."""
+    """Equal but for the photo's name; floats to 1e-6 (another process, same arithmetic: the
+    same photos embedded in the same batch, since a batch's size moves a float32 cosine by about
+    1e-6 here)."""
     assert served["image"] == Path(cli["image"]).name
 
     def same(a: Any, b: Any, where: str) -> None:
@@ -256,6 +266,7 @@ def test_the_scoring_server_answers_like_geoloc_predict(project, cli_answers, tm
     # noise is warned about: below the bundle's threshold (the project's), or by the
     # non-photo test when its score is not that low
     assert far is not None and served[3]["candidates"]
+    assert_same_answer({**served[3], "image": "noise.png"}, cli["noise.png"])
     assert served[3]["warning"].startswith("far from everything the model knows")
     if served[3]["score"] < far.threshold:
         assert f"below {far.threshold:.4f}" in served[3]["warning"]
@@ -271,9 +282,7 @@ def noise_png() -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def test_the_model_loads_in_another_process_without_the_project(
-    project, client, cli_answers, tmp_path
-):
+def test_the_model_loads_in_another_process_without_the_project(project, client, tmp_path):
     [version] = client.search_model_versions(f"name = '{NAME}'")
     local = client.download_artifacts(version.run_id, "served_model", str(tmp_path))
     probe = (
@@ -301,7 +310,8 @@ def test_the_model_loads_in_another_process_without_the_project(
     finally:
         moved.rename(project / "artifacts")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_same_answer(json.loads(done.stdout.strip().splitlines()[-1]), cli_answers["flower.jpg"])
+    alone = cli_predict(project, [SAMPLES / "flower.jpg"])["flower.jpg"]  # the same batch of one
+    assert_same_answer(json.loads(done.stdout.strip().splitlines()[-1]), alone)
     code = Path(done.stderr.split("CODE ")[1].split()[0])
     assert code.is_relative_to(Path(local) / "code")  # the model's own copy of the code
 
