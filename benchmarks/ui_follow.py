@@ -22,17 +22,13 @@ is measured here, on the demo's sizes, where a neighbour's load is part of the r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -46,10 +42,6 @@ READY_DEADLINE_S = 300.0
 FOLLOW_DEADLINE_S = 900.0
 POLL_S = 1.0
 COPIED = ("params.yaml", "pyproject.toml", "data", "artifacts", "metrics", "reports", ".dagster")
-WORKSPACE_QUERY = (
-    "{ workspaceOrError { __typename ... on Workspace { locationEntries { name "
-    "locationOrLoadError { __typename } } } } }"
-)
 
 
 def copy_project(source: Path, target: Path) -> Path:
@@ -64,27 +56,6 @@ def copy_project(source: Path, target: Path) -> Path:
     (target / "mlruns" / "artifacts").mkdir(parents=True)
     shutil.copy2(source / "mlruns" / "mlflow.db", target / "mlruns" / "mlflow.db")
     return target
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def location_loaded(url: str) -> bool:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": WORKSPACE_QUERY}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5.0) as answer:
-            entries = json.load(answer)["data"]["workspaceOrError"].get("locationEntries") or []
-    except (urllib.error.URLError, ConnectionError, TimeoutError, KeyError, ValueError):
-        return False
-    kinds = [(e.get("locationOrLoadError") or {}).get("__typename") for e in entries]
-    return bool(kinds) and all(kind == "RepositoryLocation" for kind in kinds)
 
 
 def wait_for(condition, deadline_s: float, what: str, server: subprocess.Popen) -> None:
@@ -117,6 +88,7 @@ def main() -> None:
     from geoloc_assets.definitions import build_definitions
     from geoloc_assets.runner import project_instance
     from geoloc_assets.staleness import asset_states
+    from tests.browser import dagster_ready, free_port  # as the UI tests wait for `make ui`
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     benchmarks = params["benchmarks"]["names"]
@@ -137,7 +109,7 @@ def main() -> None:
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   start_new_session=True)
     try:
-        wait_for(lambda: location_loaded(url), READY_DEADLINE_S, "code location", server)
+        wait_for(lambda: dagster_ready(url), READY_DEADLINE_S, "code location", server)
         time.sleep(10.0)  # the automation sensor's first tick (it requests nothing)
 
         def rerank_counts() -> Counter:
@@ -151,6 +123,14 @@ def main() -> None:
         edited = time.time()
 
         def followed() -> bool:
+            failed = instance.get_runs(filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]))
+            for run in failed:
+                if run.run_id not in runs_before:  # a failed step is not followed: say which
+                    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+                    error = events[0].dagster_event.step_failure_data.error if events else None
+                    why = error.message.strip() if error else run.status.value
+                    raise RuntimeError(f"run {run.run_id} failed after the edit: {why}")
             now = rerank_counts()
             if any(now[b] <= before[b] for b in benchmarks):
                 return False
