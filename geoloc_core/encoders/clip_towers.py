@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 from torch import nn
@@ -226,11 +227,18 @@ def build_clip(
     preprocess = dict(getattr(visual, "preprocess_cfg", {}) or {})
     if random_weights and is_tag(pretrained):
         preprocess.update(_open_clip().get_pretrained_cfg(spec.architecture, str(pretrained)))
-    transform = open_clip_transform(
-        preprocess, image_size, spec.architecture in PER_IMAGE_ARCHITECTURES
-    )
+    transform = architecture_transform(spec.architecture, preprocess, image_size)
     tokenizer = _open_clip().get_tokenizer(spec.architecture)
     return ClipTowers(model, tokenizer, int(visual.output_dim), transform)
+
+
+def architecture_transform(
+    architecture: str, preprocess_cfg: Mapping[str, Any], image_size: int
+) -> ImageTransform:
+    """The transform an open_clip architecture's tower reads its images through, wherever the
+    tower is built (open_clip's model, or the photo path's rebuilt tower): its preprocess config
+    at its input size, with the per-image step for the project's stand-in architectures."""
+    return open_clip_transform(preprocess_cfg, image_size, architecture in PER_IMAGE_ARCHITECTURES)
 
 
 def clip_tokenizer(context_length: int) -> Callable[[list[str]], torch.Tensor]:

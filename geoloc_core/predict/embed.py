@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from geoloc_core.data.clip_preprocess import ImageTransform, open_clip_transform
+from geoloc_core.data.clip_preprocess import ImageTransform
 from geoloc_core.data.manifest import read_manifest
 from geoloc_core.encoders.backbone import FeatureSpec, backbone_outputs
 from geoloc_core.encoders.clip_towers import (
-    PER_IMAGE_ARCHITECTURES,
     ClipTowers,
     TowerSpec,
+    architecture_transform,
     build_towers,
     freeze,
 )
@@ -59,8 +59,8 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
     open_clip (or the hub) resolves. Built lean: a predict process builds no other towers, so
     open_clip loads without what these do not use. An open_clip ViT from a weights file is
     rebuilt without open_clip (vit_tower.py: the same outputs, seconds less to start), with
-    the transform open_clip gives a weights file (its defaults at the tower's size, and the
-    per-image step of the project's stand-in architectures, as build_clip gives them)."""
+    the transform open_clip gives a weights file (clip_towers.architecture_transform, as
+    build_clip gives it: its defaults at the tower's size, the stand-in's per-image step)."""
     from geoloc_core.training.backbone_weights import weights_digest
 
     if weights is None:
@@ -82,9 +82,7 @@ def frozen_towers(spec: FeatureSpec, weights: Path | None) -> ClipTowers:
                 VisionOnly(plain),
                 _no_text_tower,
                 plain.output_dim,
-                open_clip_transform(
-                    {}, plain.image_size[0], spec.architecture in PER_IMAGE_ARCHITECTURES
-                ),
+                architecture_transform(spec.architecture, {}, plain.image_size[0]),
             )
         log.debug("building the towers with open_clip: %s", plain)
     return freeze(build_towers(local, lean=True))
