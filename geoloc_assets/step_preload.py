@@ -17,11 +17,12 @@ from __future__ import annotations
 import importlib
 import os
 
-CODE_LOCATION_MODULE = "geoloc_assets.definitions"
 LOADED_IN_PID: int | None = None  # the process that loaded the code location here, if it did
 
 try:
-    importlib.import_module(CODE_LOCATION_MODULE)
+    from geoloc_assets.runner import CODE_LOCATION
+
+    importlib.import_module(CODE_LOCATION[0])
     LOADED_IN_PID = os.getpid()
 except Exception:  # reported by the step that imports it again (the docstring)
     pass
